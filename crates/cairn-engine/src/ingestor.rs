@@ -1,0 +1,119 @@
+//! The ingest handle and its bounded queue.
+//!
+//! The queue is bounded in events, not requests: [`Ingestor::submit`] refuses a request whose events
+//! would take the queue past its capacity, so memory stays bounded under overload and the client is
+//! told to retry later.
+
+use crate::metrics::Metrics;
+use cairn_model::{NormalizedMessage, WorkspaceId};
+use cairn_storage::StorageError;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What happened to a request's messages once committed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Receipt {
+    /// Messages stored by this request.
+    pub accepted: usize,
+    /// Messages dropped because their `messageId` was already stored.
+    pub duplicates: usize,
+}
+
+/// Why a request was not committed. In every case nothing of it was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("the ingest queue is full")]
+    Overloaded,
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Storage(Arc<StorageError>),
+}
+
+/// One request waiting for the writer.
+pub(crate) struct Pending {
+    pub workspace: WorkspaceId,
+    pub messages: Vec<NormalizedMessage>,
+    pub reply: oneshot::Sender<Result<Receipt, EngineError>>,
+}
+
+/// The writer's end of the queue.
+pub(crate) struct Queue {
+    pub receiver: mpsc::Receiver<Pending>,
+    pub queued_events: Arc<AtomicUsize>,
+}
+
+/// A cloneable handle that submits requests to the writer.
+#[derive(Clone)]
+pub struct Ingestor {
+    sender: Arc<Mutex<Option<mpsc::Sender<Pending>>>>,
+    queued_events: Arc<AtomicUsize>,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+pub(crate) fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Ingestor, Queue) {
+    let (sender, receiver) = mpsc::channel();
+    let queued_events = Arc::new(AtomicUsize::new(0));
+    (
+        Ingestor { sender: Arc::new(Mutex::new(Some(sender))), queued_events: queued_events.clone(), capacity, metrics },
+        Queue { receiver, queued_events },
+    )
+}
+
+impl Ingestor {
+    /// Queues `messages` and waits until they are durably committed.
+    pub async fn submit(&self, workspace: WorkspaceId, messages: Vec<NormalizedMessage>) -> Result<Receipt, EngineError> {
+        let reply = self.enqueue(workspace, messages)?;
+        reply.await.unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Like [`Ingestor::submit`], for callers outside an async runtime (the CLI's import).
+    pub fn submit_blocking(
+        &self,
+        workspace: WorkspaceId,
+        messages: Vec<NormalizedMessage>,
+    ) -> Result<Receipt, EngineError> {
+        let reply = self.enqueue(workspace, messages)?;
+        reply.blocking_recv().unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Events waiting for the writer.
+    pub fn queued_events(&self) -> usize {
+        self.queued_events.load(Ordering::Acquire)
+    }
+
+    fn enqueue(
+        &self,
+        workspace: WorkspaceId,
+        messages: Vec<NormalizedMessage>,
+    ) -> Result<oneshot::Receiver<Result<Receipt, EngineError>>, EngineError> {
+        let count = messages.len();
+        let reserved = self.queued_events.fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            // A request larger than the whole queue is still admitted into an empty queue.
+            (queued == 0 || queued + count <= self.capacity).then_some(queued + count)
+        });
+        if reserved.is_err() {
+            return Err(EngineError::Overloaded);
+        }
+        let (reply, receiver) = oneshot::channel();
+        let sent = match self.sender.lock().as_ref() {
+            Some(sender) => sender.send(Pending { workspace, messages, reply }).is_ok(),
+            None => false,
+        };
+        if !sent {
+            self.queued_events.fetch_sub(count, Ordering::AcqRel);
+            return Err(EngineError::ShuttingDown);
+        }
+        self.metrics.queue_events.set(self.queued_events() as i64);
+        Ok(receiver)
+    }
+
+    /// Refuses further work; the writer finishes what is queued and stops.
+    pub(crate) fn close(&self) {
+        self.sender.lock().take();
+    }
+}

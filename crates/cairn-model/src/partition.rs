@@ -1,0 +1,37 @@
+//! Fixed virtual partitions.
+//!
+//! Every profile lives in exactly one of [`PARTITION_COUNT`] virtual partitions, derived from its id.
+//! The number never changes (changing it would move every profile); a node owns a set of partitions,
+//! so the single-node store and a future cluster share the same layout.
+
+use crate::ProfileId;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// The number of virtual partitions. Fixed forever: it is part of the on-disk layout.
+pub const PARTITION_COUNT: u16 = 64;
+
+/// A virtual partition number in `0..PARTITION_COUNT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartitionId(pub u16);
+
+impl PartitionId {
+    /// The partition that owns `profile`.
+    pub fn of(profile: &ProfileId) -> Self {
+        PartitionId((xxh3_64(profile.0.as_bytes()) % u64::from(PARTITION_COUNT)) as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_in_range() {
+        let id = ProfileId("prof_0123".into());
+        assert_eq!(PartitionId::of(&id), PartitionId::of(&id.clone()));
+        for n in 0..1000 {
+            let p = PartitionId::of(&ProfileId(format!("prof_{n}")));
+            assert!(p.0 < PARTITION_COUNT);
+        }
+    }
+}

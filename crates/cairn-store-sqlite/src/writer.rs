@@ -1,0 +1,217 @@
+//! The single writer: one connection, one transaction per [`Store::write`] call.
+
+use crate::codec::{decode_traits, encode_traits, from_millis, millis};
+use crate::{backend, DirLock};
+use cairn_core::identity::ProfileHead;
+use cairn_model::{Identifier, PartitionId, ProfileId, TraitSet, WorkspaceId};
+use cairn_storage::{NewEvent, ProfileState, Store, StorageResult, WriteTxn};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::sync::Arc;
+
+/// The store's single writer.
+pub struct SqliteWriter {
+    connection: Connection,
+    _lock: Arc<DirLock>,
+}
+
+impl SqliteWriter {
+    pub(crate) fn new(connection: Connection, lock: Arc<DirLock>) -> Self {
+        SqliteWriter { connection, _lock: lock }
+    }
+}
+
+impl Store for SqliteWriter {
+    fn write(&mut self, work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>) -> StorageResult<()> {
+        let transaction = self.connection.transaction().map_err(backend)?;
+        let mut txn = SqliteTxn { transaction };
+        work(&mut txn)?;
+        // Dropping an uncommitted transaction rolls it back, so an error above keeps nothing.
+        txn.transaction.commit().map_err(backend)
+    }
+}
+
+struct SqliteTxn<'c> {
+    transaction: Transaction<'c>,
+}
+
+impl WriteTxn for SqliteTxn<'_> {
+    fn claim_message_id(
+        &mut self,
+        workspace: &WorkspaceId,
+        message_id: &str,
+        received_at: DateTime<Utc>,
+    ) -> StorageResult<bool> {
+        let mut statement = self
+            .transaction
+            .prepare_cached("INSERT OR IGNORE INTO message_ids (workspace, message_id, received_at) VALUES (?1, ?2, ?3)")
+            .map_err(backend)?;
+        let inserted = statement.execute(params![workspace.as_str(), message_id, millis(received_at)]).map_err(backend)?;
+        Ok(inserted == 1)
+    }
+
+    fn find_by_identifier(
+        &mut self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+    ) -> StorageResult<Option<ProfileHead>> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "SELECT p.id, p.rank, p.user_id FROM identifiers i
+                 JOIN profiles p ON p.workspace = i.workspace AND p.id = i.profile_id
+                 WHERE i.workspace = ?1 AND i.kind = ?2 AND i.value = ?3",
+            )
+            .map_err(backend)?;
+        statement
+            .query_row(params![workspace.as_str(), identifier.kind.as_str(), identifier.value], |row| {
+                Ok(ProfileHead { id: ProfileId(row.get(0)?), rank: row.get(1)?, user_id: row.get(2)? })
+            })
+            .optional()
+            .map_err(backend)
+    }
+
+    fn load_profile(&mut self, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<ProfileState>> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "SELECT rank, user_id, traits, created_at, updated_at FROM profiles WHERE workspace = ?1 AND id = ?2",
+            )
+            .map_err(backend)?;
+        let row = statement
+            .query_row(params![workspace.as_str(), id.as_str()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(backend)?;
+        let Some((rank, user_id, traits, created_at, updated_at)) = row else { return Ok(None) };
+        Ok(Some(ProfileState {
+            head: ProfileHead { id: id.clone(), rank, user_id },
+            partition: PartitionId::of(id),
+            traits: decode_traits(&traits)?,
+            created_at: from_millis(created_at)?,
+            updated_at: from_millis(updated_at)?,
+        }))
+    }
+
+    fn create_profile(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+        user_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StorageResult<i64> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "INSERT INTO profiles (workspace, id, partition, user_id, traits, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )
+            .map_err(backend)?;
+        statement
+            .execute(params![
+                workspace.as_str(),
+                id.as_str(),
+                PartitionId::of(id).0,
+                user_id,
+                encode_traits(&TraitSet::default()),
+                millis(at)
+            ])
+            .map_err(backend)?;
+        Ok(self.transaction.last_insert_rowid())
+    }
+
+    fn save_profile(&mut self, workspace: &WorkspaceId, state: &ProfileState) -> StorageResult<()> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "UPDATE profiles SET user_id = ?3, traits = ?4, updated_at = ?5 WHERE workspace = ?1 AND id = ?2",
+            )
+            .map_err(backend)?;
+        statement
+            .execute(params![
+                workspace.as_str(),
+                state.head.id.as_str(),
+                state.head.user_id,
+                encode_traits(&state.traits),
+                millis(state.updated_at)
+            ])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn link_identifier(
+        &mut self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+        profile: &ProfileId,
+    ) -> StorageResult<()> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "INSERT INTO identifiers (workspace, kind, value, profile_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (workspace, kind, value) DO UPDATE SET profile_id = excluded.profile_id",
+            )
+            .map_err(backend)?;
+        statement
+            .execute(params![workspace.as_str(), identifier.kind.as_str(), identifier.value, profile.as_str()])
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn merge_profile(&mut self, workspace: &WorkspaceId, loser: &ProfileId, survivor: &ProfileId) -> StorageResult<()> {
+        let ws = workspace.as_str();
+        self.transaction
+            .prepare_cached("UPDATE identifiers SET profile_id = ?3 WHERE workspace = ?1 AND profile_id = ?2")
+            .and_then(|mut s| s.execute(params![ws, loser.as_str(), survivor.as_str()]))
+            .map_err(backend)?;
+        // Keep merge chains one hop long: whatever was merged into the loser now points at the survivor.
+        self.transaction
+            .prepare_cached("UPDATE profiles SET merged_into = ?3 WHERE workspace = ?1 AND (merged_into = ?2 OR id = ?2)")
+            .and_then(|mut s| s.execute(params![ws, loser.as_str(), survivor.as_str()]))
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn append_event(&mut self, event: &NewEvent<'_>) -> StorageResult<i64> {
+        let mut statement = self
+            .transaction
+            .prepare_cached(
+                "INSERT INTO events (workspace, partition, profile_id, kind, message_id, name, timestamp, received_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(backend)?;
+        let body = serde_json::to_string(event.body).map_err(|e| cairn_storage::StorageError::Backend(e.to_string()))?;
+        statement
+            .execute(params![
+                event.workspace.as_str(),
+                event.partition.0,
+                event.profile.as_str(),
+                event.kind.as_str(),
+                event.message_id,
+                event.name,
+                millis(event.timestamp),
+                millis(event.received_at),
+                body
+            ])
+            .map_err(backend)?;
+        Ok(self.transaction.last_insert_rowid())
+    }
+
+    fn prune_message_ids(&mut self, before: DateTime<Utc>, limit: usize) -> StorageResult<usize> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.transaction
+            .prepare_cached(
+                "DELETE FROM message_ids WHERE (workspace, message_id) IN (
+                     SELECT workspace, message_id FROM message_ids WHERE received_at < ?1 LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![millis(before), limit]))
+            .map_err(backend)
+    }
+}
