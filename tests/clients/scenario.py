@@ -246,7 +246,9 @@ def build_scenario(prefix: str, run: str, batch_size: int = 0) -> Scenario:
                 "event": BATCH_EVENT,
                 "properties": {"index": index, "run": run, "label": f"item {index}"},
                 "context": context("batch"),
-                "timestamp": iso(batch_base + timedelta(seconds=index, milliseconds=7)),
+                # Sent in index order, but each happened before the previous one: arrival order is
+                # the reverse of event-time order.
+                "timestamp": iso(batch_base + timedelta(seconds=batch_size - index, milliseconds=7)),
                 # No messageId: the library generates one.
             },
         }
@@ -368,11 +370,16 @@ def _call_key(call: dict) -> str:
 
 
 def wait_for_scenario(api: CairnApi, scenario: Scenario, calls: list[dict] | None = None) -> None:
-    """Waits until the profile has every event of `calls` and all ids resolve to it."""
+    """Waits until the user's profile has every event of `calls` and all ids resolve to it.
+
+    Before the alias is sent, the legacy user's events are on its own profile: then only that
+    profile's existence is awaited.
+    """
     calls = scenario.all_calls if calls is None else calls
-    wanted = {_call_key(call) for call in calls}
-    explicit = {call["params"]["messageId"] for call in calls if "messageId" in call["params"]}
     aliased = any(call["method"] == "alias" for call in calls)
+    legacy = [call for call in calls if call["params"].get("userId") == scenario.legacy_id]
+    wanted = {_call_key(call) for call in calls if aliased or call not in legacy}
+    explicit = {call["params"]["messageId"] for call in calls if "messageId" in call["params"]}
 
     def ready() -> bool:
         profile = api.lookup(user_id=scenario.user_id)
@@ -385,6 +392,8 @@ def wait_for_scenario(api: CairnApi, scenario: Scenario, calls: list[dict] | Non
             other = api.lookup(**identifier)
             if other is None or other["id"] != profile["id"]:
                 return False
+        if legacy and not aliased and api.lookup(user_id=scenario.legacy_id) is None:
+            return False
         keys = {_event_key(event, explicit) for event in api.events(profile["id"])}
         return wanted <= keys
 

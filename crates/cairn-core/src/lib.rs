@@ -8,6 +8,7 @@
 //! - [`identity`] plans how a message's identifiers attach to existing profiles (links and merges).
 
 pub mod identity;
+pub mod records;
 pub mod segment;
 pub mod timestamps;
 pub mod traits;

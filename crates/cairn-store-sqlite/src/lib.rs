@@ -46,7 +46,19 @@ pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
     let path = data_dir.join(DATABASE_FILE);
     let mut connection = connect(&path)?;
     schema::migrate(&mut connection)?;
-    Ok((SqliteWriter::new(connection, lock.clone()), SqliteReader::new(path, lock)))
+    Ok((SqliteWriter::new(connection, lock.clone()), SqliteReader::new(path, Some(lock))))
+}
+
+/// Opens read access only, without taking the directory lock: a running server may be writing.
+pub fn open_reader(data_dir: &Path) -> StorageResult<SqliteReader> {
+    let path = data_dir.join(DATABASE_FILE);
+    if !path.exists() {
+        return Err(StorageError::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no Cairn store in {}", data_dir.display()),
+        )));
+    }
+    Ok(SqliteReader::new(path, None))
 }
 
 fn connect(path: &PathBuf) -> StorageResult<Connection> {

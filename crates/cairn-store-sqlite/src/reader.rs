@@ -16,11 +16,11 @@ const POOL_SIZE: usize = 8;
 pub struct SqliteReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    _lock: Arc<DirLock>,
+    _lock: Option<Arc<DirLock>>,
 }
 
 impl SqliteReader {
-    pub(crate) fn new(path: PathBuf, lock: Arc<DirLock>) -> Self {
+    pub(crate) fn new(path: PathBuf, lock: Option<Arc<DirLock>>) -> Self {
         SqliteReader { path, idle: Mutex::new(Vec::new()), _lock: lock }
     }
 
