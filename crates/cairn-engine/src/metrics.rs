@@ -21,6 +21,10 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     pub queue_events: Gauge,
     pub commit_failures: Counter,
+    /// Group commits that succeeded (with `committed_events`, the mean transaction size).
+    pub commits: Counter,
+    /// Events (stored or duplicate) in successful group commits.
+    pub committed_events: Counter,
 }
 
 impl Default for Metrics {
@@ -40,6 +44,8 @@ impl Metrics {
         let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let queue_events = Gauge::default();
         let commit_failures = Counter::default();
+        let commits = Counter::default();
+        let committed_events = Counter::default();
         registry.register("events_accepted", "Events durably stored", events_accepted.clone());
         registry.register("events_duplicate", "Events dropped as duplicates of a stored messageId", events_duplicate.clone());
         registry.register("events_rejected", "Events or requests rejected, by error code", events_rejected.clone());
@@ -48,6 +54,8 @@ impl Metrics {
         registry.register("commit_latency_seconds", "Time to apply and durably commit one group", commit_seconds.clone());
         registry.register("ingest_queue_events", "Events waiting for the writer", queue_events.clone());
         registry.register("commit_failures", "Group commits that failed (nothing of them was kept)", commit_failures.clone());
+        registry.register("commits", "Group commits that succeeded", commits.clone());
+        registry.register("committed_events", "Events in successful group commits", committed_events.clone());
         for code in ErrorCode::ALL {
             drop(events_rejected.get_or_create(&code_labels(*code)));
         }
@@ -61,6 +69,8 @@ impl Metrics {
             commit_seconds,
             queue_events,
             commit_failures,
+            commits,
+            committed_events,
         }
     }
 

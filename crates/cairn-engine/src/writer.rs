@@ -106,6 +106,8 @@ impl Writer {
                 self.metrics.events_accepted.inc_by(accepted as u64);
                 self.metrics.events_duplicate.inc_by(duplicates as u64);
                 self.metrics.profiles_merged.inc_by(merged);
+                self.metrics.commits.inc();
+                self.metrics.committed_events.inc_by(events as u64);
                 for (pending, receipt) in group.into_iter().zip(receipts) {
                     let _ = pending.reply.send(Ok(receipt));
                 }
