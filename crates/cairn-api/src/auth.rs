@@ -38,7 +38,10 @@ impl Access {
                         return Err(format!("workspace {}: an empty {what}", entry.workspace));
                     }
                     if let Some(other) = index.insert(secret.clone(), entry.workspace.clone()) {
-                        return Err(format!("a {what} is shared by workspaces {other} and {}", entry.workspace));
+                        return Err(format!(
+                            "a {what} is shared by workspaces {other} and {}",
+                            entry.workspace
+                        ));
                     }
                 }
             }
@@ -47,12 +50,19 @@ impl Access {
     }
 
     /// The workspace of a write key given as HTTP Basic user name, or else in the body.
-    pub fn workspace_for_write_key(&self, headers: &HeaderMap, body_key: Option<&str>) -> Result<WorkspaceId, ApiError> {
+    pub fn workspace_for_write_key(
+        &self,
+        headers: &HeaderMap,
+        body_key: Option<&str>,
+    ) -> Result<WorkspaceId, ApiError> {
         let key = match basic_user(headers)? {
             Some(user) => user,
-            None => body_key
-                .map(str::to_string)
-                .ok_or_else(|| ApiError::new(ErrorCode::MissingWriteKey, "send the write key as the Basic auth user name or as `writeKey`"))?,
+            None => body_key.map(str::to_string).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::MissingWriteKey,
+                    "send the write key as the Basic auth user name or as `writeKey`",
+                )
+            })?,
         };
         self.write_keys
             .get(&key)
@@ -65,10 +75,18 @@ impl Access {
         let value = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| ApiError::new(ErrorCode::MissingApiToken, "send `Authorization: Bearer <token>`"))?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .ok_or_else(|| ApiError::new(ErrorCode::MissingApiToken, "send `Authorization: Bearer <token>`"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::MissingApiToken,
+                    "send `Authorization: Bearer <token>`",
+                )
+            })?;
+        let token = value.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::MissingApiToken,
+                "send `Authorization: Bearer <token>`",
+            )
+        })?;
         self.api_tokens
             .get(token.trim())
             .cloned()
@@ -78,11 +96,22 @@ impl Access {
 
 /// The user name of an `Authorization: Basic` header, if there is one.
 fn basic_user(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let invalid = || ApiError::new(ErrorCode::InvalidWriteKey, "the Authorization header is not valid Basic auth");
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let invalid = || {
+        ApiError::new(
+            ErrorCode::InvalidWriteKey,
+            "the Authorization header is not valid Basic auth",
+        )
+    };
     let text = value.to_str().map_err(|_| invalid())?;
-    let Some(encoded) = text.strip_prefix("Basic ") else { return Err(invalid()) };
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| invalid())?;
+    let Some(encoded) = text.strip_prefix("Basic ") else {
+        return Err(invalid());
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid())?;
     let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
     let user = decoded.split(':').next().unwrap_or_default();
     Ok((!user.is_empty()).then(|| user.to_string()))

@@ -8,14 +8,26 @@ use cairn_model::ErrorCode;
 use std::io::Read;
 
 fn too_large() -> ApiError {
-    ApiError::new(ErrorCode::BatchTooLarge, format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"))
+    ApiError::new(
+        ErrorCode::BatchTooLarge,
+        format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"),
+    )
 }
 
 /// Checks the content type. JSON, and `text/plain` as analytics.js sends to avoid CORS pre-flights.
 /// A missing content type is read as JSON (some server-side libraries omit it).
 pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
-    let media = value.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let media = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     if media == "application/json" || media == "text/plain" || media.ends_with("+json") {
         Ok(())
     } else {
@@ -28,10 +40,16 @@ pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads the body, decompressing gzip, within [`MAX_REQUEST_BYTES`]; returns it as UTF-8 text.
 pub(crate) async fn read_text(headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
-    let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| too_large())?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase());
+    let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|value| {
+        value
+            .to_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    });
     let bytes = match encoding.as_deref() {
         None | Some("") | Some("identity") => raw.to_vec(),
         Some("gzip") | Some("x-gzip") => gunzip(&raw)?,
@@ -43,7 +61,13 @@ pub(crate) async fn read_text(headers: &HeaderMap, body: Body) -> Result<String,
         }
     };
     String::from_utf8(bytes).map_err(|error| {
-        ApiError::new(ErrorCode::InvalidUtf8, format!("the body is not UTF-8 (byte {})", error.utf8_error().valid_up_to()))
+        ApiError::new(
+            ErrorCode::InvalidUtf8,
+            format!(
+                "the body is not UTF-8 (byte {})",
+                error.utf8_error().valid_up_to()
+            ),
+        )
     })
 }
 
@@ -53,7 +77,12 @@ fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, ApiError> {
     flate2::read::GzDecoder::new(compressed)
         .take(limit)
         .read_to_end(&mut decoded)
-        .map_err(|error| ApiError::new(ErrorCode::UnsupportedEncoding, format!("the gzip body is corrupt: {error}")))?;
+        .map_err(|error| {
+            ApiError::new(
+                ErrorCode::UnsupportedEncoding,
+                format!("the gzip body is corrupt: {error}"),
+            )
+        })?;
     if decoded.len() > MAX_REQUEST_BYTES {
         return Err(too_large());
     }

@@ -20,7 +20,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -33,11 +36,19 @@ impl From<Rejection> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         match error {
-            EngineError::Overloaded => ApiError::new(ErrorCode::Overloaded, "the ingest queue is full, retry later"),
-            EngineError::ShuttingDown => ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+            EngineError::Overloaded => ApiError::new(
+                ErrorCode::Overloaded,
+                "the ingest queue is full, retry later",
+            ),
+            EngineError::ShuttingDown => {
+                ApiError::new(ErrorCode::ShuttingDown, "the server is shutting down")
+            }
             EngineError::Storage(error) => {
                 tracing::error!(%error, "store failure");
-                ApiError::new(ErrorCode::StorageError, "the store failed; nothing from this request was stored")
+                ApiError::new(
+                    ErrorCode::StorageError,
+                    "the store failed; nothing from this request was stored",
+                )
             }
         }
     }
@@ -56,10 +67,15 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (status_of(self.code), Json(json!({"code": self.code, "message": self.message}))).into_response();
+        let mut response = (
+            status_of(self.code),
+            Json(json!({"code": self.code, "message": self.message})),
+        )
+            .into_response();
         if self.code == ErrorCode::Overloaded {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -70,5 +86,8 @@ pub(crate) async fn route_not_found() -> ApiError {
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept that method",
+    )
 }

@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use cairn_model::{ErrorCode, Identifier, IdentifierKind, Profile, ProfileId, StoredEvent, WorkspaceId};
+use cairn_model::{
+    ErrorCode, Identifier, IdentifierKind, Profile, ProfileId, StoredEvent, WorkspaceId,
+};
 use cairn_storage::{EventCursor, ReadStore};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -39,11 +41,18 @@ async fn read<T: Send + 'static>(
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(ErrorCode::ProfileNotFound, "no such profile in this workspace")
+    ApiError::new(
+        ErrorCode::ProfileNotFound,
+        "no such profile in this workspace",
+    )
 }
 
 async fn load(state: &ApiState, workspace: WorkspaceId, id: String) -> Result<Profile, ApiError> {
-    read(state, move |reader| reader.profile(&workspace, &ProfileId(id))).await?.ok_or_else(not_found)
+    read(state, move |reader| {
+        reader.profile(&workspace, &ProfileId(id))
+    })
+    .await?
+    .ok_or_else(not_found)
 }
 
 async fn get_profile(
@@ -62,14 +71,24 @@ async fn lookup_profile(
 ) -> Result<Json<Profile>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
     let mut pairs = query.into_iter();
-    let usage = || ApiError::new(ErrorCode::InvalidQuery, "give exactly one of user_id, anonymous_id or email");
-    let (Some((kind, value)), None) = (pairs.next(), pairs.next()) else { return Err(usage()) };
+    let usage = || {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            "give exactly one of user_id, anonymous_id or email",
+        )
+    };
+    let (Some((kind, value)), None) = (pairs.next(), pairs.next()) else {
+        return Err(usage());
+    };
     let identifier = match IdentifierKind::parse(&kind) {
         Some(IdentifierKind::Email) => Identifier::email(&value),
         Some(kind) => Identifier::new(kind, value),
         None => return Err(usage()),
     };
-    let profile = read(&state, move |reader| reader.profile_by_identifier(&workspace, &identifier)).await?;
+    let profile = read(&state, move |reader| {
+        reader.profile_by_identifier(&workspace, &identifier)
+    })
+    .await?;
     Ok(Json(profile.ok_or_else(not_found)?))
 }
 
@@ -82,7 +101,10 @@ struct EventsQuery {
 
 fn parse_cursor(text: &str) -> Option<EventCursor> {
     let (timestamp, seq) = text.split_once('.')?;
-    Some(EventCursor { timestamp_ms: timestamp.parse().ok()?, seq: seq.parse().ok()? })
+    Some(EventCursor {
+        timestamp_ms: timestamp.parse().ok()?,
+        seq: seq.parse().ok()?,
+    })
 }
 
 fn format_cursor(event: &StoredEvent) -> String {
@@ -96,17 +118,29 @@ async fn list_events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) = query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
+    let Query(query) =
+        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(ErrorCode::InvalidQuery, format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
     }
-    let before = match query.before.as_deref() {
-        Some(text) => Some(parse_cursor(text).ok_or_else(|| ApiError::new(ErrorCode::InvalidQuery, "malformed `before` cursor"))?),
-        None => None,
-    };
+    let before =
+        match query.before.as_deref() {
+            Some(text) => Some(parse_cursor(text).ok_or_else(|| {
+                ApiError::new(ErrorCode::InvalidQuery, "malformed `before` cursor")
+            })?),
+            None => None,
+        };
     let profile = load(&state, workspace.clone(), id).await?;
-    let events = read(&state, move |reader| reader.events(&workspace, &profile.id, before, limit)).await?;
-    let next = (events.len() == limit).then(|| events.last().map(format_cursor)).flatten();
+    let events = read(&state, move |reader| {
+        reader.events(&workspace, &profile.id, before, limit)
+    })
+    .await?;
+    let next = (events.len() == limit)
+        .then(|| events.last().map(format_cursor))
+        .flatten();
     Ok(Json(json!({"events": events, "next_before": next})))
 }

@@ -21,7 +21,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .route("/api/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }))
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON) }),
+        )
 }
 
 async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
@@ -30,9 +33,17 @@ async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "readiness check failed"))?
         .map_err(|_| ApiError::new(ErrorCode::StorageError, "the store does not answer"))?;
-    Ok(Json(json!({"status": "ready", "queued_events": state.ingestor.queued_events()})))
+    Ok(Json(
+        json!({"status": "ready", "queued_events": state.ingestor.queued_events()}),
+    ))
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

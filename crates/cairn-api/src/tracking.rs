@@ -30,15 +30,22 @@ pub fn routes() -> Router<ApiState> {
             ingest(state, headers, body, Endpoint::Single(kind))
         };
         router = router
-            .route(&format!("/v1/{}", kind.as_str()), post(handler.clone()))
+            .route(&format!("/v1/{}", kind.as_str()), post(handler))
             .route(&format!("/v1/{short}"), post(handler));
     }
-    let batch = |state: State<ApiState>, headers: HeaderMap, body: Body| ingest(state, headers, body, Endpoint::Batch);
+    let batch = |state: State<ApiState>, headers: HeaderMap, body: Body| {
+        ingest(state, headers, body, Endpoint::Batch)
+    };
     router
         .route("/v1/batch", post(batch))
         .route("/v1/import", post(batch))
         .route("/v1/b", post(batch))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::POST]).allow_headers(Any))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::POST])
+                .allow_headers(Any),
+        )
 }
 
 async fn ingest(
@@ -48,9 +55,11 @@ async fn ingest(
     endpoint: Endpoint,
 ) -> Result<Json<Value>, ApiError> {
     let received_at = state.clock.now();
-    let (workspace, parsed) = read_request(&state, &headers, body, endpoint).await.inspect_err(|error| {
-        state.metrics.reject(error.code, 1);
-    })?;
+    let (workspace, parsed) = read_request(&state, &headers, body, endpoint)
+        .await
+        .inspect_err(|error| {
+            state.metrics.reject(error.code, 1);
+        })?;
     let mut accepted = Vec::with_capacity(parsed.messages.len());
     let mut rejected = Vec::new();
     for (index, message) in parsed.messages.into_iter().enumerate() {
@@ -63,12 +72,20 @@ async fn ingest(
         }
     }
     if accepted.is_empty() {
-        let (_, first) = rejected.into_iter().next().ok_or_else(|| ApiError::new(ErrorCode::EmptyBatch, "no messages"))?;
+        let (_, first) = rejected
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::new(ErrorCode::EmptyBatch, "no messages"))?;
         return Err(first.into());
     }
-    let receipt = state.ingestor.submit(workspace, accepted).await.map_err(ApiError::from).inspect_err(|error| {
-        state.metrics.reject(error.code, 1);
-    })?;
+    let receipt = state
+        .ingestor
+        .submit(workspace, accepted)
+        .await
+        .map_err(ApiError::from)
+        .inspect_err(|error| {
+            state.metrics.reject(error.code, 1);
+        })?;
     let rejected: Vec<Value> = rejected
         .into_iter()
         .map(|(index, rejection)| json!({"index": index, "code": rejection.code, "message": rejection.message}))
@@ -95,6 +112,8 @@ async fn read_request(
     check_content_type(headers)?;
     let text = read_text(headers, body).await?;
     let parsed = parse_request(&text, endpoint)?;
-    let workspace = state.access.workspace_for_write_key(headers, parsed.write_key.as_deref())?;
+    let workspace = state
+        .access
+        .workspace_for_write_key(headers, parsed.write_key.as_deref())?;
     Ok((workspace, parsed))
 }

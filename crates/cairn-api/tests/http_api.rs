@@ -35,8 +35,13 @@ impl Drop for Server {
 async fn start(options: EngineOptions) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let (writer, reader) = cairn_store_sqlite::open(dir.path()).expect("store");
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("time")));
-    let engine = Engine::start(options, Box::new(writer), Arc::new(reader), clock.clone()).expect("engine");
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    let engine =
+        Engine::start(options, Box::new(writer), Arc::new(reader), clock.clone()).expect("engine");
     let access = Access::new(&[
         WorkspaceAccess {
             workspace: WorkspaceId::new("acme"),
@@ -51,13 +56,21 @@ async fn start(options: EngineOptions) -> Server {
     ])
     .expect("access");
     let state = ApiState::new(&engine, access);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(cairn_api::serve(listener, state, async {
         let _ = stopped.await;
     }));
-    Server { base, engine: Some(engine), clock, shutdown: Some(shutdown), _dir: dir }
+    Server {
+        base,
+        engine: Some(engine),
+        clock,
+        shutdown: Some(shutdown),
+        _dir: dir,
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -90,7 +103,10 @@ async fn get(server: &Server, path: &str, token: &str) -> (StatusCode, Value) {
 
 async fn event_count(server: &Server, workspace: &str) -> i64 {
     let engine = server.engine.as_ref().expect("running");
-    engine.reader().event_count(&WorkspaceId::new(workspace)).expect("count")
+    engine
+        .reader()
+        .event_count(&WorkspaceId::new(workspace))
+        .expect("count")
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -102,30 +118,167 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn bad_input_gets_its_status_and_code_and_stores_nothing() {
     let server = start(EngineOptions::default()).await;
-    let deep = format!("{{\"userId\": \"u\", \"event\": \"E\", \"properties\": {}{}}}", "{\"a\":".repeat(200), "1".to_string() + &"}".repeat(200));
-    let big_message = json!({"userId": "u", "event": "E", "properties": {"blob": "x".repeat(33 * 1024)}}).to_string();
+    let deep = format!(
+        "{{\"userId\": \"u\", \"event\": \"E\", \"properties\": {}{}}}",
+        "{\"a\":".repeat(200),
+        "1".to_string() + &"}".repeat(200)
+    );
+    let big_message =
+        json!({"userId": "u", "event": "E", "properties": {"blob": "x".repeat(33 * 1024)}})
+            .to_string();
     let big_batch = json!({"batch": (0..20).map(|i| json!({"type": "track", "userId": "u", "event": "E", "messageId": i, "properties": {"blob": "x".repeat(30 * 1024)}})).collect::<Vec<_>>()}).to_string();
     let bomb = gzip(&vec![b' '; 2 * 1024 * 1024]);
-    type Case = (&'static str, &'static str, Option<&'static str>, Option<&'static str>, Vec<u8>, u16, &'static str);
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Vec<u8>,
+        u16,
+        &'static str,
+    );
     let cases: Vec<Case> = vec![
-        ("malformed JSON", "/v1/track", Some("application/json"), None, b"{\"userId\": ".to_vec(), 400, "invalid_json"),
-        ("wrong content type", "/v1/track", Some("application/x-www-form-urlencoded"), None, b"userId=u&event=E".to_vec(), 415, "unsupported_media_type"),
-        ("missing ids", "/v1/track", Some("application/json"), None, br#"{"event": "E"}"#.to_vec(), 400, "missing_identity"),
-        ("track without event", "/v1/track", Some("application/json"), None, br#"{"userId": "u"}"#.to_vec(), 400, "missing_event"),
-        ("oversize message", "/v1/track", Some("application/json"), None, big_message.into_bytes(), 413, "message_too_large"),
-        ("oversize batch", "/v1/batch", Some("application/json"), None, big_batch.into_bytes(), 413, "batch_too_large"),
-        ("gzip bomb", "/v1/batch", Some("application/json"), Some("gzip"), bomb, 413, "batch_too_large"),
-        ("corrupt gzip", "/v1/batch", Some("application/json"), Some("gzip"), b"not gzip at all".to_vec(), 415, "unsupported_encoding"),
-        ("unknown encoding", "/v1/batch", Some("application/json"), Some("br"), b"{}".to_vec(), 415, "unsupported_encoding"),
-        ("invalid timestamp", "/v1/track", Some("application/json"), None, br#"{"userId": "u", "event": "E", "timestamp": "31/12/2024"}"#.to_vec(), 400, "invalid_timestamp"),
-        ("non-UTF-8 bytes", "/v1/track", Some("application/json"), None, b"{\"userId\": \"\xff\xfe\", \"event\": \"E\"}".to_vec(), 400, "invalid_utf8"),
-        ("deeply nested JSON", "/v1/track", Some("application/json"), None, deep.into_bytes(), 400, "invalid_json"),
-        ("empty batch", "/v1/batch", Some("application/json"), None, br#"{"batch": []}"#.to_vec(), 400, "empty_batch"),
-        ("batch of only invalid messages", "/v1/batch", Some("application/json"), None, br#"{"batch": [{"type": "track", "userId": "u"}]}"#.to_vec(), 400, "missing_event"),
-        ("unknown type in batch", "/v1/batch", None, None, br#"{"batch": [{"type": "purchase", "userId": "u"}]}"#.to_vec(), 400, "invalid_type"),
+        (
+            "malformed JSON",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            b"{\"userId\": ".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "wrong content type",
+            "/v1/track",
+            Some("application/x-www-form-urlencoded"),
+            None,
+            b"userId=u&event=E".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "missing ids",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            br#"{"event": "E"}"#.to_vec(),
+            400,
+            "missing_identity",
+        ),
+        (
+            "track without event",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            br#"{"userId": "u"}"#.to_vec(),
+            400,
+            "missing_event",
+        ),
+        (
+            "oversize message",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            big_message.into_bytes(),
+            413,
+            "message_too_large",
+        ),
+        (
+            "oversize batch",
+            "/v1/batch",
+            Some("application/json"),
+            None,
+            big_batch.into_bytes(),
+            413,
+            "batch_too_large",
+        ),
+        (
+            "gzip bomb",
+            "/v1/batch",
+            Some("application/json"),
+            Some("gzip"),
+            bomb,
+            413,
+            "batch_too_large",
+        ),
+        (
+            "corrupt gzip",
+            "/v1/batch",
+            Some("application/json"),
+            Some("gzip"),
+            b"not gzip at all".to_vec(),
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            "unknown encoding",
+            "/v1/batch",
+            Some("application/json"),
+            Some("br"),
+            b"{}".to_vec(),
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            "invalid timestamp",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            br#"{"userId": "u", "event": "E", "timestamp": "31/12/2024"}"#.to_vec(),
+            400,
+            "invalid_timestamp",
+        ),
+        (
+            "non-UTF-8 bytes",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            b"{\"userId\": \"\xff\xfe\", \"event\": \"E\"}".to_vec(),
+            400,
+            "invalid_utf8",
+        ),
+        (
+            "deeply nested JSON",
+            "/v1/track",
+            Some("application/json"),
+            None,
+            deep.into_bytes(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "empty batch",
+            "/v1/batch",
+            Some("application/json"),
+            None,
+            br#"{"batch": []}"#.to_vec(),
+            400,
+            "empty_batch",
+        ),
+        (
+            "batch of only invalid messages",
+            "/v1/batch",
+            Some("application/json"),
+            None,
+            br#"{"batch": [{"type": "track", "userId": "u"}]}"#.to_vec(),
+            400,
+            "missing_event",
+        ),
+        (
+            "unknown type in batch",
+            "/v1/batch",
+            None,
+            None,
+            br#"{"batch": [{"type": "purchase", "userId": "u"}]}"#.to_vec(),
+            400,
+            "invalid_type",
+        ),
     ];
     for (name, path, content_type, encoding, body, status, code) in cases {
-        let mut request = client().post(format!("{}{path}", server.base)).basic_auth("wk_acme", Some("")).body(body);
+        let mut request = client()
+            .post(format!("{}{path}", server.base))
+            .basic_auth("wk_acme", Some(""))
+            .body(body);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -136,18 +289,46 @@ async fn bad_input_gets_its_status_and_code_and_stores_nothing() {
         assert_eq!(response.status().as_u16(), status, "{name}");
         let body: Value = response.json().await.expect("JSON error body");
         assert_eq!(body["code"], json!(code), "{name}: {body}");
-        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
     }
     let valid = json!({"userId": "u", "event": "E"});
     let (status, body) = post(&server, "/v1/track", "wk_nobody", valid.clone()).await;
-    assert_eq!((status.as_u16(), body["code"].clone()), (401, json!("invalid_write_key")));
-    let response = client().post(format!("{}/v1/track", server.base)).json(&valid).send().await.expect("request");
+    assert_eq!(
+        (status.as_u16(), body["code"].clone()),
+        (401, json!("invalid_write_key"))
+    );
+    let response = client()
+        .post(format!("{}/v1/track", server.base))
+        .json(&valid)
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status().as_u16(), 401);
-    assert_eq!(response.json::<Value>().await.expect("json")["code"], json!("missing_write_key"));
-    assert_eq!(event_count(&server, "acme").await, 0, "nothing from a rejected request is stored");
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["code"],
+        json!("missing_write_key")
+    );
+    assert_eq!(
+        event_count(&server, "acme").await,
+        0,
+        "nothing from a rejected request is stored"
+    );
 
-    let metrics = client().get(format!("{}/metrics", server.base)).send().await.expect("metrics").text().await.expect("text");
-    assert!(metrics.contains("cairn_events_rejected_total{code=\"missing_identity\"} 1"), "{metrics}");
+    let metrics = client()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("cairn_events_rejected_total{code=\"missing_identity\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -161,17 +342,25 @@ async fn partial_batches_keep_valid_messages_and_duplicates_are_dropped() {
     let (status, body) = post(&server, "/v1/batch", "wk_acme", batch.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["accepted"], json!(2));
-    assert_eq!(body["rejected"], json!([{"index": 1, "code": "missing_identity", "message": "a message needs a `userId` or an `anonymousId`"}]));
+    assert_eq!(
+        body["rejected"],
+        json!([{"index": 1, "code": "missing_identity", "message": "a message needs a `userId` or an `anonymousId`"}])
+    );
     let (status, body) = post(&server, "/v1/batch", "wk_acme", batch).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((body["accepted"].clone(), body["duplicates"].clone()), (json!(0), json!(2)), "a client retry stores nothing twice");
+    assert_eq!(
+        (body["accepted"].clone(), body["duplicates"].clone()),
+        (json!(0), json!(2)),
+        "a client retry stores nothing twice"
+    );
     assert_eq!(event_count(&server, "acme").await, 2);
 }
 
 #[tokio::test]
 async fn gzip_bodies_text_plain_and_write_keys_in_the_body_are_accepted() {
     let server = start(EngineOptions::default()).await;
-    let body = json!({"batch": [{"type": "track", "userId": "u1", "event": "Gzipped"}]}).to_string();
+    let body =
+        json!({"batch": [{"type": "track", "userId": "u1", "event": "Gzipped"}]}).to_string();
     let response = client()
         .post(format!("{}/v1/batch", server.base))
         .basic_auth("wk_acme", Some(""))
@@ -191,32 +380,90 @@ async fn gzip_bodies_text_plain_and_write_keys_in_the_body_are_accepted() {
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
-    let (_, profile) = get(&server, "/api/v1/profiles/lookup?anonymous_id=a1", "tok_acme").await;
-    let (_, events) = get(&server, &format!("/api/v1/profiles/{}/events", profile["id"].as_str().expect("id")), "tok_acme").await;
+    assert_eq!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.as_bytes()),
+        Some(&b"*"[..])
+    );
+    let (_, profile) = get(
+        &server,
+        "/api/v1/profiles/lookup?anonymous_id=a1",
+        "tok_acme",
+    )
+    .await;
+    let (_, events) = get(
+        &server,
+        &format!(
+            "/api/v1/profiles/{}/events",
+            profile["id"].as_str().expect("id")
+        ),
+        "tok_acme",
+    )
+    .await;
     assert_eq!(events["events"][0]["message"]["event"], json!("Browser"));
-    assert!(events["events"][0]["message"].get("writeKey").is_none(), "the write key is never stored");
+    assert!(
+        events["events"][0]["message"].get("writeKey").is_none(),
+        "the write key is never stored"
+    );
     assert_eq!(event_count(&server, "acme").await, 2);
 }
 
 #[tokio::test]
 async fn workspaces_cannot_read_or_write_each_other() {
     let server = start(EngineOptions::default()).await;
-    post(&server, "/v1/identify", "wk_acme", json!({"userId": "shared-id", "traits": {"company": "acme"}})).await;
-    post(&server, "/v1/identify", "wk_globex", json!({"userId": "shared-id", "traits": {"company": "globex"}})).await;
-    let (_, acme) = get(&server, "/api/v1/profiles/lookup?user_id=shared-id", "tok_acme").await;
-    let (_, globex) = get(&server, "/api/v1/profiles/lookup?user_id=shared-id", "tok_globex").await;
+    post(
+        &server,
+        "/v1/identify",
+        "wk_acme",
+        json!({"userId": "shared-id", "traits": {"company": "acme"}}),
+    )
+    .await;
+    post(
+        &server,
+        "/v1/identify",
+        "wk_globex",
+        json!({"userId": "shared-id", "traits": {"company": "globex"}}),
+    )
+    .await;
+    let (_, acme) = get(
+        &server,
+        "/api/v1/profiles/lookup?user_id=shared-id",
+        "tok_acme",
+    )
+    .await;
+    let (_, globex) = get(
+        &server,
+        "/api/v1/profiles/lookup?user_id=shared-id",
+        "tok_globex",
+    )
+    .await;
     assert_eq!(acme["traits"]["company"], json!("acme"));
     assert_eq!(globex["traits"]["company"], json!("globex"));
     assert_ne!(acme["id"], globex["id"]);
     let acme_id = acme["id"].as_str().expect("id");
-    for path in [format!("/api/v1/profiles/{acme_id}"), format!("/api/v1/profiles/{acme_id}/events")] {
+    for path in [
+        format!("/api/v1/profiles/{acme_id}"),
+        format!("/api/v1/profiles/{acme_id}/events"),
+    ] {
         let (status, body) = get(&server, &path, "tok_globex").await;
-        assert_eq!((status, body["code"].clone()), (StatusCode::NOT_FOUND, json!("profile_not_found")), "{path}");
+        assert_eq!(
+            (status, body["code"].clone()),
+            (StatusCode::NOT_FOUND, json!("profile_not_found")),
+            "{path}"
+        );
     }
     let (status, body) = get(&server, &format!("/api/v1/profiles/{acme_id}"), "wk_acme").await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::UNAUTHORIZED, json!("invalid_api_token")));
-    let response = client().get(format!("{}/api/v1/profiles/{acme_id}", server.base)).send().await.expect("request");
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!("invalid_api_token"))
+    );
+    let response = client()
+        .get(format!("{}/api/v1/profiles/{acme_id}", server.base))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(event_count(&server, "acme").await, 1);
     assert_eq!(event_count(&server, "globex").await, 1);
@@ -238,23 +485,49 @@ async fn timelines_are_newest_first_by_event_time_and_paginate() {
     loop {
         let (status, page) = get(&server, &path, "tok_acme").await;
         assert_eq!(status, StatusCode::OK);
-        names.extend(page["events"].as_array().expect("events").iter().map(|e| e["name"].as_str().unwrap_or("").to_string()));
+        names.extend(
+            page["events"]
+                .as_array()
+                .expect("events")
+                .iter()
+                .map(|e| e["name"].as_str().unwrap_or("").to_string()),
+        );
         match page["next_before"].as_str() {
             Some(cursor) => path = format!("/api/v1/profiles/{id}/events?limit=2&before={cursor}"),
             None => break,
         }
     }
     assert_eq!(names, ["E5", "E4", "E3", "E2", "E1"]);
-    let (status, body) = get(&server, &format!("/api/v1/profiles/{id}/events?limit=0"), "tok_acme").await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_query")));
-    let (status, body) = get(&server, "/api/v1/profiles/lookup?user_id=u1&email=x", "tok_acme").await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_query")));
+    let (status, body) = get(
+        &server,
+        &format!("/api/v1/profiles/{id}/events?limit=0"),
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_query"))
+    );
+    let (status, body) = get(
+        &server,
+        "/api/v1/profiles/lookup?user_id=u1&email=x",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_query"))
+    );
 }
 
 #[tokio::test]
 async fn client_clock_skew_is_corrected_with_the_server_clock() {
     let server = start(EngineOptions::default()).await;
-    server.clock.set(Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 10).single().expect("time"));
+    server.clock.set(
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 10)
+            .single()
+            .expect("time"),
+    );
     // The client's clock is two hours fast: it saw the event at 14:00:00 and sent it at 14:00:05.
     let (status, _) = post(
         &server,
@@ -265,16 +538,34 @@ async fn client_clock_skew_is_corrected_with_the_server_clock() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let (_, profile) = get(&server, "/api/v1/profiles/lookup?user_id=u1", "tok_acme").await;
-    let (_, events) = get(&server, &format!("/api/v1/profiles/{}/events", profile["id"].as_str().expect("id")), "tok_acme").await;
+    let (_, events) = get(
+        &server,
+        &format!(
+            "/api/v1/profiles/{}/events",
+            profile["id"].as_str().expect("id")
+        ),
+        "tok_acme",
+    )
+    .await;
     let event = &events["events"][0];
     assert_eq!(event["timestamp"], json!("2024-05-01T12:00:05Z"));
-    assert_eq!(event["message"]["originalTimestamp"], json!("2024-05-01T14:00:00.000Z"));
-    assert_eq!(event["message"]["receivedAt"], json!("2024-05-01T12:00:10.000Z"));
+    assert_eq!(
+        event["message"]["originalTimestamp"],
+        json!("2024-05-01T14:00:00.000Z")
+    );
+    assert_eq!(
+        event["message"]["receivedAt"],
+        json!("2024-05-01T12:00:10.000Z")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_429_with_retry_after_and_loses_no_acknowledged_event() {
-    let server = start(EngineOptions { queue_capacity_events: 1, ..EngineOptions::default() }).await;
+    let server = start(EngineOptions {
+        queue_capacity_events: 1,
+        ..EngineOptions::default()
+    })
+    .await;
     let mut acknowledged = 0u64;
     let mut refused = None;
     for round in 0..20 {
@@ -291,7 +582,11 @@ async fn overload_answers_429_with_retry_after_and_loses_no_acknowledged_event()
         for response in futures_join(requests).await {
             let response = response.expect("request");
             match response.status() {
-                StatusCode::OK => acknowledged += response.json::<Value>().await.expect("json")["accepted"].as_u64().unwrap_or(0),
+                StatusCode::OK => {
+                    acknowledged += response.json::<Value>().await.expect("json")["accepted"]
+                        .as_u64()
+                        .unwrap_or(0)
+                }
                 StatusCode::TOO_MANY_REQUESTS => {
                     let retry_after = response.headers().get("retry-after").cloned();
                     refused = Some((retry_after, response.json::<Value>().await.expect("json")));
@@ -304,12 +599,17 @@ async fn overload_answers_429_with_retry_after_and_loses_no_acknowledged_event()
         }
     }
     let (retry_after, body) = refused.expect("a full queue refuses work");
-    assert_eq!(retry_after.map(|v| v.as_bytes().to_vec()), Some(b"1".to_vec()));
+    assert_eq!(
+        retry_after.map(|v| v.as_bytes().to_vec()),
+        Some(b"1".to_vec())
+    );
     assert_eq!(body["code"], json!("overloaded"));
     assert_eq!(event_count(&server, "acme").await as u64, acknowledged);
 }
 
-async fn futures_join<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {
@@ -330,9 +630,23 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
     let paths = document["paths"].as_object().expect("paths");
     for kind in ["identify", "track", "page", "screen", "group", "alias"] {
         assert!(paths.contains_key(&format!("/v1/{kind}")), "{kind}");
-        assert!(paths.contains_key(&format!("/v1/{}", &kind[..1])), "{kind} short path");
+        assert!(
+            paths.contains_key(&format!("/v1/{}", &kind[..1])),
+            "{kind} short path"
+        );
     }
-    for path in ["/v1/batch", "/v1/import", "/v1/b", "/api/v1/profiles/{id}", "/api/v1/profiles/lookup", "/api/v1/profiles/{id}/events", "/healthz", "/readyz", "/metrics", "/api/openapi.json"] {
+    for path in [
+        "/v1/batch",
+        "/v1/import",
+        "/v1/b",
+        "/api/v1/profiles/{id}",
+        "/api/v1/profiles/lookup",
+        "/api/v1/profiles/{id}/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/openapi.json",
+    ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
     // Every documented path answers something other than route_not_found.
@@ -342,8 +656,18 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         assert_ne!(body["code"], json!("route_not_found"), "{path} -> {status}");
     }
     let (status, body) = get(&server, "/v2/nothing", "tok_acme").await;
-    assert_eq!((status, body["code"].clone()), (StatusCode::NOT_FOUND, json!("route_not_found")));
-    let response = client().delete(format!("{}/v1/track", server.base)).send().await.expect("request");
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("route_not_found"))
+    );
+    let response = client()
+        .delete(format!("{}/v1/track", server.base))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(response.json::<Value>().await.expect("json")["code"], json!("method_not_allowed"));
+    assert_eq!(
+        response.json::<Value>().await.expect("json")["code"],
+        json!("method_not_allowed")
+    );
 }

@@ -14,13 +14,17 @@ pub struct CliError {
 }
 
 impl CliError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> anyhow::Error {
-        anyhow::Error::new(CliError { code, message: message.into() })
+    /// An `anyhow::Error` carrying a stable code.
+    pub fn raise(code: ErrorCode, message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(CliError {
+            code,
+            message: message.into(),
+        })
     }
 }
 
 pub fn invalid_config(error: anyhow::Error) -> anyhow::Error {
-    CliError::new(ErrorCode::InvalidConfig, format!("{error:#}"))
+    CliError::raise(ErrorCode::InvalidConfig, format!("{error:#}"))
 }
 
 fn code_of(error: &anyhow::Error) -> ErrorCode {

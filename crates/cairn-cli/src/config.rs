@@ -106,7 +106,9 @@ impl Config {
         if let Some(data_dir) = &overrides.data_dir {
             figment = figment.merge(("data_dir", data_dir));
         }
-        let config: Config = figment.extract().map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -117,7 +119,8 @@ impl Config {
                 bail!("invalid configuration: a workspace has an empty id");
             }
         }
-        cairn_api::Access::new(&self.workspace_access()).map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        cairn_api::Access::new(&self.workspace_access())
+            .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
         if self.ingest.queue_capacity_events == 0 || self.ingest.max_commit_events == 0 {
             bail!("invalid configuration: ingest capacities must be positive");
         }
@@ -139,7 +142,9 @@ impl Config {
         EngineOptions {
             queue_capacity_events: self.ingest.queue_capacity_events,
             max_commit_events: self.ingest.max_commit_events,
-            dedupe_window: Duration::from_secs(self.ingest.dedupe_window_hours.saturating_mul(3600)),
+            dedupe_window: Duration::from_secs(
+                self.ingest.dedupe_window_hours.saturating_mul(3600),
+            ),
         }
     }
 
@@ -150,6 +155,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's large error type
 mod tests {
     use super::*;
 
@@ -172,16 +178,28 @@ mod tests {
             jail.set_env("CAIRN_DATA_DIR", "from-env");
             jail.set_env("CAIRN_INGEST__QUEUE_CAPACITY_EVENTS", "1234");
             jail.set_env("CAIRN_BIN", "/not/config");
-            let overrides = Overrides { listen: Some("127.0.0.1:7000".parse().expect("addr")), data_dir: None };
+            let overrides = Overrides {
+                listen: Some("127.0.0.1:7000".parse().expect("addr")),
+                data_dir: None,
+            };
             let config = Config::load(Some(Path::new("cairn.toml")), &overrides).expect("loads");
-            assert_eq!(config.listen, "127.0.0.1:7000".parse().expect("addr"), "flags win");
-            assert_eq!(config.data_dir, PathBuf::from("from-env"), "environment beats the file");
+            assert_eq!(
+                config.listen,
+                "127.0.0.1:7000".parse().expect("addr"),
+                "flags win"
+            );
+            assert_eq!(
+                config.data_dir,
+                PathBuf::from("from-env"),
+                "environment beats the file"
+            );
             assert_eq!(config.ingest.max_commit_events, 500, "file beats defaults");
             assert_eq!(config.ingest.queue_capacity_events, 1234);
             assert_eq!(config.workspaces[0].write_keys, vec!["wk".to_string()]);
 
             jail.set_env("CAIRN_LISTNE", "typo");
-            let error = Config::load(Some(Path::new("cairn.toml")), &Overrides::default()).expect_err("unknown env key");
+            let error = Config::load(Some(Path::new("cairn.toml")), &Overrides::default())
+                .expect_err("unknown env key");
             assert!(error.to_string().contains("listne"), "{error}");
             Ok(())
         });
@@ -196,7 +214,8 @@ mod tests {
                 "shared.toml",
                 "[[workspaces]]\nid = \"a\"\nwrite_keys = [\"k\"]\n[[workspaces]]\nid = \"b\"\nwrite_keys = [\"k\"]\n",
             )?;
-            let error = Config::load(Some(Path::new("shared.toml")), &Overrides::default()).expect_err("shared key");
+            let error = Config::load(Some(Path::new("shared.toml")), &Overrides::default())
+                .expect_err("shared key");
             assert!(error.to_string().contains("shared"), "{error}");
             Ok(())
         });

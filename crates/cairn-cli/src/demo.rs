@@ -68,7 +68,9 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
                     let now = clock.now();
                     let raw = live_event(&mut rng, customer, now);
                     if let Ok(message) = normalize(raw, &Envelope::default(), now) {
-                        let _ = ingestor.submit(WorkspaceId::new(DEMO_WORKSPACE), vec![message]).await;
+                        let _ = ingestor
+                            .submit(WorkspaceId::new(DEMO_WORKSPACE), vec![message])
+                            .await;
                     }
                 }
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -87,20 +89,44 @@ fn load(engine: &Engine, customers: usize) -> anyhow::Result<()> {
     let mut chunk: Vec<NormalizedMessage> = Vec::new();
     for customer in 0..customers {
         for raw in customer_history(&mut rng, customer, now) {
-            chunk.push(normalize(raw, &Envelope::default(), now).map_err(|r| anyhow::anyhow!("demo event invalid: {}", r.message))?);
+            chunk.push(
+                normalize(raw, &Envelope::default(), now)
+                    .map_err(|r| anyhow::anyhow!("demo event invalid: {}", r.message))?,
+            );
         }
         if chunk.len() >= 2000 || customer + 1 == customers {
-            let receipt = ingestor.submit_blocking(workspace.clone(), std::mem::take(&mut chunk))?;
+            let receipt =
+                ingestor.submit_blocking(workspace.clone(), std::mem::take(&mut chunk))?;
             accepted += receipt.accepted;
             duplicates += receipt.duplicates;
         }
     }
-    eprintln!("demo data: {customers} customers, {accepted} events stored ({duplicates} already there)");
+    eprintln!(
+        "demo data: {customers} customers, {accepted} events stored ({duplicates} already there)"
+    );
     Ok(())
 }
 
-const FIRST_NAMES: &[&str] = &["Ada", "Bruno", "Chloe", "Dmitri", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya"];
-const LAST_NAMES: &[&str] = &["Andersen", "Baptiste", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito", "Jensen", "Kowalski", "Lindqvist", "Moreau", "Novak"];
+const FIRST_NAMES: &[&str] = &[
+    "Ada", "Bruno", "Chloe", "Dmitri", "Elif", "Farah", "Goran", "Hana", "Ivan", "Jade", "Kofi",
+    "Lena", "Mateo", "Nora", "Omar", "Priya",
+];
+const LAST_NAMES: &[&str] = &[
+    "Andersen",
+    "Baptiste",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+];
 const PLACES: &[(&str, &str, &str)] = &[
     ("Oslo", "NO", "Europe/Oslo"),
     ("Lyon", "FR", "Europe/Paris"),
@@ -136,7 +162,11 @@ fn object(value: Value) -> Map<String, Value> {
 }
 
 /// One customer's journey so far: browsing anonymously, perhaps signing up, viewing, buying.
-fn customer_history(rng: &mut StdRng, customer: usize, now: DateTime<Utc>) -> Vec<Map<String, Value>> {
+fn customer_history(
+    rng: &mut StdRng,
+    customer: usize,
+    now: DateTime<Utc>,
+) -> Vec<Map<String, Value>> {
     let anonymous_id = format!("anon-{customer:05}");
     let user_id = format!("user-{customer:05}");
     let (first, last) = (*pick(rng, FIRST_NAMES), *pick(rng, LAST_NAMES));
@@ -152,10 +182,15 @@ fn customer_history(rng: &mut StdRng, customer: usize, now: DateTime<Utc>) -> Ve
             body["userId"] = json!(user_id);
         }
         body["timestamp"] = json!(iso(at));
-        body["context"] = json!({"library": {"name": "cairn-demo", "version": "1"}, "timezone": timezone});
+        body["context"] =
+            json!({"library": {"name": "cairn-demo", "version": "1"}, "timezone": timezone});
         events.push(object(body));
     };
-    push(at, json!({"type": "page", "name": "Home", "properties": {"path": "/", "referrer": "https://search.example"}}), false);
+    push(
+        at,
+        json!({"type": "page", "name": "Home", "properties": {"path": "/", "referrer": "https://search.example"}}),
+        false,
+    );
     // The first ten customers always sign up, so the examples printed at start find a profile.
     let identified = customer < 10 || rng.random_bool(0.7);
     let mut signed_up = false;
@@ -169,18 +204,38 @@ fn customer_history(rng: &mut StdRng, customer: usize, now: DateTime<Utc>) -> Ve
                 "city": city, "country": country, "timezone": timezone, "plan": *pick(rng, &["free", "plus", "pro"]),
                 "birthday": format!("19{}-{:02}-{:02}", rng.random_range(55..99), rng.random_range(1..13), rng.random_range(1..29))});
             push(at, json!({"type": "identify", "traits": traits}), true);
-            push(at, json!({"type": "track", "event": "Signed Up", "properties": {"method": "email"}}), true);
+            push(
+                at,
+                json!({"type": "track", "event": "Signed Up", "properties": {"method": "email"}}),
+                true,
+            );
         }
-        push(at, json!({"type": "track", "event": "Product Viewed", "properties": product}), signed_up);
+        push(
+            at,
+            json!({"type": "track", "event": "Product Viewed", "properties": product}),
+            signed_up,
+        );
         if rng.random_bool(0.35) {
             at += Duration::minutes(rng.random_range(1..30));
-            push(at, json!({"type": "track", "event": "Product Added", "properties": product}), signed_up);
+            push(
+                at,
+                json!({"type": "track", "event": "Product Added", "properties": product}),
+                signed_up,
+            );
             if signed_up && rng.random_bool(0.5) {
                 at += Duration::minutes(rng.random_range(1..60));
-                push(at, json!({"type": "track", "event": "Checkout Started", "properties": {"value": price, "currency": "EUR"}}), true);
+                push(
+                    at,
+                    json!({"type": "track", "event": "Checkout Started", "properties": {"value": price, "currency": "EUR"}}),
+                    true,
+                );
                 if rng.random_bool(0.6) {
-                    push(at + Duration::minutes(3), json!({"type": "track", "event": "Order Completed",
-                        "properties": {"order_id": format!("ord-{customer}-{}", at.timestamp()), "revenue": price, "currency": "EUR", "products": [product]}}), true);
+                    push(
+                        at + Duration::minutes(3),
+                        json!({"type": "track", "event": "Order Completed",
+                        "properties": {"order_id": format!("ord-{customer}-{}", at.timestamp()), "revenue": price, "currency": "EUR", "products": [product]}}),
+                        true,
+                    );
                 }
             }
         }
@@ -189,10 +244,23 @@ fn customer_history(rng: &mut StdRng, customer: usize, now: DateTime<Utc>) -> Ve
         }
     }
     if signed_up && rng.random_bool(0.3) {
-        push(at, json!({"type": "screen", "name": "Loyalty Home", "properties": {"app": "ios"}}), true);
-        push(at, json!({"type": "track", "event": "Loyalty Joined", "properties": {"tier": "bronze"}}), true);
+        push(
+            at,
+            json!({"type": "screen", "name": "Loyalty Home", "properties": {"app": "ios"}}),
+            true,
+        );
+        push(
+            at,
+            json!({"type": "track", "event": "Loyalty Joined", "properties": {"tier": "bronze"}}),
+            true,
+        );
     }
-    events.retain(|event| event.get("timestamp").and_then(Value::as_str).is_some_and(|t| t <= iso(now).as_str()));
+    events.retain(|event| {
+        event
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t <= iso(now).as_str())
+    });
     events
 }
 
@@ -214,10 +282,15 @@ mod tests {
 
     #[test]
     fn the_history_is_deterministic_valid_and_in_the_past() {
-        let now = Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("time");
+        let now = Utc
+            .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time");
         let generate = || {
             let mut rng = StdRng::seed_from_u64(7);
-            (0..50).flat_map(|c| customer_history(&mut rng, c, now)).collect::<Vec<_>>()
+            (0..50)
+                .flat_map(|c| customer_history(&mut rng, c, now))
+                .collect::<Vec<_>>()
         };
         let events = generate();
         assert_eq!(events, generate());

@@ -71,23 +71,40 @@ impl Summary {
 pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     let format = match args.format {
         Some(format) => format,
-        None => match args.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        None => match args
+            .file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => FileFormat::Csv,
             Some("jsonl" | "ndjson" | "json") => FileFormat::Jsonl,
-            _ => return Err(CliError::new(ErrorCode::InvalidInput, "cannot tell the format from the extension; pass --format")),
+            _ => {
+                return Err(CliError::raise(
+                    ErrorCode::InvalidInput,
+                    "cannot tell the format from the extension; pass --format",
+                ))
+            }
         },
     };
     let kind = match args.kind {
         Kind::Events => RecordKind::Events,
         Kind::Profiles => RecordKind::Profiles,
     };
-    let file = File::open(&args.file)
-        .map_err(|error| CliError::new(ErrorCode::InvalidInput, format!("cannot open {}: {error}", args.file.display())))?;
+    let file = File::open(&args.file).map_err(|error| {
+        CliError::raise(
+            ErrorCode::InvalidInput,
+            format!("cannot open {}: {error}", args.file.display()),
+        )
+    })?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = ProgressBar::new(size);
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{bar:40}] {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{bar:40}] {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let reader = progress.wrap_read(file);
 
@@ -103,14 +120,15 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         }
         let receipt = ingestor
             .submit_blocking(workspace.clone(), std::mem::take(chunk))
-            .map_err(|error| CliError::new(ErrorCode::StorageError, error.to_string()))?;
+            .map_err(|error| CliError::raise(ErrorCode::StorageError, error.to_string()))?;
         summary.accepted += receipt.accepted;
         summary.duplicates += receipt.duplicates;
         Ok(())
     };
     for_each_row(reader, format, |line, row| {
         summary.rows += 1;
-        let result = row.and_then(|row| normalize(to_message(kind, row), &Envelope::default(), clock.now()));
+        let result =
+            row.and_then(|row| normalize(to_message(kind, row), &Envelope::default(), clock.now()));
         match result {
             Ok(message) => chunk.push(message),
             Err(rejection) => summary.reject(line, &rejection),
@@ -125,7 +143,10 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     progress.finish_and_clear();
     engine.shutdown();
     let rejected: usize = summary.rejected.values().sum();
-    eprintln!("imported {} of {} rows ({} duplicates, {} rejected)", summary.accepted, summary.rows, summary.duplicates, rejected);
+    eprintln!(
+        "imported {} of {} rows ({} duplicates, {} rejected)",
+        summary.accepted, summary.rows, summary.duplicates, rejected
+    );
     println!(
         "{}",
         json!({"rows": summary.rows, "accepted": summary.accepted, "duplicates": summary.duplicates,
@@ -144,24 +165,40 @@ fn for_each_row(
         FileFormat::Jsonl => {
             for (index, line) in BufReader::new(reader).lines().enumerate() {
                 let line = line.map_err(|error| {
-                    CliError::new(ErrorCode::InvalidInput, format!("line {}: cannot read: {error}", index + 1))
+                    CliError::raise(
+                        ErrorCode::InvalidInput,
+                        format!("line {}: cannot read: {error}", index + 1),
+                    )
                 })?;
                 if line.trim().is_empty() {
                     continue;
                 }
                 let row = match serde_json::from_str::<Value>(&line) {
                     Ok(Value::Object(row)) => Ok(row),
-                    Ok(_) => Err(Rejection::new(ErrorCode::InvalidBody, "each line must be a JSON object")),
-                    Err(error) => Err(Rejection::new(ErrorCode::InvalidJson, format!("invalid JSON: {error}"))),
+                    Ok(_) => Err(Rejection::new(
+                        ErrorCode::InvalidBody,
+                        "each line must be a JSON object",
+                    )),
+                    Err(error) => Err(Rejection::new(
+                        ErrorCode::InvalidJson,
+                        format!("invalid JSON: {error}"),
+                    )),
                 };
                 visit(index + 1, row)?;
             }
         }
         FileFormat::Csv => {
-            let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+            let mut csv = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(reader);
             let headers: Vec<String> = csv
                 .headers()
-                .map_err(|error| CliError::new(ErrorCode::InvalidInput, format!("line 1: bad CSV header: {error}")))?
+                .map_err(|error| {
+                    CliError::raise(
+                        ErrorCode::InvalidInput,
+                        format!("line 1: bad CSV header: {error}"),
+                    )
+                })?
                 .iter()
                 .map(str::to_string)
                 .collect();
@@ -176,9 +213,18 @@ fn for_each_row(
                     }
                     Err(error) => {
                         let line = error.position().map(|p| p.line() as usize).unwrap_or(line);
-                        visit(line, Err(Rejection::new(ErrorCode::InvalidBody, format!("broken CSV row: {error}"))))?;
+                        visit(
+                            line,
+                            Err(Rejection::new(
+                                ErrorCode::InvalidBody,
+                                format!("broken CSV row: {error}"),
+                            )),
+                        )?;
                         if !matches!(error.kind(), csv::ErrorKind::UnequalLengths { .. }) {
-                            return Err(CliError::new(ErrorCode::InvalidInput, format!("line {line}: cannot read CSV: {error}")));
+                            return Err(CliError::raise(
+                                ErrorCode::InvalidInput,
+                                format!("line {line}: cannot read CSV: {error}"),
+                            ));
                         }
                     }
                 }

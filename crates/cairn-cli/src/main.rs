@@ -19,7 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about = "Cairn: customer journeys, Customer 360 and journey analytics in one binary")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: customer journeys, Customer 360 and journey analytics in one binary"
+)]
 struct Cli {
     /// TOML configuration file (also `CAIRN_CONFIG`).
     #[arg(long, global = true, env = "CAIRN_CONFIG")]
@@ -61,7 +65,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let overrides = Overrides { listen: cli.listen, data_dir: cli.data_dir.clone() };
+    let overrides = Overrides {
+        listen: cli.listen,
+        data_dir: cli.data_dir.clone(),
+    };
     let result = Config::load(cli.config.as_deref(), &overrides)
         .map_err(cli_error::invalid_config)
         .and_then(|config| run(cli, config));

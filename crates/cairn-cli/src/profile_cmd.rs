@@ -37,21 +37,30 @@ pub fn run(config: &Config, command: ProfileCommand) -> anyhow::Result<()> {
     let workspace = WorkspaceId::new(args.workspace);
     let profile = match (args.id, args.user_id, args.anonymous_id, args.email) {
         (Some(id), _, _, _) => reader.profile(&workspace, &ProfileId(id))?,
-        (_, Some(user_id), _, _) => {
-            reader.profile_by_identifier(&workspace, &Identifier::new(IdentifierKind::UserId, user_id))?
+        (_, Some(user_id), _, _) => reader.profile_by_identifier(
+            &workspace,
+            &Identifier::new(IdentifierKind::UserId, user_id),
+        )?,
+        (_, _, Some(anonymous_id), _) => reader.profile_by_identifier(
+            &workspace,
+            &Identifier::new(IdentifierKind::AnonymousId, anonymous_id),
+        )?,
+        (_, _, _, Some(email)) => {
+            reader.profile_by_identifier(&workspace, &Identifier::email(&email))?
         }
-        (_, _, Some(anonymous_id), _) => {
-            reader.profile_by_identifier(&workspace, &Identifier::new(IdentifierKind::AnonymousId, anonymous_id))?
-        }
-        (_, _, _, Some(email)) => reader.profile_by_identifier(&workspace, &Identifier::email(&email))?,
         _ => {
-            return Err(CliError::new(
+            return Err(CliError::raise(
                 ErrorCode::InvalidInput,
                 "give one of --id, --user-id, --anonymous-id or --email",
             ))
         }
     };
-    let profile = profile.ok_or_else(|| CliError::new(ErrorCode::ProfileNotFound, "no such profile in this workspace"))?;
+    let profile = profile.ok_or_else(|| {
+        CliError::raise(
+            ErrorCode::ProfileNotFound,
+            "no such profile in this workspace",
+        )
+    })?;
     let mut output = serde_json::to_value(&profile)?;
     if args.events > 0 {
         let events = reader.events(&workspace, &profile.id, None, args.events)?;

@@ -13,7 +13,10 @@ use tracing_subscriber::EnvFilter;
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("CAIRN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -24,8 +27,13 @@ pub fn init_logging(format: LogFormat) {
 pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
     let (writer, reader) = cairn_store_sqlite::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Engine::start(config.engine_options(), Box::new(writer), Arc::new(reader), Arc::new(SystemClock))
-        .context("cannot start the writer thread")
+    Engine::start(
+        config.engine_options(),
+        Box::new(writer),
+        Arc::new(reader),
+        Arc::new(SystemClock),
+    )
+    .context("cannot start the writer thread")
 }
 
 /// Work that runs beside the server until shutdown (the demo's live event stream).
@@ -37,10 +45,17 @@ pub fn serve(config: Config, companion: Option<Companion>) -> anyhow::Result<()>
     serve_engine(&config, engine, companion)
 }
 
-pub fn serve_engine(config: &Config, engine: Engine, companion: Option<Companion>) -> anyhow::Result<()> {
+pub fn serve_engine(
+    config: &Config,
+    engine: Engine,
+    companion: Option<Companion>,
+) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
     let state = ApiState::new(&engine, access);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

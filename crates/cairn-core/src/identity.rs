@@ -37,7 +37,10 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     Existing(ProfileHead),
-    New { id: ProfileId, user_id: Option<String> },
+    New {
+        id: ProfileId,
+        user_id: Option<String>,
+    },
 }
 
 impl Target {
@@ -65,14 +68,17 @@ pub struct Plan {
 /// Returns `None` when `found` is empty (validation guarantees it never is).
 pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
     let first = found.first()?;
-    let message_user_id =
-        found.iter().find(|f| f.identifier.kind == IdentifierKind::UserId).map(|f| f.identifier.value.clone());
+    let message_user_id = found
+        .iter()
+        .find(|f| f.identifier.kind == IdentifierKind::UserId)
+        .map(|f| f.identifier.value.clone());
     let anchor = found
         .iter()
         .find(|f| f.identifier.kind == IdentifierKind::UserId)
         .and_then(|f| f.profile.clone());
 
-    let mut candidates: Vec<&ProfileHead> = found.iter().filter_map(|f| f.profile.as_ref()).collect();
+    let mut candidates: Vec<&ProfileHead> =
+        found.iter().filter_map(|f| f.profile.as_ref()).collect();
     candidates.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.id.cmp(&b.id)));
     candidates.dedup_by(|a, b| a.id == b.id);
 
@@ -84,7 +90,9 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
             continue;
         }
         match (&group_user_id, &candidate.user_id) {
-            (Some(ours), Some(theirs)) if ours != theirs => refused_profiles.push(candidate.id.clone()),
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                refused_profiles.push(candidate.id.clone())
+            }
             (None, Some(theirs)) => {
                 group_user_id = Some(theirs.clone());
                 group.push(candidate.clone());
@@ -96,16 +104,32 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
 
     let refused = found
         .iter()
-        .filter(|f| f.profile.as_ref().is_some_and(|p| refused_profiles.contains(&p.id)))
+        .filter(|f| {
+            f.profile
+                .as_ref()
+                .is_some_and(|p| refused_profiles.contains(&p.id))
+        })
         .map(|f| f.identifier.clone())
         .collect();
-    let link = found.iter().filter(|f| f.profile.is_none()).map(|f| f.identifier.clone()).collect();
+    let link = found
+        .iter()
+        .filter(|f| f.profile.is_none())
+        .map(|f| f.identifier.clone())
+        .collect();
     let mut members = group.into_iter();
     let target = match members.next() {
         Some(oldest) => Target::Existing(oldest),
-        None => Target::New { id: ProfileId::derive(workspace, &first.identifier), user_id: message_user_id },
+        None => Target::New {
+            id: ProfileId::derive(workspace, &first.identifier),
+            user_id: message_user_id,
+        },
     };
-    Some(Plan { target, merge: members.collect(), link, refused })
+    Some(Plan {
+        target,
+        merge: members.collect(),
+        link,
+        refused,
+    })
 }
 
 #[cfg(test)]
@@ -116,7 +140,11 @@ mod tests {
         WorkspaceId::new("acme")
     }
     fn head(id: &str, rank: i64, user_id: Option<&str>) -> ProfileHead {
-        ProfileHead { id: ProfileId(id.into()), rank, user_id: user_id.map(String::from) }
+        ProfileHead {
+            id: ProfileId(id.into()),
+            rank,
+            user_id: user_id.map(String::from),
+        }
     }
     fn user(value: &str) -> Identifier {
         Identifier::new(IdentifierKind::UserId, value)
@@ -125,13 +153,22 @@ mod tests {
         Identifier::new(IdentifierKind::AnonymousId, value)
     }
     fn found(identifier: Identifier, profile: Option<ProfileHead>) -> Found {
-        Found { identifier, profile }
+        Found {
+            identifier,
+            profile,
+        }
     }
 
     #[test]
     fn unknown_identifiers_create_a_profile_with_a_derived_id() {
         let plan = plan(&ws(), &[found(user("u1"), None), found(anon("a1"), None)]).expect("plan");
-        assert_eq!(plan.target, Target::New { id: ProfileId::derive(&ws(), &user("u1")), user_id: Some("u1".into()) });
+        assert_eq!(
+            plan.target,
+            Target::New {
+                id: ProfileId::derive(&ws(), &user("u1")),
+                user_id: Some("u1".into())
+            }
+        );
         assert_eq!(plan.link, vec![user("u1"), anon("a1")]);
         assert!(plan.merge.is_empty());
     }
@@ -139,7 +176,14 @@ mod tests {
     #[test]
     fn identifying_an_anonymous_visitor_links_the_user_id_to_their_profile() {
         let visitor = head("p_anon", 1, None);
-        let plan = plan(&ws(), &[found(user("u1"), None), found(anon("a1"), Some(visitor.clone()))]).expect("plan");
+        let plan = plan(
+            &ws(),
+            &[
+                found(user("u1"), None),
+                found(anon("a1"), Some(visitor.clone())),
+            ],
+        )
+        .expect("plan");
         assert_eq!(plan.target, Target::Existing(visitor));
         assert_eq!(plan.link, vec![user("u1")]);
     }
@@ -148,8 +192,14 @@ mod tests {
     fn two_profiles_merge_into_the_oldest() {
         let older = head("p_old", 1, None);
         let newer = head("p_new", 7, Some("u1"));
-        let plan = plan(&ws(), &[found(user("u1"), Some(newer.clone())), found(anon("a1"), Some(older.clone()))])
-            .expect("plan");
+        let plan = plan(
+            &ws(),
+            &[
+                found(user("u1"), Some(newer.clone())),
+                found(anon("a1"), Some(older.clone())),
+            ],
+        )
+        .expect("plan");
         assert_eq!(plan.target, Target::Existing(older));
         assert_eq!(plan.merge, vec![newer]);
     }
@@ -157,8 +207,21 @@ mod tests {
     #[test]
     fn a_profile_never_gets_two_user_ids() {
         let shared_device = head("p_u1", 1, Some("u1"));
-        let plan = plan(&ws(), &[found(user("u2"), None), found(anon("a1"), Some(shared_device))]).expect("plan");
-        assert_eq!(plan.target, Target::New { id: ProfileId::derive(&ws(), &user("u2")), user_id: Some("u2".into()) });
+        let plan = plan(
+            &ws(),
+            &[
+                found(user("u2"), None),
+                found(anon("a1"), Some(shared_device)),
+            ],
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.target,
+            Target::New {
+                id: ProfileId::derive(&ws(), &user("u2")),
+                user_id: Some("u2".into())
+            }
+        );
         assert_eq!(plan.refused, vec![anon("a1")]);
         assert_eq!(plan.link, vec![user("u2")]);
     }
@@ -171,7 +234,11 @@ mod tests {
         let email = Identifier::email("a@b.c");
         let plan = plan(
             &ws(),
-            &[found(email.clone(), Some(p2.clone())), found(anon("a1"), Some(p1.clone())), found(anon("a2"), Some(p3.clone()))],
+            &[
+                found(email.clone(), Some(p2.clone())),
+                found(anon("a1"), Some(p1.clone())),
+                found(anon("a2"), Some(p3.clone())),
+            ],
         );
         // The anonymous-id lookups are listed after the email here only to show ordering by rank.
         let plan = plan.expect("plan");

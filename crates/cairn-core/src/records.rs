@@ -37,7 +37,10 @@ const TOP_LEVEL: &[(&str, &str)] = &[
 ];
 
 fn top_level_name(column: &str) -> Option<&'static str> {
-    TOP_LEVEL.iter().find(|(alias, _)| *alias == column).map(|(_, name)| *name)
+    TOP_LEVEL
+        .iter()
+        .find(|(alias, _)| *alias == column)
+        .map(|(_, name)| *name)
 }
 
 fn typed_cell(text: &str) -> Value {
@@ -48,7 +51,12 @@ fn typed_cell(text: &str) -> Value {
             .parse::<i64>()
             .map(Value::from)
             .ok()
-            .or_else(|| text.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+            .or_else(|| {
+                text.parse::<f64>()
+                    .ok()
+                    .and_then(Number::from_f64)
+                    .map(Value::Number)
+            })
             .unwrap_or_else(|| Value::String(text.to_string())),
     }
 }
@@ -62,13 +70,17 @@ pub fn csv_row(headers: &[String], cells: &[String]) -> Map<String, Value> {
         }
         match column.split_once('.') {
             Some((parent, child)) if top_level_name(column).is_none() => {
-                let entry = row.entry(parent.to_string()).or_insert_with(|| Value::Object(Map::new()));
+                let entry = row
+                    .entry(parent.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(nested) = entry {
                     nested.insert(child.to_string(), typed_cell(cell));
                 }
             }
             _ => {
-                let name = top_level_name(column).map(str::to_string).unwrap_or_else(|| column.clone());
+                let name = top_level_name(column)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| column.clone());
                 row.insert(name, Value::String(cell.clone()));
             }
         }
@@ -88,7 +100,10 @@ pub fn to_message(kind: RecordKind, row: Map<String, Value>) -> Map<String, Valu
             let mut traits = Map::new();
             for (field, value) in row {
                 match (top_level_name(&field), value) {
-                    (Some(name @ ("userId" | "anonymousId" | "messageId" | "timestamp")), value) => {
+                    (
+                        Some(name @ ("userId" | "anonymousId" | "messageId" | "timestamp")),
+                        value,
+                    ) => {
                         message.insert(name.to_string(), value);
                     }
                     (_, Value::Object(nested)) if field == "traits" => traits.extend(nested),
@@ -116,8 +131,24 @@ mod tests {
     #[test]
     fn csv_rows_become_nested_messages() {
         let row = csv_row(
-            &strings(&["type", "user_id", "event", "properties.price", "properties.gift", "context.ip", "properties.sku"]),
-            &strings(&["track", "u1", "Order Completed", "12.5", "false", "1.2.3.4", ""]),
+            &strings(&[
+                "type",
+                "user_id",
+                "event",
+                "properties.price",
+                "properties.gift",
+                "context.ip",
+                "properties.sku",
+            ]),
+            &strings(&[
+                "track",
+                "u1",
+                "Order Completed",
+                "12.5",
+                "false",
+                "1.2.3.4",
+                "",
+            ]),
         );
         assert_eq!(
             Value::Object(row),
@@ -128,7 +159,10 @@ mod tests {
 
     #[test]
     fn profile_rows_become_identify_calls_with_traits() {
-        let row = csv_row(&strings(&["user_id", "email", "plan", "age"]), &strings(&["u1", "a@b.c", "pro", "41"]));
+        let row = csv_row(
+            &strings(&["user_id", "email", "plan", "age"]),
+            &strings(&["u1", "a@b.c", "pro", "41"]),
+        );
         let message = to_message(RecordKind::Profiles, row);
         assert_eq!(
             Value::Object(message),

@@ -29,7 +29,10 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Rejection { code, message: message.into() }
+        Rejection {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -76,40 +79,70 @@ fn parse_single(body: &str, kind: MessageKind) -> Result<ParsedRequest, Rejectio
     }
     let value: Value = serde_json::from_str(body).map_err(json_error)?;
     let Value::Object(mut message) = value else {
-        return Err(Rejection::new(ErrorCode::InvalidBody, "the body must be a JSON object"));
+        return Err(Rejection::new(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object",
+        ));
     };
     let write_key = take_write_key(&mut message)?;
     message.insert("type".into(), Value::String(kind.as_str().into()));
-    Ok(ParsedRequest { write_key, envelope: Envelope::default(), messages: vec![Ok(message)] })
+    Ok(ParsedRequest {
+        write_key,
+        envelope: Envelope::default(),
+        messages: vec![Ok(message)],
+    })
 }
 
 fn parse_batch(body: &str) -> Result<ParsedRequest, Rejection> {
     let top: HashMap<String, &RawValue> = serde_json::from_str(body).map_err(|error| {
         if error.is_data() {
-            Rejection::new(ErrorCode::InvalidBody, "a batch body must be a JSON object with a `batch` array")
+            Rejection::new(
+                ErrorCode::InvalidBody,
+                "a batch body must be a JSON object with a `batch` array",
+            )
         } else {
             json_error(error)
         }
     })?;
     let items: Vec<&RawValue> = match top.get("batch") {
-        Some(raw) => serde_json::from_str(raw.get())
-            .map_err(|_| Rejection::new(ErrorCode::InvalidBody, "`batch` must be an array of messages"))?,
-        None => return Err(Rejection::new(ErrorCode::InvalidBody, "a batch body needs a `batch` array")),
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
+            Rejection::new(
+                ErrorCode::InvalidBody,
+                "`batch` must be an array of messages",
+            )
+        })?,
+        None => {
+            return Err(Rejection::new(
+                ErrorCode::InvalidBody,
+                "a batch body needs a `batch` array",
+            ))
+        }
     };
     if items.is_empty() {
-        return Err(Rejection::new(ErrorCode::EmptyBatch, "the batch holds no messages"));
+        return Err(Rejection::new(
+            ErrorCode::EmptyBatch,
+            "the batch holds no messages",
+        ));
     }
     let write_key = match top.get("writeKey") {
         Some(raw) => match serde_json::from_str::<Value>(raw.get()).map_err(json_error)? {
             Value::String(key) => Some(key),
             Value::Null => None,
-            _ => return Err(Rejection::new(ErrorCode::InvalidField, "`writeKey` must be a string")),
+            _ => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidField,
+                    "`writeKey` must be a string",
+                ))
+            }
         },
         None => None,
     };
     let envelope = Envelope {
         sent_at: match top.get("sentAt") {
-            Some(raw) => timestamp_field(&serde_json::from_str(raw.get()).map_err(json_error)?, "sentAt")?,
+            Some(raw) => timestamp_field(
+                &serde_json::from_str(raw.get()).map_err(json_error)?,
+                "sentAt",
+            )?,
             None => None,
         },
         context: object_from_raw(top.get("context"), "context")?,
@@ -126,11 +159,18 @@ fn parse_batch(body: &str) -> Result<ParsedRequest, Rejection> {
                     message.remove("writeKey");
                     Ok(message)
                 }
-                _ => Err(Rejection::new(ErrorCode::InvalidBody, "each batch item must be a JSON object")),
+                _ => Err(Rejection::new(
+                    ErrorCode::InvalidBody,
+                    "each batch item must be a JSON object",
+                )),
             }
         })
         .collect();
-    Ok(ParsedRequest { write_key, envelope, messages })
+    Ok(ParsedRequest {
+        write_key,
+        envelope,
+        messages,
+    })
 }
 
 fn too_large(len: usize) -> Rejection {
@@ -144,11 +184,17 @@ fn take_write_key(message: &mut Map<String, Value>) -> Result<Option<String>, Re
     match message.remove("writeKey") {
         Some(Value::String(key)) => Ok(Some(key)),
         None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(Rejection::new(ErrorCode::InvalidField, "`writeKey` must be a string")),
+        Some(_) => Err(Rejection::new(
+            ErrorCode::InvalidField,
+            "`writeKey` must be a string",
+        )),
     }
 }
 
-fn object_from_raw(raw: Option<&&RawValue>, field: &str) -> Result<Option<Map<String, Value>>, Rejection> {
+fn object_from_raw(
+    raw: Option<&&RawValue>,
+    field: &str,
+) -> Result<Option<Map<String, Value>>, Rejection> {
     match raw {
         None => Ok(None),
         Some(raw) => object_field(serde_json::from_str(raw.get()).map_err(json_error)?, field),
@@ -159,7 +205,10 @@ fn object_field(value: Value, field: &str) -> Result<Option<Map<String, Value>>,
     match value {
         Value::Object(map) => Ok(Some(map)),
         Value::Null => Ok(None),
-        _ => Err(Rejection::new(ErrorCode::InvalidField, format!("`{field}` must be an object"))),
+        _ => Err(Rejection::new(
+            ErrorCode::InvalidField,
+            format!("`{field}` must be an object"),
+        )),
     }
 }
 
@@ -167,9 +216,15 @@ fn timestamp_field(value: &Value, field: &str) -> Result<Option<DateTime<Utc>>, 
     match value {
         Value::Null => Ok(None),
         Value::String(text) => parse_iso8601(text).map(Some).ok_or_else(|| {
-            Rejection::new(ErrorCode::InvalidTimestamp, format!("`{field}` is not an ISO-8601 timestamp: {text:?}"))
+            Rejection::new(
+                ErrorCode::InvalidTimestamp,
+                format!("`{field}` is not an ISO-8601 timestamp: {text:?}"),
+            )
         }),
-        _ => Err(Rejection::new(ErrorCode::InvalidTimestamp, format!("`{field}` must be an ISO-8601 string"))),
+        _ => Err(Rejection::new(
+            ErrorCode::InvalidTimestamp,
+            format!("`{field}` must be an ISO-8601 string"),
+        )),
     }
 }
 
@@ -180,7 +235,10 @@ fn id_field(message: &Map<String, Value>, field: &str) -> Result<Option<String>,
         Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
         Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(Rejection::new(ErrorCode::InvalidField, format!("`{field}` must be a string"))),
+        Some(_) => Err(Rejection::new(
+            ErrorCode::InvalidField,
+            format!("`{field}` must be a string"),
+        )),
     }
 }
 
@@ -193,19 +251,34 @@ pub fn normalize(
     received_at: DateTime<Utc>,
 ) -> Result<NormalizedMessage, Rejection> {
     let kind = match message.get("type") {
-        Some(Value::String(text)) => MessageKind::parse(text)
-            .ok_or_else(|| Rejection::new(ErrorCode::InvalidType, format!("unknown message type {text:?}")))?,
-        _ => return Err(Rejection::new(ErrorCode::InvalidType, "a message needs a `type`")),
+        Some(Value::String(text)) => MessageKind::parse(text).ok_or_else(|| {
+            Rejection::new(
+                ErrorCode::InvalidType,
+                format!("unknown message type {text:?}"),
+            )
+        })?,
+        _ => {
+            return Err(Rejection::new(
+                ErrorCode::InvalidType,
+                "a message needs a `type`",
+            ))
+        }
     };
     let user_id = id_field(&message, "userId")?;
     let anonymous_id = id_field(&message, "anonymousId")?;
     if user_id.is_none() && anonymous_id.is_none() {
-        return Err(Rejection::new(ErrorCode::MissingIdentity, "a message needs a `userId` or an `anonymousId`"));
+        return Err(Rejection::new(
+            ErrorCode::MissingIdentity,
+            "a message needs a `userId` or an `anonymousId`",
+        ));
     }
     for field in ["properties", "traits", "context", "integrations"] {
         if let Some(value) = message.get(field) {
             if !value.is_object() && !value.is_null() {
-                return Err(Rejection::new(ErrorCode::InvalidField, format!("`{field}` must be an object")));
+                return Err(Rejection::new(
+                    ErrorCode::InvalidField,
+                    format!("`{field}` must be an object"),
+                ));
             }
         }
     }
@@ -213,26 +286,48 @@ pub fn normalize(
         MessageKind::Track => match message.get("event") {
             Some(Value::String(event)) if !event.trim().is_empty() => Some(event.clone()),
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(Rejection::new(ErrorCode::MissingEvent, "a track message needs an `event` name"))
+                return Err(Rejection::new(
+                    ErrorCode::MissingEvent,
+                    "a track message needs an `event` name",
+                ))
             }
-            Some(_) => return Err(Rejection::new(ErrorCode::InvalidField, "`event` must be a string")),
+            Some(_) => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidField,
+                    "`event` must be a string",
+                ))
+            }
         },
         MessageKind::Page | MessageKind::Screen => match message.get("name") {
             Some(Value::String(name)) => Some(name.clone()),
             None | Some(Value::Null) => None,
-            Some(_) => return Err(Rejection::new(ErrorCode::InvalidField, "`name` must be a string")),
+            Some(_) => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidField,
+                    "`name` must be a string",
+                ))
+            }
         },
         _ => None,
     };
     let previous_id = id_field(&message, "previousId")?;
     if kind == MessageKind::Alias && previous_id.is_none() {
-        return Err(Rejection::new(ErrorCode::MissingPreviousId, "an alias message needs a `previousId`"));
+        return Err(Rejection::new(
+            ErrorCode::MissingPreviousId,
+            "an alias message needs a `previousId`",
+        ));
     }
     if kind == MessageKind::Group && id_field(&message, "groupId")?.is_none() {
-        return Err(Rejection::new(ErrorCode::MissingGroupId, "a group message needs a `groupId`"));
+        return Err(Rejection::new(
+            ErrorCode::MissingGroupId,
+            "a group message needs a `groupId`",
+        ));
     }
 
-    let timestamp = timestamp_field(message.get("timestamp").unwrap_or(&Value::Null), "timestamp")?;
+    let timestamp = timestamp_field(
+        message.get("timestamp").unwrap_or(&Value::Null),
+        "timestamp",
+    )?;
     let original = match message.get("originalTimestamp") {
         Some(value) => timestamp_field(value, "originalTimestamp")?,
         None => None,
@@ -248,7 +343,12 @@ pub fn normalize(
     let message_id = match message.get("messageId") {
         Some(Value::String(id)) if !id.is_empty() => id.clone(),
         None | Some(Value::Null) | Some(Value::String(_)) => generated_message_id(&message),
-        Some(_) => return Err(Rejection::new(ErrorCode::InvalidField, "`messageId` must be a string")),
+        Some(_) => {
+            return Err(Rejection::new(
+                ErrorCode::InvalidField,
+                "`messageId` must be a string",
+            ))
+        }
     };
 
     fill_from_envelope(&mut message, "context", envelope.context.as_ref());
@@ -264,7 +364,10 @@ pub fn normalize(
         }
     }
     if let Some(anonymous_id) = &anonymous_id {
-        identifiers.push(Identifier::new(IdentifierKind::AnonymousId, anonymous_id.clone()));
+        identifiers.push(Identifier::new(
+            IdentifierKind::AnonymousId,
+            anonymous_id.clone(),
+        ));
     }
 
     if let Some(user_id) = user_id {
@@ -303,9 +406,15 @@ fn generated_message_id(message: &Map<String, Value>) -> String {
     format!("cairn-{:032x}", xxh3_128(canonical.as_bytes()))
 }
 
-fn fill_from_envelope(message: &mut Map<String, Value>, field: &str, shared: Option<&Map<String, Value>>) {
+fn fill_from_envelope(
+    message: &mut Map<String, Value>,
+    field: &str,
+    shared: Option<&Map<String, Value>>,
+) {
     let Some(shared) = shared else { return };
-    let entry = message.entry(field.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    let entry = message
+        .entry(field.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
     if entry.is_null() {
         *entry = Value::Object(Map::new());
     }
@@ -323,7 +432,10 @@ fn profile_traits(kind: MessageKind, message: &Map<String, Value>) -> Map<String
         MessageKind::Identify => message.get("traits").and_then(Value::as_object),
         _ => None,
     };
-    let from_context = message.get("context").and_then(|context| context.get("traits")).and_then(Value::as_object);
+    let from_context = message
+        .get("context")
+        .and_then(|context| context.get("traits"))
+        .and_then(Value::as_object);
     let mut traits = from_context.cloned().unwrap_or_default();
     if let Some(own) = from_identify {
         traits.extend(own.iter().map(|(key, value)| (key.clone(), value.clone())));

@@ -12,7 +12,11 @@ pub fn parse_iso8601(text: &str) -> Option<DateTime<Utc>> {
         return Some(parsed.with_timezone(&Utc));
     }
     // RFC 3339 requires a `T`; ISO-8601 clients sometimes send a space, or `+0000` offsets.
-    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
         if let Ok(parsed) = DateTime::parse_from_str(text, format) {
             return Some(parsed.with_timezone(&Utc));
         }
@@ -55,7 +59,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 5, 1, h, m, s).single().expect("valid test time")
+        Utc.with_ymd_and_hms(2024, 5, 1, h, m, s)
+            .single()
+            .expect("valid test time")
     }
 
     #[test]
@@ -68,8 +74,14 @@ mod tests {
 
     #[test]
     fn without_sent_at_the_original_is_kept_and_without_original_received_at_is_used() {
-        assert_eq!(corrected_timestamp(Some(at(9, 0, 0)), None, at(10, 0, 0)), at(9, 0, 0));
-        assert_eq!(corrected_timestamp(None, Some(at(9, 0, 0)), at(10, 0, 0)), at(10, 0, 0));
+        assert_eq!(
+            corrected_timestamp(Some(at(9, 0, 0)), None, at(10, 0, 0)),
+            at(9, 0, 0)
+        );
+        assert_eq!(
+            corrected_timestamp(None, Some(at(9, 0, 0)), at(10, 0, 0)),
+            at(10, 0, 0)
+        );
     }
 
     #[test]
@@ -91,7 +103,13 @@ mod tests {
 
     #[test]
     fn rejects_non_timestamps() {
-        for text in ["", "yesterday", "2024-13-01T00:00:00Z", "1714557600", "2024-05-01T25:00:00Z"] {
+        for text in [
+            "",
+            "yesterday",
+            "2024-13-01T00:00:00Z",
+            "1714557600",
+            "2024-05-01T25:00:00Z",
+        ] {
             assert_eq!(parse_iso8601(text), None, "{text}");
         }
     }

@@ -8,10 +8,17 @@ use serde_json::{Map, Value};
 
 /// Applies `incoming` traits, set by an event at `timestamp_ms`, onto `current`.
 /// Returns whether anything changed.
-pub fn apply_traits(current: &mut TraitSet, incoming: &Map<String, Value>, timestamp_ms: i64) -> bool {
+pub fn apply_traits(
+    current: &mut TraitSet,
+    incoming: &Map<String, Value>,
+    timestamp_ms: i64,
+) -> bool {
     let mut changed = false;
     for (field, value) in incoming {
-        let newer = current.set_at.get(field).is_none_or(|set_at| timestamp_ms >= *set_at);
+        let newer = current
+            .set_at
+            .get(field)
+            .is_none_or(|set_at| timestamp_ms >= *set_at);
         if newer {
             if current.values.get(field) != Some(value) {
                 current.values.insert(field.clone(), value.clone());
@@ -27,7 +34,10 @@ pub fn apply_traits(current: &mut TraitSet, incoming: &Map<String, Value>, times
 pub fn merge_trait_sets(survivor: &mut TraitSet, other: &TraitSet) {
     for (field, value) in &other.values {
         let other_at = other.set_at.get(field).copied().unwrap_or(i64::MIN);
-        let keep_survivor = survivor.set_at.get(field).is_some_and(|set_at| *set_at >= other_at);
+        let keep_survivor = survivor
+            .set_at
+            .get(field)
+            .is_some_and(|set_at| *set_at >= other_at);
         if !keep_survivor {
             survivor.values.insert(field.clone(), value.clone());
             survivor.set_at.insert(field.clone(), other_at);
@@ -48,10 +58,21 @@ mod tests {
     #[test]
     fn latest_event_time_wins_per_field_even_when_late() {
         let mut set = TraitSet::default();
-        apply_traits(&mut set, &traits(json!({"plan": "pro", "city": "Oslo"})), 2_000);
+        apply_traits(
+            &mut set,
+            &traits(json!({"plan": "pro", "city": "Oslo"})),
+            2_000,
+        );
         // A late event (older timestamp) arrives after: it may only fill fields it is newest for.
-        apply_traits(&mut set, &traits(json!({"plan": "free", "name": "Ann"})), 1_000);
-        assert_eq!(set.values, traits(json!({"plan": "pro", "city": "Oslo", "name": "Ann"})));
+        apply_traits(
+            &mut set,
+            &traits(json!({"plan": "free", "name": "Ann"})),
+            1_000,
+        );
+        assert_eq!(
+            set.values,
+            traits(json!({"plan": "pro", "city": "Oslo", "name": "Ann"}))
+        );
         assert_eq!(set.set_at.get("name"), Some(&1_000));
         apply_traits(&mut set, &traits(json!({"city": "Bergen"})), 3_000);
         assert_eq!(set.values["city"], json!("Bergen"));
@@ -60,12 +81,23 @@ mod tests {
     #[test]
     fn merging_profiles_keeps_the_newest_value_of_each_field() {
         let mut survivor = TraitSet::default();
-        apply_traits(&mut survivor, &traits(json!({"plan": "pro", "city": "Oslo"})), 5);
+        apply_traits(
+            &mut survivor,
+            &traits(json!({"plan": "pro", "city": "Oslo"})),
+            5,
+        );
         let mut other = TraitSet::default();
-        apply_traits(&mut other, &traits(json!({"plan": "enterprise", "city": "Rome", "age": 40})), 3);
+        apply_traits(
+            &mut other,
+            &traits(json!({"plan": "enterprise", "city": "Rome", "age": 40})),
+            3,
+        );
         apply_traits(&mut other, &traits(json!({"plan": "enterprise"})), 9);
         merge_trait_sets(&mut survivor, &other);
-        assert_eq!(survivor.values, traits(json!({"plan": "enterprise", "city": "Oslo", "age": 40})));
+        assert_eq!(
+            survivor.values,
+            traits(json!({"plan": "enterprise", "city": "Oslo", "age": 40}))
+        );
     }
 
     proptest! {

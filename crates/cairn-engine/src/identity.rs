@@ -15,7 +15,9 @@ pub trait IdentityResolver: Send {
         &mut self,
         workspace: &WorkspaceId,
         message: &NormalizedMessage,
-        lookup: &mut dyn FnMut(&Identifier) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
+        lookup: &mut dyn FnMut(
+            &Identifier,
+        ) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
     ) -> StorageResult<Option<Plan>>;
 }
 
@@ -28,20 +30,34 @@ impl IdentityResolver for ExactIdentity {
         &mut self,
         workspace: &WorkspaceId,
         message: &NormalizedMessage,
-        lookup: &mut dyn FnMut(&Identifier) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
+        lookup: &mut dyn FnMut(
+            &Identifier,
+        ) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
     ) -> StorageResult<Option<Plan>> {
         let mut found = Vec::with_capacity(message.identifiers.len() + 1);
         for identifier in &message.identifiers {
-            found.push(Found { identifier: identifier.clone(), profile: lookup(identifier)? });
+            found.push(Found {
+                identifier: identifier.clone(),
+                profile: lookup(identifier)?,
+            });
         }
         if let (MessageKind::Alias, Some(previous)) = (message.kind, &message.previous_id) {
             let as_user = Identifier::new(IdentifierKind::UserId, previous.clone());
             let as_anonymous = Identifier::new(IdentifierKind::AnonymousId, previous.clone());
             let previous_found = match lookup(&as_user)? {
-                Some(profile) => Found { identifier: as_user, profile: Some(profile) },
-                None => Found { profile: lookup(&as_anonymous)?, identifier: as_anonymous },
+                Some(profile) => Found {
+                    identifier: as_user,
+                    profile: Some(profile),
+                },
+                None => Found {
+                    profile: lookup(&as_anonymous)?,
+                    identifier: as_anonymous,
+                },
             };
-            if !found.iter().any(|f| f.identifier == previous_found.identifier) {
+            if !found
+                .iter()
+                .any(|f| f.identifier == previous_found.identifier)
+            {
                 found.push(previous_found);
             }
         }

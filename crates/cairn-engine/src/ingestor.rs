@@ -59,14 +59,26 @@ pub(crate) fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Ingestor, Queu
     let (sender, receiver) = mpsc::channel();
     let queued_events = Arc::new(AtomicUsize::new(0));
     (
-        Ingestor { sender: Arc::new(Mutex::new(Some(sender))), queued_events: queued_events.clone(), capacity, metrics },
-        Queue { receiver, queued_events },
+        Ingestor {
+            sender: Arc::new(Mutex::new(Some(sender))),
+            queued_events: queued_events.clone(),
+            capacity,
+            metrics,
+        },
+        Queue {
+            receiver,
+            queued_events,
+        },
     )
 }
 
 impl Ingestor {
     /// Queues `messages` and waits until they are durably committed.
-    pub async fn submit(&self, workspace: WorkspaceId, messages: Vec<NormalizedMessage>) -> Result<Receipt, EngineError> {
+    pub async fn submit(
+        &self,
+        workspace: WorkspaceId,
+        messages: Vec<NormalizedMessage>,
+    ) -> Result<Receipt, EngineError> {
         let reply = self.enqueue(workspace, messages)?;
         reply.await.unwrap_or(Err(EngineError::ShuttingDown))
     }
@@ -78,7 +90,9 @@ impl Ingestor {
         messages: Vec<NormalizedMessage>,
     ) -> Result<Receipt, EngineError> {
         let reply = self.enqueue(workspace, messages)?;
-        reply.blocking_recv().unwrap_or(Err(EngineError::ShuttingDown))
+        reply
+            .blocking_recv()
+            .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
     /// Events waiting for the writer.
@@ -92,16 +106,24 @@ impl Ingestor {
         messages: Vec<NormalizedMessage>,
     ) -> Result<oneshot::Receiver<Result<Receipt, EngineError>>, EngineError> {
         let count = messages.len();
-        let reserved = self.queued_events.fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-            // A request larger than the whole queue is still admitted into an empty queue.
-            (queued == 0 || queued + count <= self.capacity).then_some(queued + count)
-        });
+        let reserved =
+            self.queued_events
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                    // A request larger than the whole queue is still admitted into an empty queue.
+                    (queued == 0 || queued + count <= self.capacity).then_some(queued + count)
+                });
         if reserved.is_err() {
             return Err(EngineError::Overloaded);
         }
         let (reply, receiver) = oneshot::channel();
         let sent = match self.sender.lock().as_ref() {
-            Some(sender) => sender.send(Pending { workspace, messages, reply }).is_ok(),
+            Some(sender) => sender
+                .send(Pending {
+                    workspace,
+                    messages,
+                    reply,
+                })
+                .is_ok(),
             None => false,
         };
         if !sent {

@@ -72,8 +72,21 @@ impl Engine {
     ) -> std::io::Result<Engine> {
         let metrics = Arc::new(Metrics::new());
         let (ingestor, queue) = ingestor::channel(options.queue_capacity_events, metrics.clone());
-        let writer = writer::spawn(options, store, identity, queue, clock.clone(), metrics.clone())?;
-        Ok(Engine { ingestor, reader, clock, metrics, writer: Some(writer) })
+        let writer = writer::spawn(
+            options,
+            store,
+            identity,
+            queue,
+            clock.clone(),
+            metrics.clone(),
+        )?;
+        Ok(Engine {
+            ingestor,
+            reader,
+            clock,
+            metrics,
+            writer: Some(writer),
+        })
     }
 
     pub fn ingestor(&self) -> Ingestor {

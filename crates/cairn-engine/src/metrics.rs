@@ -46,16 +46,52 @@ impl Metrics {
         let commit_failures = Counter::default();
         let commits = Counter::default();
         let committed_events = Counter::default();
-        registry.register("events_accepted", "Events durably stored", events_accepted.clone());
-        registry.register("events_duplicate", "Events dropped as duplicates of a stored messageId", events_duplicate.clone());
-        registry.register("events_rejected", "Events or requests rejected, by error code", events_rejected.clone());
-        registry.register("profiles_merged", "Profiles merged into another by identity resolution", profiles_merged.clone());
-        registry.register("commit_batch_events", "Events per group commit", commit_events.clone());
-        registry.register("commit_latency_seconds", "Time to apply and durably commit one group", commit_seconds.clone());
-        registry.register("ingest_queue_events", "Events waiting for the writer", queue_events.clone());
-        registry.register("commit_failures", "Group commits that failed (nothing of them was kept)", commit_failures.clone());
+        registry.register(
+            "events_accepted",
+            "Events durably stored",
+            events_accepted.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events dropped as duplicates of a stored messageId",
+            events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events or requests rejected, by error code",
+            events_rejected.clone(),
+        );
+        registry.register(
+            "profiles_merged",
+            "Profiles merged into another by identity resolution",
+            profiles_merged.clone(),
+        );
+        registry.register(
+            "commit_batch_events",
+            "Events per group commit",
+            commit_events.clone(),
+        );
+        registry.register(
+            "commit_latency_seconds",
+            "Time to apply and durably commit one group",
+            commit_seconds.clone(),
+        );
+        registry.register(
+            "ingest_queue_events",
+            "Events waiting for the writer",
+            queue_events.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Group commits that failed (nothing of them was kept)",
+            commit_failures.clone(),
+        );
         registry.register("commits", "Group commits that succeeded", commits.clone());
-        registry.register("committed_events", "Events in successful group commits", committed_events.clone());
+        registry.register(
+            "committed_events",
+            "Events in successful group commits",
+            committed_events.clone(),
+        );
         for code in ErrorCode::ALL {
             drop(events_rejected.get_or_create(&code_labels(*code)));
         }
@@ -76,7 +112,9 @@ impl Metrics {
 
     /// Counts `count` rejections with `code`.
     pub fn reject(&self, code: ErrorCode, count: u64) {
-        self.events_rejected.get_or_create(&code_labels(code)).inc_by(count);
+        self.events_rejected
+            .get_or_create(&code_labels(code))
+            .inc_by(count);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -15,9 +15,18 @@ struct Fixture {
 fn start(options: EngineOptions) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let (writer, reader) = cairn_store_sqlite::open(dir.path()).expect("open store");
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("time")));
-    let engine = Engine::start(options, Box::new(writer), Arc::new(reader), clock.clone()).expect("start");
-    Fixture { _dir: dir, engine, clock }
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    let engine =
+        Engine::start(options, Box::new(writer), Arc::new(reader), clock.clone()).expect("start");
+    Fixture {
+        _dir: dir,
+        engine,
+        clock,
+    }
 }
 
 fn message(fixture: &Fixture, value: Value) -> NormalizedMessage {
@@ -31,7 +40,11 @@ fn ws() -> WorkspaceId {
 
 fn submit(fixture: &Fixture, messages: Vec<Value>) -> Receipt {
     let messages = messages.into_iter().map(|m| message(fixture, m)).collect();
-    fixture.engine.ingestor().submit_blocking(ws(), messages).expect("committed")
+    fixture
+        .engine
+        .ingestor()
+        .submit_blocking(ws(), messages)
+        .expect("committed")
 }
 
 fn profile_of(fixture: &Fixture, kind: IdentifierKind, value: &str) -> cairn_model::Profile {
@@ -48,46 +61,95 @@ fn duplicates_of_a_message_id_are_dropped_within_and_across_requests() {
     let fixture = start(EngineOptions::default());
     let track = json!({"type": "track", "userId": "u1", "event": "A", "messageId": "m-1"});
     let receipt = submit(&fixture, vec![track.clone(), track.clone()]);
-    assert_eq!(receipt, Receipt { accepted: 1, duplicates: 1 });
-    assert_eq!(submit(&fixture, vec![track]), Receipt { accepted: 0, duplicates: 1 });
-    assert_eq!(profile_of(&fixture, IdentifierKind::UserId, "u1").event_count, 1);
+    assert_eq!(
+        receipt,
+        Receipt {
+            accepted: 1,
+            duplicates: 1
+        }
+    );
+    assert_eq!(
+        submit(&fixture, vec![track]),
+        Receipt {
+            accepted: 0,
+            duplicates: 1
+        }
+    );
+    assert_eq!(
+        profile_of(&fixture, IdentifierKind::UserId, "u1").event_count,
+        1
+    );
 }
 
 #[test]
 fn identify_links_an_anonymous_visitor_and_alias_merges_profiles() {
     let fixture = start(EngineOptions::default());
-    submit(&fixture, vec![json!({"type": "page", "anonymousId": "a1", "name": "Home"})]);
+    submit(
+        &fixture,
+        vec![json!({"type": "page", "anonymousId": "a1", "name": "Home"})],
+    );
     let visitor = profile_of(&fixture, IdentifierKind::AnonymousId, "a1");
     submit(
         &fixture,
-        vec![json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": "Ann@X.io", "plan": "pro"}})],
+        vec![
+            json!({"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": "Ann@X.io", "plan": "pro"}}),
+        ],
     );
     let known = profile_of(&fixture, IdentifierKind::UserId, "u1");
-    assert_eq!(known.id, visitor.id, "the visitor's profile becomes the user's");
-    assert_eq!(profile_of(&fixture, IdentifierKind::Email, "ann@x.io").id, visitor.id);
+    assert_eq!(
+        known.id, visitor.id,
+        "the visitor's profile becomes the user's"
+    );
+    assert_eq!(
+        profile_of(&fixture, IdentifierKind::Email, "ann@x.io").id,
+        visitor.id
+    );
     assert_eq!(known.traits["plan"], json!("pro"));
 
     // A second device, then an alias from it to the user: the younger profile merges into the older.
-    submit(&fixture, vec![json!({"type": "track", "anonymousId": "a2", "event": "Viewed"})]);
+    submit(
+        &fixture,
+        vec![json!({"type": "track", "anonymousId": "a2", "event": "Viewed"})],
+    );
     let device = profile_of(&fixture, IdentifierKind::AnonymousId, "a2");
-    submit(&fixture, vec![json!({"type": "alias", "previousId": "a2", "userId": "u1"})]);
+    submit(
+        &fixture,
+        vec![json!({"type": "alias", "previousId": "a2", "userId": "u1"})],
+    );
     let merged = profile_of(&fixture, IdentifierKind::AnonymousId, "a2");
     assert_eq!(merged.id, visitor.id);
     assert_eq!(merged.merged_ids, vec![device.id.clone()]);
     assert_eq!(merged.event_count, 4);
-    let by_old_id = fixture.engine.reader().profile(&ws(), &device.id).expect("read").expect("resolves");
-    assert_eq!(by_old_id.id, visitor.id, "a merged-away id still finds the profile");
+    let by_old_id = fixture
+        .engine
+        .reader()
+        .profile(&ws(), &device.id)
+        .expect("read")
+        .expect("resolves");
+    assert_eq!(
+        by_old_id.id, visitor.id,
+        "a merged-away id still finds the profile"
+    );
 }
 
 #[test]
 fn a_shared_device_does_not_fuse_two_users() {
     let fixture = start(EngineOptions::default());
-    submit(&fixture, vec![json!({"type": "identify", "anonymousId": "kiosk", "userId": "u1"})]);
-    submit(&fixture, vec![json!({"type": "identify", "anonymousId": "kiosk", "userId": "u2"})]);
+    submit(
+        &fixture,
+        vec![json!({"type": "identify", "anonymousId": "kiosk", "userId": "u1"})],
+    );
+    submit(
+        &fixture,
+        vec![json!({"type": "identify", "anonymousId": "kiosk", "userId": "u2"})],
+    );
     let one = profile_of(&fixture, IdentifierKind::UserId, "u1");
     let two = profile_of(&fixture, IdentifierKind::UserId, "u2");
     assert_ne!(one.id, two.id);
-    assert_eq!(profile_of(&fixture, IdentifierKind::AnonymousId, "kiosk").id, one.id);
+    assert_eq!(
+        profile_of(&fixture, IdentifierKind::AnonymousId, "kiosk").id,
+        one.id
+    );
 }
 
 #[test]
@@ -102,27 +164,54 @@ fn within_one_group_a_newly_linked_user_id_is_respected() {
             json!({"type": "identify", "anonymousId": "a1", "userId": "u2"}),
         ],
     );
-    assert_ne!(profile_of(&fixture, IdentifierKind::UserId, "u1").id, profile_of(&fixture, IdentifierKind::UserId, "u2").id);
+    assert_ne!(
+        profile_of(&fixture, IdentifierKind::UserId, "u1").id,
+        profile_of(&fixture, IdentifierKind::UserId, "u2").id
+    );
 }
 
 #[test]
 fn late_events_do_not_overwrite_newer_traits() {
     let fixture = start(EngineOptions::default());
-    submit(&fixture, vec![json!({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "timestamp": "2024-05-01T11:00:00Z"})]);
-    submit(&fixture, vec![json!({"type": "identify", "userId": "u1", "traits": {"plan": "free"}, "timestamp": "2024-04-01T11:00:00Z"})]);
-    assert_eq!(profile_of(&fixture, IdentifierKind::UserId, "u1").traits["plan"], json!("pro"));
+    submit(
+        &fixture,
+        vec![
+            json!({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "timestamp": "2024-05-01T11:00:00Z"}),
+        ],
+    );
+    submit(
+        &fixture,
+        vec![
+            json!({"type": "identify", "userId": "u1", "traits": {"plan": "free"}, "timestamp": "2024-04-01T11:00:00Z"}),
+        ],
+    );
+    assert_eq!(
+        profile_of(&fixture, IdentifierKind::UserId, "u1").traits["plan"],
+        json!("pro")
+    );
     let events = fixture
         .engine
         .reader()
-        .events(&ws(), &profile_of(&fixture, IdentifierKind::UserId, "u1").id, None, 10)
+        .events(
+            &ws(),
+            &profile_of(&fixture, IdentifierKind::UserId, "u1").id,
+            None,
+            10,
+        )
         .expect("events");
     assert_eq!(events.len(), 2);
-    assert!(events[0].timestamp > events[1].timestamp, "newest first by event time");
+    assert!(
+        events[0].timestamp > events[1].timestamp,
+        "newest first by event time"
+    );
 }
 
 #[test]
 fn a_full_queue_refuses_work_instead_of_growing() {
-    let fixture = start(EngineOptions { queue_capacity_events: 1, ..EngineOptions::default() });
+    let fixture = start(EngineOptions {
+        queue_capacity_events: 1,
+        ..EngineOptions::default()
+    });
     let ingestor = fixture.engine.ingestor();
     // Fill the queue from many threads at once; at least one request must be refused, and every
     // accepted one must be stored.
@@ -135,8 +224,20 @@ fn a_full_queue_refuses_work_instead_of_growing() {
             std::thread::spawn(move || ingestor.submit_blocking(ws(), messages))
         })
         .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
-    let accepted: usize = results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.accepted).sum();
-    assert!(results.iter().any(|r| matches!(r, Err(EngineError::Overloaded))));
-    assert_eq!(fixture.engine.reader().event_count(&ws()).expect("count"), accepted as i64);
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let accepted: usize = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|r| r.accepted)
+        .sum();
+    assert!(results
+        .iter()
+        .any(|r| matches!(r, Err(EngineError::Overloaded))));
+    assert_eq!(
+        fixture.engine.reader().event_count(&ws()).expect("count"),
+        accepted as i64
+    );
 }

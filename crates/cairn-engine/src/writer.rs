@@ -12,8 +12,10 @@ use crate::Clock;
 use crate::EngineOptions;
 use cairn_core::identity::{ProfileHead, Target};
 use cairn_core::traits::{apply_traits, merge_trait_sets};
-use cairn_model::{IdentifierKind, NormalizedMessage, PartitionId, ProfileId, TraitSet, WorkspaceId};
-use cairn_storage::{NewEvent, ProfileState, Store, StorageResult, WriteTxn};
+use cairn_model::{
+    IdentifierKind, NormalizedMessage, PartitionId, ProfileId, TraitSet, WorkspaceId,
+};
+use cairn_storage::{NewEvent, ProfileState, StorageResult, Store, WriteTxn};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,9 +34,20 @@ pub(crate) fn spawn(
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("cairn-writer".into()).spawn(move || {
-        Writer { options, store, identity, queue, clock, metrics, commits: 0 }.run();
-    })
+    std::thread::Builder::new()
+        .name("cairn-writer".into())
+        .spawn(move || {
+            Writer {
+                options,
+                store,
+                identity,
+                queue,
+                clock,
+                metrics,
+                commits: 0,
+            }
+            .run();
+        })
 }
 
 struct Writer {
@@ -68,19 +81,29 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<Pending>, events: usize) {
         let started = Instant::now();
         self.commits += 1;
-        let prune_before = (self.commits % PRUNE_EVERY_COMMITS == 0).then(|| {
-            self.clock.now() - chrono::Duration::from_std(self.options.dedupe_window).unwrap_or(chrono::Duration::MAX)
+        let prune_before = self.commits.is_multiple_of(PRUNE_EVERY_COMMITS).then(|| {
+            self.clock.now()
+                - chrono::Duration::from_std(self.options.dedupe_window)
+                    .unwrap_or(chrono::Duration::MAX)
         });
         let mut receipts = vec![Receipt::default(); group.len()];
         let mut merged = 0u64;
         let identity = &mut self.identity;
         let result = self.store.write(&mut |txn| {
-            receipts.iter_mut().for_each(|receipt| *receipt = Receipt::default());
+            receipts
+                .iter_mut()
+                .for_each(|receipt| *receipt = Receipt::default());
             merged = 0;
             let mut batch = GroupState::default();
             for (pending, receipt) in group.iter().zip(receipts.iter_mut()) {
                 for message in &pending.messages {
-                    match apply_message(txn, identity.as_mut(), &mut batch, &pending.workspace, message)? {
+                    match apply_message(
+                        txn,
+                        identity.as_mut(),
+                        &mut batch,
+                        &pending.workspace,
+                        message,
+                    )? {
                         Applied::Stored { merges } => {
                             receipt.accepted += 1;
                             merged += merges;
@@ -96,8 +119,12 @@ impl Writer {
             Ok(())
         });
         self.queue.queued_events.fetch_sub(events, Ordering::AcqRel);
-        self.metrics.queue_events.set(self.queue.queued_events.load(Ordering::Acquire) as i64);
-        self.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .queue_events
+            .set(self.queue.queued_events.load(Ordering::Acquire) as i64);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.commit_events.observe(events as f64);
         match result {
             Ok(()) => {
@@ -136,7 +163,12 @@ struct GroupState {
 }
 
 impl GroupState {
-    fn take(&mut self, txn: &mut dyn WriteTxn, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<ProfileState>> {
+    fn take(
+        &mut self,
+        txn: &mut dyn WriteTxn,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> StorageResult<Option<ProfileState>> {
         match self.profiles.remove(&(workspace.clone(), id.clone())) {
             Some(state) => Ok(Some(state)),
             None => txn.load_profile(workspace, id),
@@ -171,7 +203,9 @@ fn apply_message(
     }
     let plan = {
         let mut lookup = |identifier: &cairn_model::Identifier| {
-            Ok(txn.find_by_identifier(workspace, identifier)?.map(|head| batch.fresh_head(workspace, head)))
+            Ok(txn
+                .find_by_identifier(workspace, identifier)?
+                .map(|head| batch.fresh_head(workspace, head)))
         };
         identity.resolve(workspace, message, &mut lookup)?
     };
@@ -186,9 +220,14 @@ fn apply_message(
     };
     if target.is_none() {
         if let Target::New { id, user_id } = &plan.target {
-            let rank = txn.create_profile(workspace, id, user_id.as_deref(), message.received_at)?;
+            let rank =
+                txn.create_profile(workspace, id, user_id.as_deref(), message.received_at)?;
             target = Some(ProfileState {
-                head: ProfileHead { id: id.clone(), rank, user_id: user_id.clone() },
+                head: ProfileHead {
+                    id: id.clone(),
+                    rank,
+                    user_id: user_id.clone(),
+                },
                 partition: PartitionId::of(id),
                 traits: TraitSet::default(),
                 created_at: message.received_at,
@@ -197,7 +236,10 @@ fn apply_message(
         }
     }
     let Some(mut target) = target else {
-        return Err(cairn_storage::StorageError::Corrupt(format!("profile {} vanished", plan.target.id())));
+        return Err(cairn_storage::StorageError::Corrupt(format!(
+            "profile {} vanished",
+            plan.target.id()
+        )));
     };
     for loser in &plan.merge {
         if let Some(loser_state) = batch.take(txn, workspace, &loser.id)? {
@@ -214,7 +256,11 @@ fn apply_message(
             target.head.user_id = Some(identifier.value.clone());
         }
     }
-    apply_traits(&mut target.traits, &message.traits, message.timestamp.timestamp_millis());
+    apply_traits(
+        &mut target.traits,
+        &message.traits,
+        message.timestamp.timestamp_millis(),
+    );
     target.updated_at = target.updated_at.max(message.received_at);
     txn.append_event(&NewEvent {
         workspace,
@@ -228,6 +274,8 @@ fn apply_message(
         body: &message.body,
     })?;
     let merges = plan.merge.len() as u64;
-    batch.profiles.insert((workspace.clone(), target.head.id.clone()), target);
+    batch
+        .profiles
+        .insert((workspace.clone(), target.head.id.clone()), target);
     Ok(Applied::Stored { merges })
 }

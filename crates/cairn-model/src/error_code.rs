@@ -82,7 +82,12 @@ impl Serialize for ErrorCode {
 pub fn markdown_table() -> String {
     let mut out = String::from("| code | HTTP status | meaning |\n| --- | --- | --- |\n");
     for code in ErrorCode::ALL {
-        out.push_str(&format!("| `{}` | {} | {} |\n", code.as_str(), code.http_status(), code.meaning()));
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            code.as_str(),
+            code.http_status(),
+            code.meaning()
+        ));
     }
     out
 }
@@ -97,8 +102,23 @@ mod tests {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate code {code}");
-            assert!(code.as_str().chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
+            assert!(code
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
             assert!((400..600).contains(&code.http_status()));
         }
+    }
+}
+
+#[cfg(test)]
+mod docs_tests {
+    #[test]
+    fn the_documented_table_is_the_table_in_code() {
+        let documented = include_str!("../../../docs/error-codes.md");
+        assert!(
+            documented.contains(&super::markdown_table()),
+            "docs/error-codes.md is stale: regenerate it with `cairn error-codes`"
+        );
     }
 }

@@ -39,7 +39,9 @@ impl MessageKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        MessageKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        MessageKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 

@@ -34,7 +34,12 @@ pub struct ProfileId(pub String);
 impl ProfileId {
     /// The id of a profile created by `first` in `workspace`.
     pub fn derive(workspace: &WorkspaceId, first: &Identifier) -> Self {
-        let key = format!("{}\u{1f}{}\u{1f}{}", workspace.0, first.kind.as_str(), first.value);
+        let key = format!(
+            "{}\u{1f}{}\u{1f}{}",
+            workspace.0,
+            first.kind.as_str(),
+            first.value
+        );
         ProfileId(format!("prof_{:032x}", xxh3_128(key.as_bytes())))
     }
     pub fn as_str(&self) -> &str {
@@ -58,7 +63,11 @@ pub enum IdentifierKind {
 }
 
 impl IdentifierKind {
-    pub const ALL: [IdentifierKind; 3] = [IdentifierKind::UserId, IdentifierKind::Email, IdentifierKind::AnonymousId];
+    pub const ALL: [IdentifierKind; 3] = [
+        IdentifierKind::UserId,
+        IdentifierKind::Email,
+        IdentifierKind::AnonymousId,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,7 +78,9 @@ impl IdentifierKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        IdentifierKind::ALL.into_iter().find(|kind| kind.as_str() == text)
+        IdentifierKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -83,7 +94,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(kind: IdentifierKind, value: impl Into<String>) -> Self {
-        Identifier { kind, value: value.into() }
+        Identifier {
+            kind,
+            value: value.into(),
+        }
     }
 
     /// An email identifier, normalized: surrounding whitespace removed and lower-cased.

@@ -6,7 +6,9 @@
 //! implements both; a second backend implements the same traits without touching the engine.
 
 use cairn_core::identity::ProfileHead;
-use cairn_model::{Identifier, MessageKind, PartitionId, Profile, ProfileId, StoredEvent, TraitSet, WorkspaceId};
+use cairn_model::{
+    Identifier, MessageKind, PartitionId, Profile, ProfileId, StoredEvent, TraitSet, WorkspaceId,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -53,13 +55,24 @@ pub struct NewEvent<'a> {
 pub trait WriteTxn {
     /// Records a message id as seen at `received_at`. Returns `false` if it was already recorded (a
     /// duplicate within the de-duplication window).
-    fn claim_message_id(&mut self, workspace: &WorkspaceId, message_id: &str, received_at: DateTime<Utc>)
-        -> StorageResult<bool>;
+    fn claim_message_id(
+        &mut self,
+        workspace: &WorkspaceId,
+        message_id: &str,
+        received_at: DateTime<Utc>,
+    ) -> StorageResult<bool>;
     /// The profile an identifier points to, following merges to the surviving profile.
-    fn find_by_identifier(&mut self, workspace: &WorkspaceId, identifier: &Identifier)
-        -> StorageResult<Option<ProfileHead>>;
+    fn find_by_identifier(
+        &mut self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+    ) -> StorageResult<Option<ProfileHead>>;
     /// Loads a profile's mutable state.
-    fn load_profile(&mut self, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<ProfileState>>;
+    fn load_profile(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> StorageResult<Option<ProfileState>>;
     /// Creates a profile; returns its rank (creation order).
     fn create_profile(
         &mut self,
@@ -71,12 +84,20 @@ pub trait WriteTxn {
     /// Writes back a profile's state.
     fn save_profile(&mut self, workspace: &WorkspaceId, state: &ProfileState) -> StorageResult<()>;
     /// Points an identifier at a profile.
-    fn link_identifier(&mut self, workspace: &WorkspaceId, identifier: &Identifier, profile: &ProfileId)
-        -> StorageResult<()>;
+    fn link_identifier(
+        &mut self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+        profile: &ProfileId,
+    ) -> StorageResult<()>;
     /// Merges `loser` into `survivor`: identifiers and earlier merged ids move to the survivor, the
     /// loser is marked as merged (its events stay and appear on the survivor's timeline).
-    fn merge_profile(&mut self, workspace: &WorkspaceId, loser: &ProfileId, survivor: &ProfileId)
-        -> StorageResult<()>;
+    fn merge_profile(
+        &mut self,
+        workspace: &WorkspaceId,
+        loser: &ProfileId,
+        survivor: &ProfileId,
+    ) -> StorageResult<()>;
     /// Appends an event; returns its sequence number.
     fn append_event(&mut self, event: &NewEvent<'_>) -> StorageResult<i64>;
     /// Forgets message ids received before `before`; returns how many.
@@ -87,7 +108,10 @@ pub trait WriteTxn {
 pub trait Store: Send {
     /// Runs `work` in one transaction and commits it durably (fsync) if it returns `Ok`.
     /// If `work` or the commit fails, nothing it wrote is kept.
-    fn write(&mut self, work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>) -> StorageResult<()>;
+    fn write(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>,
+    ) -> StorageResult<()>;
 }
 
 /// A page of a profile's timeline: newest first, by event timestamp then sequence.
@@ -102,7 +126,11 @@ pub trait ReadStore: Send + Sync {
     /// A profile by id; a merged-away id resolves to the surviving profile.
     fn profile(&self, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<Profile>>;
     /// The profile an identifier points to.
-    fn profile_by_identifier(&self, workspace: &WorkspaceId, identifier: &Identifier) -> StorageResult<Option<Profile>>;
+    fn profile_by_identifier(
+        &self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+    ) -> StorageResult<Option<Profile>>;
     /// Events of a (surviving) profile and of every profile merged into it, newest first, strictly
     /// before `before` when given. Returns at most `limit` events.
     fn events(

@@ -10,7 +10,8 @@ pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_millis(ms: i64) -> StorageResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
 }
 
 pub(crate) fn encode_traits(traits: &TraitSet) -> String {
@@ -18,7 +19,13 @@ pub(crate) fn encode_traits(traits: &TraitSet) -> String {
     map.insert("values".into(), Value::Object(traits.values.clone()));
     map.insert(
         "set_at".into(),
-        Value::Object(traits.set_at.iter().map(|(k, v)| (k.clone(), Value::from(*v))).collect()),
+        Value::Object(
+            traits
+                .set_at
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(*v)))
+                .collect(),
+        ),
     );
     Value::Object(map).to_string()
 }
@@ -26,7 +33,11 @@ pub(crate) fn encode_traits(traits: &TraitSet) -> String {
 pub(crate) fn decode_traits(text: &str) -> StorageResult<TraitSet> {
     let corrupt = || StorageError::Corrupt("profile traits are not a trait set".into());
     let value: Value = serde_json::from_str(text).map_err(|_| corrupt())?;
-    let values = value.get("values").and_then(Value::as_object).cloned().ok_or_else(corrupt)?;
+    let values = value
+        .get("values")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(corrupt)?;
     let set_at = value
         .get("set_at")
         .and_then(Value::as_object)
@@ -38,5 +49,6 @@ pub(crate) fn decode_traits(text: &str) -> StorageResult<TraitSet> {
 }
 
 pub(crate) fn decode_kind(text: &str) -> StorageResult<MessageKind> {
-    MessageKind::parse(text).ok_or_else(|| StorageError::Corrupt(format!("unknown event kind {text:?}")))
+    MessageKind::parse(text)
+        .ok_or_else(|| StorageError::Corrupt(format!("unknown event kind {text:?}")))
 }

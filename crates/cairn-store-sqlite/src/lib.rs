@@ -34,7 +34,11 @@ pub struct DirLock {
 /// Opens (creating and migrating if needed) the store in `data_dir`.
 pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
     std::fs::create_dir_all(data_dir)?;
-    let lock_file = File::options().create(true).truncate(false).write(true).open(data_dir.join(LOCK_FILE))?;
+    let lock_file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data_dir.join(LOCK_FILE))?;
     match lock_file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -46,7 +50,10 @@ pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
     let path = data_dir.join(DATABASE_FILE);
     let mut connection = connect(&path)?;
     schema::migrate(&mut connection)?;
-    Ok((SqliteWriter::new(connection, lock.clone()), SqliteReader::new(path, Some(lock))))
+    Ok((
+        SqliteWriter::new(connection, lock.clone()),
+        SqliteReader::new(path, Some(lock)),
+    ))
 }
 
 /// Opens read access only, without taking the directory lock: a running server may be writing.

@@ -21,10 +21,17 @@ pub struct SqliteReader {
 
 impl SqliteReader {
     pub(crate) fn new(path: PathBuf, lock: Option<Arc<DirLock>>) -> Self {
-        SqliteReader { path, idle: Mutex::new(Vec::new()), _lock: lock }
+        SqliteReader {
+            path,
+            idle: Mutex::new(Vec::new()),
+            _lock: lock,
+        }
     }
 
-    fn with_connection<T>(&self, read: impl FnOnce(&Connection) -> StorageResult<T>) -> StorageResult<T> {
+    fn with_connection<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> StorageResult<T>,
+    ) -> StorageResult<T> {
         let pooled = self.idle.lock().pop();
         let connection = match pooled {
             Some(connection) => connection,
@@ -39,7 +46,11 @@ impl SqliteReader {
     }
 }
 
-fn load_profile(connection: &Connection, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<Profile>> {
+fn load_profile(
+    connection: &Connection,
+    workspace: &WorkspaceId,
+    id: &ProfileId,
+) -> StorageResult<Option<Profile>> {
     let ws = workspace.as_str();
     let row = connection
         .prepare_cached(
@@ -59,7 +70,9 @@ fn load_profile(connection: &Connection, workspace: &WorkspaceId, id: &ProfileId
             .optional()
         })
         .map_err(backend)?;
-    let Some((id, partition, merged_into, traits, created_at, updated_at)) = row else { return Ok(None) };
+    let Some((id, partition, merged_into, traits, created_at, updated_at)) = row else {
+        return Ok(None);
+    };
     if let Some(survivor) = merged_into {
         // Merge chains are kept one hop long by the writer.
         return load_profile(connection, workspace, &ProfileId(survivor));
@@ -90,8 +103,11 @@ fn load_profile(connection: &Connection, workspace: &WorkspaceId, id: &ProfileId
         )
         .map_err(backend)?;
     let traits = decode_traits(&traits)?;
-    let trait_timestamps =
-        traits.set_at.iter().map(|(field, ms)| Ok((field.clone(), from_millis(*ms)?))).collect::<StorageResult<_>>()?;
+    let trait_timestamps = traits
+        .set_at
+        .iter()
+        .map(|(field, ms)| Ok((field.clone(), from_millis(*ms)?)))
+        .collect::<StorageResult<_>>()?;
     Ok(Some(Profile {
         id: ProfileId(id),
         workspace: workspace.0.clone(),
@@ -106,10 +122,21 @@ fn load_profile(connection: &Connection, workspace: &WorkspaceId, id: &ProfileId
     }))
 }
 
-fn merged_ids(connection: &Connection, workspace: &str, survivor: &str) -> StorageResult<Vec<ProfileId>> {
+fn merged_ids(
+    connection: &Connection,
+    workspace: &str,
+    survivor: &str,
+) -> StorageResult<Vec<ProfileId>> {
     connection
-        .prepare_cached("SELECT id FROM profiles WHERE workspace = ?1 AND merged_into = ?2 ORDER BY rank")
-        .and_then(|mut s| s.query_map(params![workspace, survivor], |row| Ok(ProfileId(row.get(0)?)))?.collect())
+        .prepare_cached(
+            "SELECT id FROM profiles WHERE workspace = ?1 AND merged_into = ?2 ORDER BY rank",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![workspace, survivor], |row| {
+                Ok(ProfileId(row.get(0)?))
+            })?
+            .collect()
+        })
         .map_err(backend)
 }
 
@@ -118,7 +145,11 @@ impl ReadStore for SqliteReader {
         self.with_connection(|connection| load_profile(connection, workspace, id))
     }
 
-    fn profile_by_identifier(&self, workspace: &WorkspaceId, identifier: &Identifier) -> StorageResult<Option<Profile>> {
+    fn profile_by_identifier(
+        &self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+    ) -> StorageResult<Option<Profile>> {
         self.with_connection(|connection| {
             let id: Option<String> = connection
                 .prepare_cached("SELECT profile_id FROM identifiers WHERE workspace = ?1 AND kind = ?2 AND value = ?3")
@@ -194,12 +225,20 @@ impl ReadStore for SqliteReader {
     fn event_count(&self, workspace: &WorkspaceId) -> StorageResult<i64> {
         self.with_connection(|connection| {
             connection
-                .query_row("SELECT COUNT(*) FROM events WHERE workspace = ?1", params![workspace.as_str()], |row| row.get(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM events WHERE workspace = ?1",
+                    params![workspace.as_str()],
+                    |row| row.get(0),
+                )
                 .map_err(backend)
         })
     }
 
     fn ping(&self) -> StorageResult<()> {
-        self.with_connection(|connection| connection.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+        self.with_connection(|connection| {
+            connection
+                .query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(backend)
+        })
     }
 }

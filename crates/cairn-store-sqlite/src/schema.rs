@@ -60,7 +60,9 @@ const MIGRATIONS: &[&str] = &[
 pub const CURRENT_VERSION: usize = MIGRATIONS.len();
 
 pub(crate) fn migrate(connection: &mut Connection) -> StorageResult<()> {
-    let version: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(backend)?;
+    let version: usize = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(backend)?;
     if version > CURRENT_VERSION {
         return Err(StorageError::Corrupt(format!(
             "the database has schema version {version}, newer than this build's {CURRENT_VERSION}"
@@ -69,7 +71,9 @@ pub(crate) fn migrate(connection: &mut Connection) -> StorageResult<()> {
     let transaction = connection.transaction().map_err(backend)?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         transaction.execute_batch(migration).map_err(backend)?;
-        transaction.pragma_update(None, "user_version", index + 1).map_err(backend)?;
+        transaction
+            .pragma_update(None, "user_version", index + 1)
+            .map_err(backend)?;
     }
     transaction.commit().map_err(backend)
 }

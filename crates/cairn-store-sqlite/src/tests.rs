@@ -21,7 +21,10 @@ fn a_second_open_of_the_same_directory_is_refused() {
 fn a_failed_transaction_keeps_nothing_and_a_committed_one_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = WorkspaceId::new("acme");
-    let at = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).single().expect("time");
+    let at = Utc
+        .with_ymd_and_hms(2024, 5, 1, 0, 0, 0)
+        .single()
+        .expect("time");
     let id = ProfileId("prof_1".into());
     let message = body(json!({"type": "track"}));
     {
@@ -35,10 +38,20 @@ fn a_failed_transaction_keeps_nothing_and_a_committed_one_survives_reopen() {
         assert_eq!(reader.event_count(&ws).expect("count"), 0);
         writer
             .write(&mut |txn| {
-                assert!(txn.claim_message_id(&ws, "m1", at)?, "the failed claim was rolled back");
-                assert!(!txn.claim_message_id(&ws, "m1", at)?, "a second claim is a duplicate");
+                assert!(
+                    txn.claim_message_id(&ws, "m1", at)?,
+                    "the failed claim was rolled back"
+                );
+                assert!(
+                    !txn.claim_message_id(&ws, "m1", at)?,
+                    "a second claim is a duplicate"
+                );
                 txn.create_profile(&ws, &id, Some("u1"), at)?;
-                txn.link_identifier(&ws, &cairn_model::Identifier::new(IdentifierKind::UserId, "u1"), &id)?;
+                txn.link_identifier(
+                    &ws,
+                    &cairn_model::Identifier::new(IdentifierKind::UserId, "u1"),
+                    &id,
+                )?;
                 txn.append_event(&NewEvent {
                     workspace: &ws,
                     partition: PartitionId::of(&id),
@@ -55,8 +68,22 @@ fn a_failed_transaction_keeps_nothing_and_a_committed_one_survives_reopen() {
             .expect("commit");
     }
     let (_writer, reader) = open(dir.path()).expect("reopen");
-    let profile = reader.profile(&ws, &id).expect("read").expect("profile exists");
+    let profile = reader
+        .profile(&ws, &id)
+        .expect("read")
+        .expect("profile exists");
     assert_eq!(profile.event_count, 1);
-    assert_eq!(reader.events(&ws, &id, None, 10).expect("events")[0].name.as_deref(), Some("Signed Up"));
-    assert!(reader.profile(&WorkspaceId::new("other"), &id).expect("read").is_none(), "workspaces are isolated");
+    assert_eq!(
+        reader.events(&ws, &id, None, 10).expect("events")[0]
+            .name
+            .as_deref(),
+        Some("Signed Up")
+    );
+    assert!(
+        reader
+            .profile(&WorkspaceId::new("other"), &id)
+            .expect("read")
+            .is_none(),
+        "workspaces are isolated"
+    );
 }

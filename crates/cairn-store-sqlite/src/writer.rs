@@ -4,7 +4,7 @@ use crate::codec::{decode_traits, encode_traits, from_millis, millis};
 use crate::{backend, DirLock};
 use cairn_core::identity::ProfileHead;
 use cairn_model::{Identifier, PartitionId, ProfileId, TraitSet, WorkspaceId};
-use cairn_storage::{NewEvent, ProfileState, Store, StorageResult, WriteTxn};
+use cairn_storage::{NewEvent, ProfileState, StorageResult, Store, WriteTxn};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::sync::Arc;
@@ -17,12 +17,18 @@ pub struct SqliteWriter {
 
 impl SqliteWriter {
     pub(crate) fn new(connection: Connection, lock: Arc<DirLock>) -> Self {
-        SqliteWriter { connection, _lock: lock }
+        SqliteWriter {
+            connection,
+            _lock: lock,
+        }
     }
 }
 
 impl Store for SqliteWriter {
-    fn write(&mut self, work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>) -> StorageResult<()> {
+    fn write(
+        &mut self,
+        work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>,
+    ) -> StorageResult<()> {
         let transaction = self.connection.transaction().map_err(backend)?;
         let mut txn = SqliteTxn { transaction };
         work(&mut txn)?;
@@ -46,7 +52,9 @@ impl WriteTxn for SqliteTxn<'_> {
             .transaction
             .prepare_cached("INSERT OR IGNORE INTO message_ids (workspace, message_id, received_at) VALUES (?1, ?2, ?3)")
             .map_err(backend)?;
-        let inserted = statement.execute(params![workspace.as_str(), message_id, millis(received_at)]).map_err(backend)?;
+        let inserted = statement
+            .execute(params![workspace.as_str(), message_id, millis(received_at)])
+            .map_err(backend)?;
         Ok(inserted == 1)
     }
 
@@ -64,14 +72,29 @@ impl WriteTxn for SqliteTxn<'_> {
             )
             .map_err(backend)?;
         statement
-            .query_row(params![workspace.as_str(), identifier.kind.as_str(), identifier.value], |row| {
-                Ok(ProfileHead { id: ProfileId(row.get(0)?), rank: row.get(1)?, user_id: row.get(2)? })
-            })
+            .query_row(
+                params![
+                    workspace.as_str(),
+                    identifier.kind.as_str(),
+                    identifier.value
+                ],
+                |row| {
+                    Ok(ProfileHead {
+                        id: ProfileId(row.get(0)?),
+                        rank: row.get(1)?,
+                        user_id: row.get(2)?,
+                    })
+                },
+            )
             .optional()
             .map_err(backend)
     }
 
-    fn load_profile(&mut self, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<ProfileState>> {
+    fn load_profile(
+        &mut self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> StorageResult<Option<ProfileState>> {
         let mut statement = self
             .transaction
             .prepare_cached(
@@ -90,9 +113,15 @@ impl WriteTxn for SqliteTxn<'_> {
             })
             .optional()
             .map_err(backend)?;
-        let Some((rank, user_id, traits, created_at, updated_at)) = row else { return Ok(None) };
+        let Some((rank, user_id, traits, created_at, updated_at)) = row else {
+            return Ok(None);
+        };
         Ok(Some(ProfileState {
-            head: ProfileHead { id: id.clone(), rank, user_id },
+            head: ProfileHead {
+                id: id.clone(),
+                rank,
+                user_id,
+            },
             partition: PartitionId::of(id),
             traits: decode_traits(&traits)?,
             created_at: from_millis(created_at)?,
@@ -160,15 +189,27 @@ impl WriteTxn for SqliteTxn<'_> {
             )
             .map_err(backend)?;
         statement
-            .execute(params![workspace.as_str(), identifier.kind.as_str(), identifier.value, profile.as_str()])
+            .execute(params![
+                workspace.as_str(),
+                identifier.kind.as_str(),
+                identifier.value,
+                profile.as_str()
+            ])
             .map_err(backend)?;
         Ok(())
     }
 
-    fn merge_profile(&mut self, workspace: &WorkspaceId, loser: &ProfileId, survivor: &ProfileId) -> StorageResult<()> {
+    fn merge_profile(
+        &mut self,
+        workspace: &WorkspaceId,
+        loser: &ProfileId,
+        survivor: &ProfileId,
+    ) -> StorageResult<()> {
         let ws = workspace.as_str();
         self.transaction
-            .prepare_cached("UPDATE identifiers SET profile_id = ?3 WHERE workspace = ?1 AND profile_id = ?2")
+            .prepare_cached(
+                "UPDATE identifiers SET profile_id = ?3 WHERE workspace = ?1 AND profile_id = ?2",
+            )
             .and_then(|mut s| s.execute(params![ws, loser.as_str(), survivor.as_str()]))
             .map_err(backend)?;
         // Keep merge chains one hop long: whatever was merged into the loser now points at the survivor.
@@ -187,7 +228,8 @@ impl WriteTxn for SqliteTxn<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .map_err(backend)?;
-        let body = serde_json::to_string(event.body).map_err(|e| cairn_storage::StorageError::Backend(e.to_string()))?;
+        let body = serde_json::to_string(event.body)
+            .map_err(|e| cairn_storage::StorageError::Backend(e.to_string()))?;
         statement
             .execute(params![
                 event.workspace.as_str(),

@@ -6,7 +6,9 @@ use proptest::prelude::*;
 use serde_json::json;
 
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("valid time")
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
 }
 
 fn one(body: Value, kind: MessageKind) -> Result<NormalizedMessage, Rejection> {
@@ -42,26 +44,44 @@ fn a_track_is_normalized_with_ids_and_corrected_timestamp() {
     // Sent 30 s after it happened; received at 12:00:00 → happened at 11:59:30 by our clock.
     assert_eq!(message.timestamp, now() - chrono::Duration::seconds(30));
     assert_eq!(message.body["timestamp"], json!("2024-05-01T11:59:30.000Z"));
-    assert_eq!(message.body["originalTimestamp"], json!("2024-05-01T11:00:00.000Z"));
-    assert_eq!(message.body["receivedAt"], json!("2024-05-01T12:00:00.000Z"));
+    assert_eq!(
+        message.body["originalTimestamp"],
+        json!("2024-05-01T11:00:00.000Z")
+    );
+    assert_eq!(
+        message.body["receivedAt"],
+        json!("2024-05-01T12:00:00.000Z")
+    );
     assert_eq!(message.body["type"], json!("track"));
     assert!(!message.body.contains_key("writeKey"));
 }
 
 #[test]
 fn identify_traits_set_profile_traits_and_numeric_user_ids_become_strings() {
-    let message = one(json!({"userId": 42, "traits": {"plan": "pro", "email": "x@y.z"}}), MessageKind::Identify)
-        .expect("valid");
-    assert_eq!(message.identifiers[0], Identifier::new(IdentifierKind::UserId, "42"));
+    let message = one(
+        json!({"userId": 42, "traits": {"plan": "pro", "email": "x@y.z"}}),
+        MessageKind::Identify,
+    )
+    .expect("valid");
+    assert_eq!(
+        message.identifiers[0],
+        Identifier::new(IdentifierKind::UserId, "42")
+    );
     assert_eq!(message.traits["plan"], json!("pro"));
     assert_eq!(message.body["userId"], json!("42"));
-    assert!(message.message_id.starts_with("cairn-"), "a missing messageId is generated");
+    assert!(
+        message.message_id.starts_with("cairn-"),
+        "a missing messageId is generated"
+    );
 }
 
 #[test]
 fn group_traits_are_not_profile_traits() {
-    let message =
-        one(json!({"userId": "u", "groupId": "g", "traits": {"name": "ACME"}}), MessageKind::Group).expect("valid");
+    let message = one(
+        json!({"userId": "u", "groupId": "g", "traits": {"name": "ACME"}}),
+        MessageKind::Group,
+    )
+    .expect("valid");
     assert!(message.traits.is_empty());
 }
 
@@ -75,23 +95,62 @@ fn generated_message_ids_are_stable_for_retries() {
 
 #[test]
 fn each_missing_or_wrong_field_has_its_code() {
-    assert_eq!(code_of(one(json!({"event": "E"}), MessageKind::Track)), ErrorCode::MissingIdentity);
-    assert_eq!(code_of(one(json!({"userId": "", "anonymousId": " "}), MessageKind::Page)), ErrorCode::MissingIdentity);
-    assert_eq!(code_of(one(json!({"userId": "u"}), MessageKind::Track)), ErrorCode::MissingEvent);
-    assert_eq!(code_of(one(json!({"userId": "u", "event": ""}), MessageKind::Track)), ErrorCode::MissingEvent);
-    assert_eq!(code_of(one(json!({"userId": "u", "event": 3}), MessageKind::Track)), ErrorCode::InvalidField);
-    assert_eq!(code_of(one(json!({"userId": "u"}), MessageKind::Alias)), ErrorCode::MissingPreviousId);
-    assert_eq!(code_of(one(json!({"userId": "u"}), MessageKind::Group)), ErrorCode::MissingGroupId);
-    assert_eq!(code_of(one(json!({"userId": ["u"]}), MessageKind::Page)), ErrorCode::InvalidField);
     assert_eq!(
-        code_of(one(json!({"userId": "u", "properties": "x"}), MessageKind::Page)),
+        code_of(one(json!({"event": "E"}), MessageKind::Track)),
+        ErrorCode::MissingIdentity
+    );
+    assert_eq!(
+        code_of(one(
+            json!({"userId": "", "anonymousId": " "}),
+            MessageKind::Page
+        )),
+        ErrorCode::MissingIdentity
+    );
+    assert_eq!(
+        code_of(one(json!({"userId": "u"}), MessageKind::Track)),
+        ErrorCode::MissingEvent
+    );
+    assert_eq!(
+        code_of(one(json!({"userId": "u", "event": ""}), MessageKind::Track)),
+        ErrorCode::MissingEvent
+    );
+    assert_eq!(
+        code_of(one(json!({"userId": "u", "event": 3}), MessageKind::Track)),
         ErrorCode::InvalidField
     );
     assert_eq!(
-        code_of(one(json!({"userId": "u", "timestamp": "yesterday"}), MessageKind::Page)),
+        code_of(one(json!({"userId": "u"}), MessageKind::Alias)),
+        ErrorCode::MissingPreviousId
+    );
+    assert_eq!(
+        code_of(one(json!({"userId": "u"}), MessageKind::Group)),
+        ErrorCode::MissingGroupId
+    );
+    assert_eq!(
+        code_of(one(json!({"userId": ["u"]}), MessageKind::Page)),
+        ErrorCode::InvalidField
+    );
+    assert_eq!(
+        code_of(one(
+            json!({"userId": "u", "properties": "x"}),
+            MessageKind::Page
+        )),
+        ErrorCode::InvalidField
+    );
+    assert_eq!(
+        code_of(one(
+            json!({"userId": "u", "timestamp": "yesterday"}),
+            MessageKind::Page
+        )),
         ErrorCode::InvalidTimestamp
     );
-    assert_eq!(code_of(one(json!({"userId": "u", "timestamp": 17}), MessageKind::Page)), ErrorCode::InvalidTimestamp);
+    assert_eq!(
+        code_of(one(
+            json!({"userId": "u", "timestamp": 17}),
+            MessageKind::Page
+        )),
+        ErrorCode::InvalidTimestamp
+    );
 }
 
 #[test]
@@ -99,17 +158,42 @@ fn request_level_errors() {
     let parse = |body: &str, endpoint| parse_request(body, endpoint).expect_err("rejected").code;
     assert_eq!(parse("{", Endpoint::Batch), ErrorCode::InvalidJson);
     assert_eq!(parse("[1]", Endpoint::Batch), ErrorCode::InvalidBody);
-    assert_eq!(parse("{\"batch\": 3}", Endpoint::Batch), ErrorCode::InvalidBody);
+    assert_eq!(
+        parse("{\"batch\": 3}", Endpoint::Batch),
+        ErrorCode::InvalidBody
+    );
     assert_eq!(parse("{}", Endpoint::Batch), ErrorCode::InvalidBody);
-    assert_eq!(parse("{\"batch\": []}", Endpoint::Batch), ErrorCode::EmptyBatch);
-    assert_eq!(parse("\"x\"", Endpoint::Single(MessageKind::Track)), ErrorCode::InvalidBody);
+    assert_eq!(
+        parse("{\"batch\": []}", Endpoint::Batch),
+        ErrorCode::EmptyBatch
+    );
+    assert_eq!(
+        parse("\"x\"", Endpoint::Single(MessageKind::Track)),
+        ErrorCode::InvalidBody
+    );
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    assert_eq!(parse(&format!("{{\"userId\": {deep}}}"), Endpoint::Single(MessageKind::Track)), ErrorCode::InvalidJson);
+    assert_eq!(
+        parse(
+            &format!("{{\"userId\": {deep}}}"),
+            Endpoint::Single(MessageKind::Track)
+        ),
+        ErrorCode::InvalidJson
+    );
     // Inside a batch, a too-deep item is rejected on its own.
-    let batch = parse_request(&format!("{{\"batch\": [{deep}]}}"), Endpoint::Batch).expect("envelope parses");
-    assert_eq!(batch.messages[0].as_ref().expect_err("too deep").code, ErrorCode::InvalidJson);
-    let big = format!("{{\"userId\": \"u\", \"event\": \"{}\"}}", "x".repeat(MAX_MESSAGE_BYTES));
-    assert_eq!(parse(&big, Endpoint::Single(MessageKind::Track)), ErrorCode::MessageTooLarge);
+    let batch = parse_request(&format!("{{\"batch\": [{deep}]}}"), Endpoint::Batch)
+        .expect("envelope parses");
+    assert_eq!(
+        batch.messages[0].as_ref().expect_err("too deep").code,
+        ErrorCode::InvalidJson
+    );
+    let big = format!(
+        "{{\"userId\": \"u\", \"event\": \"{}\"}}",
+        "x".repeat(MAX_MESSAGE_BYTES)
+    );
+    assert_eq!(
+        parse(&big, Endpoint::Single(MessageKind::Track)),
+        ErrorCode::MessageTooLarge
+    );
 }
 
 #[test]
@@ -132,13 +216,25 @@ fn a_batch_keeps_valid_messages_and_rejects_invalid_ones_individually() {
         .map(|message| message.and_then(|message| normalize(message, &parsed.envelope, now())))
         .collect();
     assert!(results[0].is_ok());
-    assert_eq!(results[1].as_ref().expect_err("bad type").code, ErrorCode::InvalidType);
-    assert_eq!(results[2].as_ref().expect_err("too big").code, ErrorCode::MessageTooLarge);
+    assert_eq!(
+        results[1].as_ref().expect_err("bad type").code,
+        ErrorCode::InvalidType
+    );
+    assert_eq!(
+        results[2].as_ref().expect_err("too big").code,
+        ErrorCode::MessageTooLarge
+    );
     let identify = results[3].as_ref().expect("valid");
     // Batch-level context fills what the message lacks, without overriding its own fields.
-    assert_eq!(identify.body["context"], json!({"ip": "1.2.3.4", "library": {"name": "lib"}}));
+    assert_eq!(
+        identify.body["context"],
+        json!({"ip": "1.2.3.4", "library": {"name": "lib"}})
+    );
     // sentAt from the envelope: event at 11:00, sent at 12:00, received at 12:00 → 11:00.
-    assert_eq!(results[0].as_ref().expect("valid").body["timestamp"], json!("2024-05-01T11:00:00.000Z"));
+    assert_eq!(
+        results[0].as_ref().expect("valid").body["timestamp"],
+        json!("2024-05-01T11:00:00.000Z")
+    );
 }
 
 proptest! {
