@@ -109,6 +109,24 @@ async fn event_count(server: &Server, workspace: &str) -> i64 {
         .expect("count")
 }
 
+/// The acme timeline of the profile found by a lookup query.
+async fn timeline(server: &Server, lookup: &str) -> Value {
+    let (_, profile) = get(server, lookup, "tok_acme").await;
+    let id = profile["id"].as_str().expect("the lookup finds a profile");
+    get(server, &format!("/api/v1/profiles/{id}/events"), "tok_acme")
+        .await
+        .1
+}
+
+/// Asserts an error answer: its status and its stable code.
+fn assert_code(status: StatusCode, body: &Value, expected: StatusCode, code: &str, context: &str) {
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (expected, Some(code)),
+        "{context}: {body}"
+    );
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).expect("gzip");
@@ -387,21 +405,7 @@ async fn gzip_bodies_text_plain_and_write_keys_in_the_body_are_accepted() {
             .map(|v| v.as_bytes()),
         Some(&b"*"[..])
     );
-    let (_, profile) = get(
-        &server,
-        "/api/v1/profiles/lookup?anonymous_id=a1",
-        "tok_acme",
-    )
-    .await;
-    let (_, events) = get(
-        &server,
-        &format!(
-            "/api/v1/profiles/{}/events",
-            profile["id"].as_str().expect("id")
-        ),
-        "tok_acme",
-    )
-    .await;
+    let events = timeline(&server, "/api/v1/profiles/lookup?anonymous_id=a1").await;
     assert_eq!(events["events"][0]["message"]["event"], json!("Browser"));
     assert!(
         events["events"][0]["message"].get("writeKey").is_none(),
@@ -448,16 +452,21 @@ async fn workspaces_cannot_read_or_write_each_other() {
         format!("/api/v1/profiles/{acme_id}/events"),
     ] {
         let (status, body) = get(&server, &path, "tok_globex").await;
-        assert_eq!(
-            (status, body["code"].clone()),
-            (StatusCode::NOT_FOUND, json!("profile_not_found")),
-            "{path}"
+        assert_code(
+            status,
+            &body,
+            StatusCode::NOT_FOUND,
+            "profile_not_found",
+            "{path}",
         );
     }
     let (status, body) = get(&server, &format!("/api/v1/profiles/{acme_id}"), "wk_acme").await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (StatusCode::UNAUTHORIZED, json!("invalid_api_token"))
+    assert_code(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_token",
+        "",
     );
     let response = client()
         .get(format!("{}/api/v1/profiles/{acme_id}", server.base))
@@ -504,20 +513,14 @@ async fn timelines_are_newest_first_by_event_time_and_paginate() {
         "tok_acme",
     )
     .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_query"))
-    );
+    assert_code(status, &body, StatusCode::BAD_REQUEST, "invalid_query", "");
     let (status, body) = get(
         &server,
         "/api/v1/profiles/lookup?user_id=u1&email=x",
         "tok_acme",
     )
     .await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (StatusCode::BAD_REQUEST, json!("invalid_query"))
-    );
+    assert_code(status, &body, StatusCode::BAD_REQUEST, "invalid_query", "");
 }
 
 #[tokio::test]
@@ -537,16 +540,7 @@ async fn client_clock_skew_is_corrected_with_the_server_clock() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, profile) = get(&server, "/api/v1/profiles/lookup?user_id=u1", "tok_acme").await;
-    let (_, events) = get(
-        &server,
-        &format!(
-            "/api/v1/profiles/{}/events",
-            profile["id"].as_str().expect("id")
-        ),
-        "tok_acme",
-    )
-    .await;
+    let events = timeline(&server, "/api/v1/profiles/lookup?user_id=u1").await;
     let event = &events["events"][0];
     assert_eq!(event["timestamp"], json!("2024-05-01T12:00:05Z"));
     assert_eq!(
@@ -656,10 +650,7 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         assert_ne!(body["code"], json!("route_not_found"), "{path} -> {status}");
     }
     let (status, body) = get(&server, "/v2/nothing", "tok_acme").await;
-    assert_eq!(
-        (status, body["code"].clone()),
-        (StatusCode::NOT_FOUND, json!("route_not_found"))
-    );
+    assert_code(status, &body, StatusCode::NOT_FOUND, "route_not_found", "");
     let response = client()
         .delete(format!("{}/v1/track", server.base))
         .send()

@@ -16,6 +16,12 @@ fn cairn(data_dir: &Path, args: &[&str]) -> Output {
         .expect("run cairn")
 }
 
+fn import(data_dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["import", "--workspace", "acme"];
+    all.extend_from_slice(args);
+    cairn(data_dir, &all)
+}
+
 fn stdout_json(output: &Output) -> Value {
     assert!(
         output.status.success(),
@@ -42,15 +48,7 @@ fn jsonl_and_csv_imports_validate_every_row_and_report_rejects_by_line() {
         ),
     )
     .expect("write");
-    let output = cairn(
-        &data,
-        &[
-            "import",
-            "--workspace",
-            "acme",
-            events.to_str().expect("path"),
-        ],
-    );
+    let output = import(&data, &[events.to_str().expect("path")]);
     let summary = stdout_json(&output);
     assert_eq!(summary["rows"], 5);
     assert_eq!(summary["accepted"], 3);
@@ -62,15 +60,7 @@ fn jsonl_and_csv_imports_validate_every_row_and_report_rejects_by_line() {
     assert!(stderr.contains("line 5: invalid_json"), "{stderr}");
 
     // Importing the same file again stores nothing twice.
-    let again = stdout_json(&cairn(
-        &data,
-        &[
-            "import",
-            "--workspace",
-            "acme",
-            events.to_str().expect("path"),
-        ],
-    ));
+    let again = stdout_json(&import(&data, &[events.to_str().expect("path")]));
     assert_eq!(
         (again["accepted"].clone(), again["duplicates"].clone()),
         (Value::from(0), Value::from(3))
@@ -82,16 +72,9 @@ fn jsonl_and_csv_imports_validate_every_row_and_report_rejects_by_line() {
         "user_id,email,plan,traits.age\nu1,ann@example.com,pro,41\nu2,bob@example.com,free\n,,orphan,\nu3,cy@example.com,plus,30\n",
     )
     .expect("write");
-    let output = cairn(
+    let output = import(
         &data,
-        &[
-            "import",
-            "--workspace",
-            "acme",
-            "--kind",
-            "profiles",
-            profiles.to_str().expect("path"),
-        ],
+        &["--kind", "profiles", profiles.to_str().expect("path")],
     );
     let summary = stdout_json(&output);
     assert_eq!(
@@ -206,15 +189,7 @@ fn a_running_server_keeps_imports_out_of_its_data_directory() {
         "{\"type\":\"track\",\"userId\":\"u\",\"event\":\"E\"}\n",
     )
     .expect("write");
-    let output = cairn(
-        &data,
-        &[
-            "import",
-            "--workspace",
-            "acme",
-            file.to_str().expect("path"),
-        ],
-    );
+    let output = import(&data, &[file.to_str().expect("path")]);
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(output.status.code(), Some(1));
