@@ -4,7 +4,7 @@ A scenario is a list of calls, each `{"method": "identify"|"track"|…, "params"
 parameters in the Segment spec's camelCase (`userId`, `anonymousId`, `messageId`, …) and
 `timestamp` as an ISO-8601 string. Each driver (Python libraries, the Node script, the raw
 analytics.js-style requests) turns those calls into its own library's calls unchanged; then
-`check_scenario` reads the profile and its events back through the management API and compares
+`Journey` reads the profile and its events back through the management API and compares
 every field with what was sent.
 """
 
@@ -400,85 +400,160 @@ def wait_for_scenario(api: CairnApi, scenario: Scenario, calls: list[dict] | Non
     wait_until(ready)
 
 
-def check_scenario(api: CairnApi, scenario: Scenario, library: Library, events_page_size: int = 100) -> dict:
-    """Checks the profile and every event of a fully sent scenario; returns the profile."""
-    wait_for_scenario(api, scenario)
+@dataclass
+class Journey:
+    """A scenario that a library has sent; its checks read what Cairn made of it (once, cached)."""
 
-    profile = api.lookup(user_id=scenario.user_id)
-    assert profile is not None, f"no profile for user_id {scenario.user_id}"
-    pid = profile["id"]
-    assert isinstance(pid, str) and pid.startswith("prof_"), f"profile id {pid!r}"
-    assert profile.get("workspace") == "acme", f"profile workspace {profile.get('workspace')!r}"
-    assert isinstance(profile.get("partition"), int), f"profile partition {profile.get('partition')!r}"
+    api: CairnApi
+    scenario: Scenario
+    library: Library
+    events_page_size: int = 100
+    # The user's and the legacy user's profiles just before the alias, when the test could look.
+    before_alias: tuple[dict, dict] | None = None
+    _state: dict | None = None
 
-    # Identity: the anonymous id (linked by identify), the email trait (lower-cased) and the alias's
-    # previous id (merged) all resolve to the same profile.
-    for identifier in (
-        {"anonymous_id": scenario.anonymous_id},
-        {"email": scenario.email.lower()},
-        {"user_id": scenario.legacy_id},
-    ):
-        other = api.lookup(**identifier)
-        assert other is not None, f"lookup {identifier} found no profile"
-        assert other["id"] == pid, f"lookup {identifier} gave {other['id']}, user_id lookup gave {pid}"
-    identifiers = {(item.get("type"), item.get("value")) for item in profile.get("identifiers", [])}
-    for expected in (
-        ("user_id", scenario.user_id),
-        ("anonymous_id", scenario.anonymous_id),
-        ("email", scenario.email.lower()),
-        ("user_id", scenario.legacy_id),
-    ):
-        assert expected in identifiers, f"profile identifiers lack {expected}: {profile.get('identifiers')}"
-    merged = profile.get("merged_ids")
-    assert isinstance(merged, list) and merged, (
-        f"alias({scenario.legacy_id} -> {scenario.user_id}) merged two profiles, but merged_ids is {merged!r}"
-    )
-    assert all(isinstance(m, str) and m.startswith("prof_") and m != pid for m in merged), merged
+    def state(self) -> dict:
+        if self._state is None:
+            try:
+                self._state = {"ok": self._collect()}
+            except AssertionError as error:
+                self._state = {"error": error}
+        if "error" in self._state:
+            raise AssertionError(f"reading the journey back failed: {self._state['error']}")
+        return self._state["ok"]
 
-    # Traits of the identify call, per field, with the identify's time.
-    traits = scenario.identify_traits()
-    assert_fields(profile.get("traits"), traits, "profile traits")
-    fetched = api.profile(pid)
-    assert fetched.get("id") == pid, f"GET /profiles/{pid} returned id {fetched.get('id')!r}"
-    assert_fields(fetched.get("traits"), traits, "GET /profiles/{id} traits")
-    for key in ("created_at", "updated_at"):
-        parse_time(profile.get(key), f"profile {key}")
+    def _collect(self) -> dict:
+        scenario = self.scenario
+        wait_for_scenario(self.api, scenario)
+        profile = self.api.lookup(user_id=scenario.user_id)
+        assert profile is not None, f"no profile for user_id {scenario.user_id}"
+        explicit = {call["params"]["messageId"] for call in scenario.calls}
+        events = self.api.events(profile["id"], limit=self.events_page_size)
+        legacy_profile = self.api.lookup(user_id=scenario.legacy_id)
+        legacy_events = []
+        if legacy_profile is not None and legacy_profile["id"] != profile["id"]:
+            legacy_events = self.api.events(legacy_profile["id"])
+        # Every event, wherever it is: the user's profile, plus the legacy profile if the alias did not merge.
+        found: dict[str, dict] = {}
+        for event in events + legacy_events:
+            key = _event_key(event, explicit)
+            assert key not in found, f"event {key} returned twice"
+            found[key] = event
+        return {
+            "profile": profile,
+            "fetched": self.api.profile(profile["id"]),
+            "events": events,
+            "legacy_profile": legacy_profile,
+            "found": found,
+            "explicit": explicit,
+        }
 
-    events = api.events(pid, limit=events_page_size)
-    explicit = {call["params"]["messageId"] for call in scenario.calls}
-    keys = [_event_key(event, explicit) for event in events]
-    assert len(keys) == len(set(keys)), f"duplicate events: {keys}"
-    by_key = dict(zip(keys, events))
-    expected_order = [
-        _call_key(call)
-        for call in sorted(scenario.all_calls, key=lambda call: parse_time(call["params"]["timestamp"]), reverse=True)
-    ]
-    missing = [key for key in expected_order if key not in by_key]
-    assert not missing, f"events not returned for {missing}; returned {keys}"
-    assert keys == expected_order, (
-        f"events should be newest first by event timestamp:\n expected {expected_order}\n got      {keys}"
-    )
-    assert profile.get("event_count") == len(events), (
-        f"profile event_count {profile.get('event_count')} but the events endpoint returned {len(events)}"
-    )
+    # The checks, one per aspect, so that one broken rule does not hide the others.
 
-    identify_time = None
-    for call in scenario.all_calls:
-        event = by_key[_call_key(call)]
-        check_message(event, call, library, scenario)
-        # An event recorded before a merge may keep the id of the profile that was merged away.
-        assert event.get("profile_id") in {pid, *merged}, (
-            f"{_call_key(call)}: profile_id {event.get('profile_id')} is neither {pid} nor one of merged {merged}"
+    def check_fields(self) -> None:
+        """Every message arrived with every field the library sent."""
+        state = self.state()
+        found = state["found"]
+        missing = [_call_key(call) for call in self.scenario.all_calls if _call_key(call) not in found]
+        assert not missing, f"no event found for {missing}"
+        for call in self.scenario.all_calls:
+            event = found[_call_key(call)]
+            check_message(event, call, self.library, self.scenario)
+            assert isinstance(event.get("seq"), int), f"{_call_key(call)}: seq {event.get('seq')!r}"
+        generated = [found[_call_key(call)]["message_id"] for call in self.scenario.batch_calls]
+        assert len(set(generated)) == len(generated), f"library-generated message ids repeat: {generated}"
+
+    def check_profile_traits(self) -> None:
+        """The identify's traits are on the profile, each with the identify's event time."""
+        state = self.state()
+        profile, fetched = state["profile"], state["fetched"]
+        pid = profile["id"]
+        assert isinstance(pid, str) and pid.startswith("prof_"), f"profile id {pid!r}"
+        assert fetched.get("id") == pid, f"GET /profiles/{pid} returned id {fetched.get('id')!r}"
+        assert profile.get("workspace") == "acme", f"profile workspace {profile.get('workspace')!r}"
+        assert isinstance(profile.get("partition"), int), f"profile partition {profile.get('partition')!r}"
+        for key in ("created_at", "updated_at"):
+            parse_time(profile.get(key), f"profile {key}")
+        traits = self.scenario.identify_traits()
+        assert_fields(profile.get("traits"), traits, "profile traits")
+        assert_fields(fetched.get("traits"), traits, "GET /profiles/{id} traits")
+        identify = state["found"].get(_call_key(self.scenario.call("identify")))
+        assert identify is not None, "the identify event is missing"
+        trait_times = profile.get("trait_timestamps")
+        assert isinstance(trait_times, dict), f"trait_timestamps {trait_times!r}"
+        for key in traits:
+            assert key in trait_times, f"trait_timestamps lacks {key!r}: {trait_times}"
+            assert_same_instant(trait_times[key], identify["timestamp"], f"trait_timestamps[{key!r}]")
+
+    def check_identify_links(self) -> None:
+        """identify linked the anonymous id to the user; the email trait is an identifier, lower-cased."""
+        profile = self.state()["profile"]
+        for identifier in ({"anonymous_id": self.scenario.anonymous_id}, {"email": self.scenario.email.lower()}):
+            other = self.api.lookup(**identifier)
+            assert other is not None, f"lookup {identifier} found no profile"
+            assert other["id"] == profile["id"], f"lookup {identifier} gave {other['id']}, user_id gave {profile['id']}"
+        identifiers = {(item.get("type"), item.get("value")) for item in profile.get("identifiers", [])}
+        for expected in (
+            ("user_id", self.scenario.user_id),
+            ("anonymous_id", self.scenario.anonymous_id),
+            ("email", self.scenario.email.lower()),
+        ):
+            assert expected in identifiers, f"profile identifiers lack {expected}: {profile.get('identifiers')}"
+
+    def check_alias_merges(self) -> None:
+        """alias(previousId=legacy user id, userId=user) merges the legacy user's profile with the user's."""
+        state = self.state()
+        scenario, profile, legacy = self.scenario, state["profile"], state["legacy_profile"]
+        pid = profile["id"]
+        alias = f"alias(previousId={scenario.legacy_id!r}, userId={scenario.user_id!r})"
+        assert legacy is not None, f"lookup user_id={scenario.legacy_id} found no profile"
+        assert legacy["id"] == pid, (
+            f"after {alias}, lookup user_id={scenario.legacy_id} gives {legacy['id']} but "
+            f"user_id={scenario.user_id} gives {pid}: the profiles were not merged"
         )
-        assert isinstance(event.get("seq"), int), f"{_call_key(call)}: seq {event.get('seq')!r}"
-        if call["method"] == "identify":
-            identify_time = event["timestamp"]
-    generated = [by_key[_call_key(call)]["message_id"] for call in scenario.batch_calls]
-    assert len(set(generated)) == len(generated), f"library-generated message ids repeat: {generated}"
+        identifiers = {(item.get("type"), item.get("value")) for item in profile.get("identifiers", [])}
+        assert ("user_id", scenario.legacy_id) in identifiers, (
+            f"after {alias} the profile's identifiers lack the previous id: {profile.get('identifiers')}"
+        )
+        merged = profile.get("merged_ids")
+        assert isinstance(merged, list) and merged, f"after {alias} merged_ids is {merged!r}"
+        assert all(isinstance(m, str) and m.startswith("prof_") and m != pid for m in merged), merged
+        keys = {_event_key(event, state["explicit"]) for event in state["events"]}
+        wanted = [_call_key(call) for call in scenario.all_calls]
+        assert set(wanted) <= keys, f"after {alias} the events endpoint lacks {sorted(set(wanted) - keys)}"
+        for event in state["events"]:
+            # An event recorded before a merge may keep the id of the profile that was merged away.
+            assert event.get("profile_id") in {pid, *merged}, (
+                f"{_event_key(event, state['explicit'])}: profile_id {event.get('profile_id')} is neither {pid} nor merged {merged}"
+            )
+        if self.before_alias is not None:
+            user_before, legacy_before = self.before_alias
+            ids = {user_before["id"], legacy_before["id"]}
+            assert pid in ids, f"the merged profile {pid} is neither of the two before the alias: {ids}"
+            (other,) = ids - {pid}
+            assert other in merged, f"{other} (merged away) not in merged_ids {merged}"
 
-    trait_times = profile.get("trait_timestamps")
-    assert isinstance(trait_times, dict), f"trait_timestamps {trait_times!r}"
-    for key in traits:
-        assert key in trait_times, f"trait_timestamps lacks {key!r}: {trait_times}"
-        assert_same_instant(trait_times[key], identify_time, f"trait_timestamps[{key!r}]")
-    return profile
+    def check_timeline(self) -> None:
+        """The profile's events come newest first by event timestamp (not arrival), and event_count matches."""
+        state = self.state()
+        events, explicit = state["events"], state["explicit"]
+        keys = [_event_key(event, explicit) for event in events]
+        assert len(keys) == len(set(keys)), f"duplicate events: {keys}"
+        order = {
+            _call_key(call): parse_time(call["params"]["timestamp"]) for call in self.scenario.all_calls
+        }
+        unexpected = [key for key in keys if key not in order]
+        assert not unexpected, f"unexpected events on the profile: {unexpected}"
+        expected = sorted(keys, key=lambda key: order[key], reverse=True)
+        assert keys == expected, f"events should be newest first by event timestamp:\n expected {expected}\n got      {keys}"
+        assert len(keys) >= len(self.scenario.all_calls) - 1, f"only {len(keys)} events on the user's profile"
+        assert state["profile"].get("event_count") == len(events), (
+            f"profile event_count {state['profile'].get('event_count')} but the events endpoint returned {len(events)}"
+        )
+
+
+JOURNEY_CHECKS = ["fields", "profile_traits", "identify_links", "alias_merges", "timeline"]
+
+
+def check_journey(journey: Journey, check: str) -> None:
+    getattr(journey, f"check_{check}")()

@@ -14,11 +14,13 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from cairn_api import CairnApi, wait_until
-from scenario import Library, assert_same_instant, build_scenario, check_scenario, iso, parse_time
+from scenario import JOURNEY_CHECKS, Journey, Library, assert_same_instant, build_scenario, check_journey, iso
 
 AJS_VERSION = "npm:next-1.84.3"
 USER_AGENT = (
@@ -85,17 +87,30 @@ def send_ajs(base_url: str, write_key: str, call: dict) -> requests.Response:
     return post_text_plain(base_url, path, ajs_message(call, write_key, iso(datetime.now(timezone.utc))))
 
 
-def test_short_paths_text_plain_and_batch(cairn_server, acme_api, acme_write_key, run_id):
+@pytest.fixture(scope="module")
+def ajs_journey(cairn_server, acme_api, acme_write_key, run_id):
     scenario = build_scenario("ajs", run_id, batch_size=12)
-    for call in scenario.calls:
-        assert_success(send_ajs(cairn_server, acme_write_key, call))
+    responses = [send_ajs(cairn_server, acme_write_key, call) for call in scenario.calls]
     # analytics-next's batching delivery: sentAt once for the batch, writeKey in the body and each event.
     batch = [ajs_message(call, acme_write_key, None) for call in scenario.batch_calls]
     body = {"writeKey": acme_write_key, "batch": batch, "sentAt": iso(datetime.now(timezone.utc))}
-    assert_success(post_text_plain(cairn_server, "/v1/b", body))
-
+    responses.append(post_text_plain(cairn_server, "/v1/b", body))
     # Read the events back three at a time, to go through the `next_before` cursors too.
-    check_scenario(acme_api, scenario, LIBRARY, events_page_size=3)
+    return Journey(acme_api, scenario, LIBRARY, events_page_size=3), responses
+
+
+def test_short_paths_text_plain_delivery(ajs_journey):
+    _journey, responses = ajs_journey
+    assert [urlsplit(r.request.url).path for r in responses] == [
+        "/v1/t", "/v1/t", "/v1/i", "/v1/t", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/b"
+    ]
+    for response in responses:
+        assert_success(response)
+
+
+@pytest.mark.parametrize("check", JOURNEY_CHECKS)
+def test_short_paths_text_plain_journey(ajs_journey, check):
+    check_journey(ajs_journey[0], check)
 
 
 def _single_event(api: CairnApi, user_id: str, count: int = 1) -> tuple[dict, list[dict]]:
@@ -172,6 +187,34 @@ def test_trait_with_the_latest_timestamp_wins(cairn_server, acme_api, acme_write
     assert_same_instant(times["color"], earlier, "trait_timestamps.color", tolerance_s=5)
     # Newest first by event timestamp, not by arrival.
     assert [event["message_id"] for event in events] == [f"ajs-traits-{run_id}-1", f"ajs-traits-{run_id}-2"]
+
+
+def test_alias_from_a_second_device_merges_its_profile(cairn_server, acme_api, acme_write_key, run_id):
+    """alias(previousId=anonymousId of another device, userId): the device's profile joins the user's."""
+    user_id, device = f"ajs-dev-user-{run_id}", f"ajs-dev-anon-{run_id}"
+    now = datetime.now(timezone.utc)
+    calls = [
+        {"method": "identify", "params": {"userId": user_id, "traits": {"plan": "pro"},
+                                          "timestamp": iso(now - timedelta(minutes=3)), "messageId": f"ajs-dev-{run_id}-1"}},
+        {"method": "page", "params": {"anonymousId": device, "name": "Home", "properties": {"path": "/"},
+                                      "timestamp": iso(now - timedelta(minutes=2)), "messageId": f"ajs-dev-{run_id}-2"}},
+    ]
+    for call in calls:
+        assert_success(send_ajs(cairn_server, acme_write_key, call))
+    user = wait_until(lambda: acme_api.lookup(user_id=user_id))
+    visitor = wait_until(lambda: acme_api.lookup(anonymous_id=device))
+    assert user is not None and visitor is not None and user["id"] != visitor["id"]
+    alias = {"method": "alias", "params": {"previousId": device, "userId": user_id,
+                                           "timestamp": iso(now - timedelta(minutes=1)), "messageId": f"ajs-dev-{run_id}-3"}}
+    assert_success(send_ajs(cairn_server, acme_write_key, alias))
+    merged = wait_until(lambda: (lambda p: p if p and p["id"] == user["id"] else None)(acme_api.lookup(anonymous_id=device)))
+    assert merged is not None, f"after the alias, anonymous_id {device} still resolves to {acme_api.lookup(anonymous_id=device)}"
+    profile = acme_api.lookup(user_id=user_id)
+    assert visitor["id"] in profile["merged_ids"], profile
+    events = acme_api.events(profile["id"])
+    assert [event["message_id"] for event in events] == [f"ajs-dev-{run_id}-{n}" for n in (3, 2, 1)]
+    assert events[0]["message"]["previousId"] == device and events[0]["message"]["userId"] == user_id
+    assert profile["event_count"] == 3
 
 
 def test_unknown_or_missing_write_key_is_rejected(cairn_server, acme_api, run_id):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scenario import Library, build_scenario, check_scenario
+from scenario import JOURNEY_CHECKS, Journey, Library, build_scenario, check_journey
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
@@ -49,14 +49,25 @@ def run_node(base_url: str, write_key: str, run: str, calls: list[dict], flush_a
     return summary
 
 
-def test_every_call_type_batched(cairn_server, acme_api, acme_write_key, run_id, tmp_path):
+@pytest.fixture(scope="module")
+def node_journey(cairn_server, acme_api, acme_write_key, run_id, tmp_path_factory):
     scenario = build_scenario("segnode", run_id, batch_size=25)
     # flushAt 8: the eight journey calls go in the first batch, the 25 batch items in four more.
-    summary = run_node(cairn_server, acme_write_key, run_id, scenario.all_calls, 8, tmp_path)
+    summary = run_node(cairn_server, acme_write_key, run_id, scenario.all_calls, 8, tmp_path_factory.mktemp("node"))
+    library = Library(
+        name="@segment/analytics-node",
+        version=summary["library"]["version"],
+        generated_message_id=r"node-next-\d+-[0-9a-f-]{36}",
+        extra_message=_node_metadata,
+    )
+    return Journey(acme_api, scenario, library), summary
 
+
+def test_batched_delivery(node_journey, cairn_server, acme_write_key):
+    journey, summary = node_journey
     assert summary["errors"] == [], summary["errors"]
     requests_made = summary["requests"]
-    assert sum(r["batchSize"] for r in requests_made) == len(scenario.all_calls), requests_made
+    assert sum(r["batchSize"] for r in requests_made) == len(journey.scenario.all_calls), requests_made
     assert max(r["batchSize"] for r in requests_made) > 1, f"expected batches: {requests_made}"
     for request in requests_made:
         assert request["url"] == f"{cairn_server}/v1/batch", request
@@ -64,13 +75,10 @@ def test_every_call_type_batched(cairn_server, acme_api, acme_write_key, run_id,
         assert request["bodyWriteKey"] == acme_write_key, request
     assert [r["status"] for r in summary["responses"]] == [200] * len(requests_made), summary["responses"]
 
-    library = Library(
-        name="@segment/analytics-node",
-        version=summary["library"]["version"],
-        generated_message_id=r"node-next-\d+-[0-9a-f-]{36}",
-        extra_message=_node_metadata,
-    )
-    check_scenario(acme_api, scenario, library)
+
+@pytest.mark.parametrize("check", JOURNEY_CHECKS)
+def test_journey(node_journey, check):
+    check_journey(node_journey[0], check)
 
 
 def test_wrong_write_key_fails_delivery(cairn_server, acme_api, run_id, tmp_path):

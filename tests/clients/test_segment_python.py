@@ -14,7 +14,7 @@ from segment.analytics.request import APIError
 from segment.analytics.version import VERSION
 
 from http_observer import assert_all_accepted, observe
-from scenario import Library, build_scenario, check_scenario, python_kwargs, wait_for_scenario
+from scenario import JOURNEY_CHECKS, Journey, Library, build_scenario, check_journey, python_kwargs, wait_for_scenario
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 LIBRARY = Library(name="analytics-python", version=VERSION, generated_message_id=UUID)
@@ -26,33 +26,26 @@ def send(client: Client, calls: list[dict]) -> None:
         assert ok, f"segment client refused {call['method']}"
 
 
-def test_sync_mode_every_call_type(cairn_server, acme_api, acme_write_key, run_id):
+@pytest.fixture(scope="module")
+def sync_journey(cairn_server, acme_api, acme_write_key, run_id):
+    """Sync mode: each call is one request, and raises APIError unless Cairn answers 2xx."""
     scenario = build_scenario("segpy-sync", run_id)
     client = Client(acme_write_key, host=cairn_server, sync_mode=True, max_retries=1, timeout=10)
-
     with observe(segment_request._session) as exchanges:
-        # Everything up to the alias: raises APIError if Cairn answers anything but 2xx.
-        send(client, scenario.calls[:-1])
+        send(client, scenario.calls[:-1])  # everything up to the alias
         wait_for_scenario(acme_api, scenario, scenario.calls[:-1])
-        before = acme_api.lookup(user_id=scenario.user_id)
-        legacy = acme_api.lookup(user_id=scenario.legacy_id)
-        assert before is not None and legacy is not None
-        assert legacy["id"] != before["id"], "the legacy user should have its own profile before the alias"
-
+        user_before = acme_api.lookup(user_id=scenario.user_id)
+        legacy_before = acme_api.lookup(user_id=scenario.legacy_id)
         send(client, scenario.calls[-1:])
-
-    assert_all_accepted(exchanges, len(scenario.calls))
-    for exchange in exchanges:
-        assert exchange.path == "/v1/batch"
-        assert exchange.headers["Authorization"].startswith("Basic ")
-        assert exchange.body["writeKey"] == acme_write_key
-    profile = check_scenario(acme_api, scenario, LIBRARY)
-    # alias(previousId=legacy, userId=user) merges the legacy profile into the user's.
-    assert profile["id"] == before["id"], "the alias target's profile should survive the merge"
-    assert legacy["id"] in profile["merged_ids"], f"{legacy['id']} not in merged_ids {profile['merged_ids']}"
+    assert user_before is not None and legacy_before is not None
+    assert legacy_before["id"] != user_before["id"], "the legacy user should have its own profile before the alias"
+    journey = Journey(acme_api, scenario, LIBRARY, before_alias=(user_before, legacy_before))
+    return journey, exchanges
 
 
-def test_batched_gzip(cairn_server, acme_api, acme_write_key, run_id):
+@pytest.fixture(scope="module")
+def batched_journey(cairn_server, acme_api, acme_write_key, run_id):
+    """The default mode: a consumer thread sends the queue in batches; gzip on."""
     scenario = build_scenario("segpy-batch", run_id, batch_size=30)
     errors = []
     client = Client(
@@ -69,12 +62,34 @@ def test_batched_gzip(cairn_server, acme_api, acme_write_key, run_id):
         send(client, scenario.all_calls)
         client.flush()
         client.join()
-
     assert not errors, f"the library reported errors: {errors}"
-    assert_all_accepted(exchanges, len(scenario.all_calls))
+    return Journey(acme_api, scenario, LIBRARY), exchanges
+
+
+def test_sync_mode_delivery(sync_journey, acme_write_key):
+    journey, exchanges = sync_journey
+    assert_all_accepted(exchanges, len(journey.scenario.calls))
+    for exchange in exchanges:
+        assert exchange.path == "/v1/batch"
+        assert exchange.headers["Authorization"].startswith("Basic ")
+        assert exchange.body["writeKey"] == acme_write_key
+
+
+@pytest.mark.parametrize("check", JOURNEY_CHECKS)
+def test_sync_mode_journey(sync_journey, check):
+    check_journey(sync_journey[0], check)
+
+
+def test_batched_gzip_delivery(batched_journey):
+    journey, exchanges = batched_journey
+    assert_all_accepted(exchanges, len(journey.scenario.all_calls))
     assert max(exchange.batch_size for exchange in exchanges) > 1, "expected the library to batch"
     assert all(exchange.headers.get("Content-Encoding") == "gzip" for exchange in exchanges)
-    check_scenario(acme_api, scenario, LIBRARY)
+
+
+@pytest.mark.parametrize("check", JOURNEY_CHECKS)
+def test_batched_gzip_journey(batched_journey, check):
+    check_journey(batched_journey[0], check)
 
 
 def test_wrong_write_key_is_rejected_with_a_segment_error(cairn_server, acme_api, run_id):

@@ -11,6 +11,9 @@
 //!   a conflicting identifier is left where it is (a shared device must not fuse two users).
 //! - A message without a `userId` belongs to the oldest profile its identifiers point to; the others
 //!   merge into it under the same `userId` rule.
+//! - An explicit `alias` is the exception: the profile its `previousId` points to merges even if it holds
+//!   another `userId` (that is how a user id is changed); the alias's `userId` becomes the profile's
+//!   primary user id and both user ids keep resolving to it.
 //! - When profiles merge, the oldest (lowest rank) keeps its id: ids are stable through merges.
 //! - A new profile's id is derived from the first identifier in priority order (user id, email,
 //!   anonymous id), so replaying the same input yields the same ids.
@@ -62,11 +65,18 @@ pub struct Plan {
     pub link: Vec<Identifier>,
     /// Identifiers left on another profile because merging it would give a profile two user ids.
     pub refused: Vec<Identifier>,
+    /// The primary user id of the resulting profile.
+    pub user_id: Option<String>,
 }
 
-/// Plans the resolution of one message. `found` lists the message's identifiers in priority order.
+/// Plans the resolution of one message. `found` lists the message's identifiers in priority order;
+/// `aliased` (second argument) is the identifier an explicit `alias` names as the same person (its profile always merges).
 /// Returns `None` when `found` is empty (validation guarantees it never is).
-pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
+pub fn plan(
+    workspace: &WorkspaceId,
+    aliased: Option<&Identifier>,
+    found: &[Found],
+) -> Option<Plan> {
     let first = found.first()?;
     let message_user_id = found
         .iter()
@@ -82,6 +92,13 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
     candidates.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.id.cmp(&b.id)));
     candidates.dedup_by(|a, b| a.id == b.id);
 
+    let aliased_profile = aliased.and_then(|aliased| {
+        found
+            .iter()
+            .find(|f| &f.identifier == aliased)
+            .and_then(|f| f.profile.as_ref())
+            .map(|p| p.id.clone())
+    });
     let mut group_user_id = message_user_id.clone();
     let mut group: Vec<ProfileHead> = anchor.iter().cloned().collect();
     let mut refused_profiles = Vec::new();
@@ -89,7 +106,9 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
         if group.iter().any(|member| member.id == candidate.id) {
             continue;
         }
+        let explicit = aliased_profile.as_ref() == Some(&candidate.id);
         match (&group_user_id, &candidate.user_id) {
+            (Some(_), Some(_)) if explicit => group.push(candidate.clone()),
             (Some(ours), Some(theirs)) if ours != theirs => {
                 refused_profiles.push(candidate.id.clone())
             }
@@ -116,6 +135,7 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
         .filter(|f| f.profile.is_none())
         .map(|f| f.identifier.clone())
         .collect();
+    let user_id = group_user_id;
     let mut members = group.into_iter();
     let target = match members.next() {
         Some(oldest) => Target::Existing(oldest),
@@ -124,10 +144,15 @@ pub fn plan(workspace: &WorkspaceId, found: &[Found]) -> Option<Plan> {
             user_id: message_user_id,
         },
     };
+    let user_id = match &target {
+        Target::New { user_id, .. } => user_id.clone(),
+        Target::Existing(_) => user_id,
+    };
     Some(Plan {
         target,
         merge: members.collect(),
         link,
+        user_id,
         refused,
     })
 }
@@ -161,7 +186,12 @@ mod tests {
 
     #[test]
     fn unknown_identifiers_create_a_profile_with_a_derived_id() {
-        let plan = plan(&ws(), &[found(user("u1"), None), found(anon("a1"), None)]).expect("plan");
+        let plan = plan(
+            &ws(),
+            None,
+            &[found(user("u1"), None), found(anon("a1"), None)],
+        )
+        .expect("plan");
         assert_eq!(
             plan.target,
             Target::New {
@@ -178,6 +208,7 @@ mod tests {
         let visitor = head("p_anon", 1, None);
         let plan = plan(
             &ws(),
+            None,
             &[
                 found(user("u1"), None),
                 found(anon("a1"), Some(visitor.clone())),
@@ -194,6 +225,7 @@ mod tests {
         let newer = head("p_new", 7, Some("u1"));
         let plan = plan(
             &ws(),
+            None,
             &[
                 found(user("u1"), Some(newer.clone())),
                 found(anon("a1"), Some(older.clone())),
@@ -209,6 +241,7 @@ mod tests {
         let shared_device = head("p_u1", 1, Some("u1"));
         let plan = plan(
             &ws(),
+            None,
             &[
                 found(user("u2"), None),
                 found(anon("a1"), Some(shared_device)),
@@ -234,6 +267,7 @@ mod tests {
         let email = Identifier::email("a@b.c");
         let plan = plan(
             &ws(),
+            None,
             &[
                 found(email.clone(), Some(p2.clone())),
                 found(anon("a1"), Some(p1.clone())),
@@ -245,5 +279,25 @@ mod tests {
         assert_eq!(plan.target, Target::Existing(p1));
         assert_eq!(plan.merge, vec![p3]);
         assert_eq!(plan.refused, vec![email]);
+    }
+
+    #[test]
+    fn an_explicit_alias_merges_even_across_user_ids() {
+        let old = head("p_old", 1, Some("old-1"));
+        let new = head("p_new", 2, Some("new-1"));
+        let previous = user("old-1");
+        let found = [
+            found(user("new-1"), Some(new.clone())),
+            found(previous.clone(), Some(old.clone())),
+        ];
+        let plan = plan(&ws(), Some(&previous), &found).expect("plan");
+        assert_eq!(plan.target, Target::Existing(old));
+        assert_eq!(plan.merge, vec![new]);
+        assert_eq!(
+            plan.user_id.as_deref(),
+            Some("new-1"),
+            "the alias's user id becomes primary"
+        );
+        assert!(plan.refused.is_empty());
     }
 }

@@ -41,6 +41,7 @@ impl IdentityResolver for ExactIdentity {
                 profile: lookup(identifier)?,
             });
         }
+        let mut aliased = None;
         if let (MessageKind::Alias, Some(previous)) = (message.kind, &message.previous_id) {
             let as_user = Identifier::new(IdentifierKind::UserId, previous.clone());
             let as_anonymous = Identifier::new(IdentifierKind::AnonymousId, previous.clone());
@@ -54,6 +55,7 @@ impl IdentityResolver for ExactIdentity {
                     identifier: as_anonymous,
                 },
             };
+            aliased = Some(previous_found.identifier.clone());
             if !found
                 .iter()
                 .any(|f| f.identifier == previous_found.identifier)
@@ -61,6 +63,6 @@ impl IdentityResolver for ExactIdentity {
                 found.push(previous_found);
             }
         }
-        Ok(plan(workspace, &found))
+        Ok(plan(workspace, aliased.as_ref(), &found))
     }
 }

@@ -241,3 +241,34 @@ fn a_full_queue_refuses_work_instead_of_growing() {
         accepted as i64
     );
 }
+
+#[test]
+fn an_alias_from_an_old_user_id_to_a_new_one_merges_the_profiles() {
+    let fixture = start(EngineOptions::default());
+    submit(
+        &fixture,
+        vec![json!({"type": "track", "userId": "old-1", "event": "Legacy"})],
+    );
+    submit(
+        &fixture,
+        vec![json!({"type": "identify", "userId": "new-1", "traits": {"plan": "pro"}})],
+    );
+    submit(
+        &fixture,
+        vec![json!({"type": "alias", "previousId": "old-1", "userId": "new-1"})],
+    );
+    let by_old = profile_of(&fixture, IdentifierKind::UserId, "old-1");
+    let by_new = profile_of(&fixture, IdentifierKind::UserId, "new-1");
+    assert_eq!(by_old.id, by_new.id);
+    assert_eq!(by_new.event_count, 3);
+    assert_eq!(by_new.traits["plan"], json!("pro"));
+    // The new user id is now primary: a device identifying as new-1 joins, one as old-1 too (same person).
+    submit(
+        &fixture,
+        vec![json!({"type": "identify", "userId": "new-1", "anonymousId": "phone"})],
+    );
+    assert_eq!(
+        profile_of(&fixture, IdentifierKind::AnonymousId, "phone").id,
+        by_new.id
+    );
+}

@@ -12,9 +12,7 @@ use crate::Clock;
 use crate::EngineOptions;
 use cairn_core::identity::{ProfileHead, Target};
 use cairn_core::traits::{apply_traits, merge_trait_sets};
-use cairn_model::{
-    IdentifierKind, NormalizedMessage, PartitionId, ProfileId, TraitSet, WorkspaceId,
-};
+use cairn_model::{NormalizedMessage, PartitionId, ProfileId, TraitSet, WorkspaceId};
 use cairn_storage::{NewEvent, ProfileState, StorageResult, Store, WriteTxn};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -244,17 +242,14 @@ fn apply_message(
     for loser in &plan.merge {
         if let Some(loser_state) = batch.take(txn, workspace, &loser.id)? {
             merge_trait_sets(&mut target.traits, &loser_state.traits);
-            if target.head.user_id.is_none() {
-                target.head.user_id = loser_state.head.user_id.clone();
-            }
         }
         txn.merge_profile(workspace, &loser.id, &target.head.id)?;
     }
     for identifier in &plan.link {
         txn.link_identifier(workspace, identifier, &target.head.id)?;
-        if identifier.kind == IdentifierKind::UserId && target.head.user_id.is_none() {
-            target.head.user_id = Some(identifier.value.clone());
-        }
+    }
+    if plan.user_id.is_some() {
+        target.head.user_id = plan.user_id.clone();
     }
     apply_traits(
         &mut target.traits,
