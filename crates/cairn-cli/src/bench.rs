@@ -1,5 +1,29 @@
-//! `cairn bench`: placeholder replaced below.
+//! `cairn bench`: benchmarks that run Cairn for real on this machine and print their figures.
+//!
+//! - `cairn bench ingest [--quick] [--json] [--duration SECS]`: sustained ingest over the HTTP API
+//!   (batches and single events), acknowledgement latency, CPU and peak memory, and the ratio to the
+//!   raw limit of the engine's writer and the store (see `BENCHMARKS.md`).
+//!
+//! Figures go to stdout (a table; with `--json` one JSON object as the last line), progress to stderr.
+
+mod harness;
+mod http_load;
+mod ingest;
+mod payload;
+mod raw;
+mod report;
+mod usage;
+
 use clap::Subcommand;
+
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand { Ingest }
-pub fn run(_command: BenchCommand) -> anyhow::Result<()> { Ok(()) }
+pub enum BenchCommand {
+    /// Ingest throughput and latency over HTTP, against the raw store limit.
+    Ingest(ingest::IngestArgs),
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => ingest::run(args),
+    }
+}
