@@ -47,6 +47,8 @@ pub struct IngestConfig {
     pub max_commit_events: usize,
     /// How long a messageId is remembered to drop client retries.
     pub dedupe_window_hours: u64,
+    /// Most messageIds remembered (about 50 bytes of memory each); the oldest are forgotten first.
+    pub dedupe_max_entries: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +80,7 @@ impl Default for IngestConfig {
             queue_capacity_events: engine.queue_capacity_events,
             max_commit_events: engine.max_commit_events,
             dedupe_window_hours: engine.dedupe_window.as_secs() / 3600,
+            dedupe_max_entries: engine.dedupe_max_entries,
         }
     }
 }
@@ -145,6 +148,7 @@ impl Config {
             dedupe_window: Duration::from_secs(
                 self.ingest.dedupe_window_hours.saturating_mul(3600),
             ),
+            dedupe_max_entries: self.ingest.dedupe_max_entries,
         }
     }
 

@@ -7,7 +7,7 @@ use cairn_model::TraitSet;
 use serde_json::{Map, Value};
 
 /// Applies `incoming` traits, set by an event at `timestamp_ms`, onto `current`.
-/// Returns whether anything changed.
+/// Returns whether anything changed (a value, or the time a field was last set).
 pub fn apply_traits(
     current: &mut TraitSet,
     incoming: &Map<String, Value>,
@@ -15,16 +15,16 @@ pub fn apply_traits(
 ) -> bool {
     let mut changed = false;
     for (field, value) in incoming {
-        let newer = current
-            .set_at
-            .get(field)
-            .is_none_or(|set_at| timestamp_ms >= *set_at);
-        if newer {
+        let set_at = current.set_at.get(field).copied();
+        if set_at.is_none_or(|set_at| timestamp_ms >= set_at) {
             if current.values.get(field) != Some(value) {
                 current.values.insert(field.clone(), value.clone());
                 changed = true;
             }
-            current.set_at.insert(field.clone(), timestamp_ms);
+            if set_at != Some(timestamp_ms) {
+                current.set_at.insert(field.clone(), timestamp_ms);
+                changed = true;
+            }
         }
     }
     changed

@@ -7,6 +7,7 @@
 //! [`cairn_storage`] traits and has no HTTP dependency.
 
 pub mod clock;
+mod dedupe;
 mod identity;
 mod ingestor;
 pub mod metrics;
@@ -30,6 +31,8 @@ pub struct EngineOptions {
     pub max_commit_events: usize,
     /// How long a message id is remembered for de-duplication.
     pub dedupe_window: Duration,
+    /// Most message ids remembered (about 50 bytes of memory each); the oldest are forgotten first.
+    pub dedupe_max_entries: usize,
 }
 
 impl Default for EngineOptions {
@@ -37,7 +40,8 @@ impl Default for EngineOptions {
         EngineOptions {
             queue_capacity_events: 200_000,
             max_commit_events: 20_000,
-            dedupe_window: Duration::from_secs(7 * 24 * 3600),
+            dedupe_window: Duration::from_secs(24 * 3600),
+            dedupe_max_entries: 10_000_000,
         }
     }
 }

@@ -272,3 +272,58 @@ fn an_alias_from_an_old_user_id_to_a_new_one_merges_the_profiles() {
         by_new.id
     );
 }
+
+#[test]
+fn the_dedupe_window_survives_a_restart_and_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start_at = Utc
+        .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("time");
+    let clock = Arc::new(ManualClock::new(start_at));
+    let restart = |clock: &Arc<ManualClock>| {
+        let (writer, reader) = cairn_store_sqlite::open(dir.path()).expect("open store");
+        Engine::start(
+            EngineOptions::default(),
+            Box::new(writer),
+            Arc::new(reader),
+            clock.clone(),
+        )
+        .expect("start")
+    };
+    let send = |engine: &Engine, clock: &ManualClock| {
+        let message =
+            json!({"type": "track", "userId": "u1", "event": "E", "messageId": "retry-me"});
+        let message = normalize(
+            message.as_object().cloned().expect("object"),
+            &Envelope::default(),
+            clock.now(),
+        )
+        .expect("valid");
+        engine
+            .ingestor()
+            .submit_blocking(ws(), vec![message])
+            .expect("committed")
+    };
+    let engine = restart(&clock);
+    assert_eq!(send(&engine, &clock).accepted, 1);
+    engine.shutdown();
+
+    clock.advance(chrono::Duration::hours(23));
+    let engine = restart(&clock);
+    assert_eq!(
+        send(&engine, &clock).duplicates,
+        1,
+        "a retry after a restart is still a duplicate"
+    );
+    engine.shutdown();
+
+    clock.advance(chrono::Duration::hours(2));
+    let engine = restart(&clock);
+    assert_eq!(
+        send(&engine, &clock).accepted,
+        1,
+        "outside the 24 h window the id is new again"
+    );
+    engine.shutdown();
+}

@@ -5,6 +5,7 @@
 //! each request. If the commit fails, every request of the group is answered with the error and nothing
 //! of the group is kept.
 
+use crate::dedupe::{self, GroupClaims, RecentMessageIds};
 use crate::identity::IdentityResolver;
 use crate::ingestor::{EngineError, Pending, Queue, Receipt};
 use crate::metrics::Metrics;
@@ -19,11 +20,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How many commits between two prunes of expired message ids.
-const PRUNE_EVERY_COMMITS: u64 = 256;
-/// Most message ids forgotten per prune (keeps each commit short).
-const PRUNE_LIMIT: usize = 20_000;
-
 pub(crate) fn spawn(
     options: EngineOptions,
     store: Box<dyn Store>,
@@ -32,6 +28,9 @@ pub(crate) fn spawn(
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let mut store = store;
+    let recent =
+        rebuild_recent_ids(&options, store.as_mut(), clock.now()).map_err(std::io::Error::other)?;
     std::thread::Builder::new()
         .name("cairn-writer".into())
         .spawn(move || {
@@ -40,9 +39,8 @@ pub(crate) fn spawn(
                 store,
                 identity,
                 queue,
-                clock,
                 metrics,
-                commits: 0,
+                recent,
             }
             .run();
         })
@@ -53,9 +51,34 @@ struct Writer {
     store: Box<dyn Store>,
     identity: Box<dyn IdentityResolver>,
     queue: Queue,
-    clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    commits: u64,
+    recent: RecentMessageIds,
+}
+
+/// Rebuilds the de-duplication window from the message ids of the stored events.
+fn rebuild_recent_ids(
+    options: &EngineOptions,
+    store: &mut dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StorageResult<RecentMessageIds> {
+    let window = chrono::Duration::from_std(options.dedupe_window).unwrap_or(chrono::Duration::MAX);
+    let mut recent = RecentMessageIds::new(window.num_milliseconds(), options.dedupe_max_entries);
+    let since = now
+        .checked_sub_signed(window)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let mut ids = store.recent_message_ids(since, options.dedupe_max_entries)?;
+    ids.reverse();
+    for id in ids {
+        recent.insert(
+            dedupe::key(&id.workspace, &id.message_id),
+            id.received_at.timestamp_millis(),
+        );
+    }
+    tracing::info!(
+        remembered = recent.len(),
+        "message-id de-duplication window rebuilt"
+    );
+    Ok(recent)
 }
 
 impl Writer {
@@ -78,21 +101,22 @@ impl Writer {
 
     fn commit_group(&mut self, group: Vec<Pending>, events: usize) {
         let started = Instant::now();
-        self.commits += 1;
-        let prune_before = self.commits.is_multiple_of(PRUNE_EVERY_COMMITS).then(|| {
-            self.clock.now()
-                - chrono::Duration::from_std(self.options.dedupe_window)
-                    .unwrap_or(chrono::Duration::MAX)
-        });
         let mut receipts = vec![Receipt::default(); group.len()];
         let mut merged = 0u64;
         let identity = &mut self.identity;
+        let recent = &self.recent;
+        let mut claims = GroupClaims::default();
         let result = self.store.write(&mut |txn| {
+            claims = GroupClaims::default();
             receipts
                 .iter_mut()
                 .for_each(|receipt| *receipt = Receipt::default());
             merged = 0;
-            let mut batch = GroupState::default();
+            let mut batch = GroupState {
+                profiles: HashMap::new(),
+                claims: &mut claims,
+                recent,
+            };
             for (pending, receipt) in group.iter().zip(receipts.iter_mut()) {
                 for message in &pending.messages {
                     match apply_message(
@@ -110,11 +134,7 @@ impl Writer {
                     }
                 }
             }
-            batch.flush(txn)?;
-            if let Some(before) = prune_before {
-                txn.prune_message_ids(before, PRUNE_LIMIT)?;
-            }
-            Ok(())
+            batch.flush(txn)
         });
         self.queue.queued_events.fetch_sub(events, Ordering::AcqRel);
         self.metrics
@@ -126,6 +146,7 @@ impl Writer {
         self.metrics.commit_events.observe(events as f64);
         match result {
             Ok(()) => {
+                claims.commit_into(&mut self.recent);
                 let accepted: usize = receipts.iter().map(|r| r.accepted).sum();
                 let duplicates: usize = receipts.iter().map(|r| r.duplicates).sum();
                 self.metrics.events_accepted.inc_by(accepted as u64);
@@ -154,36 +175,49 @@ enum Applied {
     Duplicate,
 }
 
-/// Profiles touched by the current group, written back once at the end of it.
-#[derive(Default)]
-struct GroupState {
-    profiles: HashMap<(WorkspaceId, ProfileId), ProfileState>,
+/// What the current group has touched: profiles (written back once at its end, and only if changed)
+/// and claimed message ids.
+struct GroupState<'g> {
+    profiles: HashMap<(WorkspaceId, ProfileId), Touched>,
+    claims: &'g mut GroupClaims,
+    recent: &'g RecentMessageIds,
 }
 
-impl GroupState {
+/// A profile loaded into the group, and whether anything of it changed.
+struct Touched {
+    state: ProfileState,
+    changed: bool,
+}
+
+impl GroupState<'_> {
     fn take(
         &mut self,
         txn: &mut dyn WriteTxn,
         workspace: &WorkspaceId,
         id: &ProfileId,
-    ) -> StorageResult<Option<ProfileState>> {
+    ) -> StorageResult<Option<Touched>> {
         match self.profiles.remove(&(workspace.clone(), id.clone())) {
-            Some(state) => Ok(Some(state)),
-            None => txn.load_profile(workspace, id),
+            Some(touched) => Ok(Some(touched)),
+            None => Ok(txn.load_profile(workspace, id)?.map(|state| Touched {
+                state,
+                changed: false,
+            })),
         }
     }
 
     /// The freshest head of a profile: the group's copy may hold a user id not yet written back.
     fn fresh_head(&self, workspace: &WorkspaceId, head: ProfileHead) -> ProfileHead {
         match self.profiles.get(&(workspace.clone(), head.id.clone())) {
-            Some(state) => state.head.clone(),
+            Some(touched) => touched.state.head.clone(),
             None => head,
         }
     }
 
     fn flush(&mut self, txn: &mut dyn WriteTxn) -> StorageResult<()> {
-        for ((workspace, _), state) in self.profiles.drain() {
-            txn.save_profile(&workspace, &state)?;
+        for ((workspace, _), touched) in self.profiles.drain() {
+            if touched.changed {
+                txn.save_profile(&workspace, &touched.state)?;
+            }
         }
         Ok(())
     }
@@ -196,7 +230,11 @@ fn apply_message(
     workspace: &WorkspaceId,
     message: &NormalizedMessage,
 ) -> StorageResult<Applied> {
-    if !txn.claim_message_id(workspace, &message.message_id, message.received_at)? {
+    let claim = dedupe::key(workspace, &message.message_id);
+    if !batch
+        .claims
+        .claim(batch.recent, claim, message.received_at.timestamp_millis())
+    {
         return Ok(Applied::Duplicate);
     }
     let plan = {
@@ -220,43 +258,54 @@ fn apply_message(
         if let Target::New { id, user_id } = &plan.target {
             let rank =
                 txn.create_profile(workspace, id, user_id.as_deref(), message.received_at)?;
-            target = Some(ProfileState {
-                head: ProfileHead {
-                    id: id.clone(),
-                    rank,
-                    user_id: user_id.clone(),
+            target = Some(Touched {
+                state: ProfileState {
+                    head: ProfileHead {
+                        id: id.clone(),
+                        rank,
+                        user_id: user_id.clone(),
+                    },
+                    partition: PartitionId::of(id),
+                    traits: TraitSet::default(),
+                    created_at: message.received_at,
+                    updated_at: message.received_at,
                 },
-                partition: PartitionId::of(id),
-                traits: TraitSet::default(),
-                created_at: message.received_at,
-                updated_at: message.received_at,
+                changed: true,
             });
         }
     }
-    let Some(mut target) = target else {
+    let Some(Touched {
+        state: mut target,
+        mut changed,
+    }) = target
+    else {
         return Err(cairn_storage::StorageError::Corrupt(format!(
             "profile {} vanished",
             plan.target.id()
         )));
     };
     for loser in &plan.merge {
-        if let Some(loser_state) = batch.take(txn, workspace, &loser.id)? {
-            merge_trait_sets(&mut target.traits, &loser_state.traits);
+        if let Some(loser) = batch.take(txn, workspace, &loser.id)? {
+            merge_trait_sets(&mut target.traits, &loser.state.traits);
         }
         txn.merge_profile(workspace, &loser.id, &target.head.id)?;
+        changed = true;
     }
     for identifier in &plan.link {
         txn.link_identifier(workspace, identifier, &target.head.id)?;
     }
-    if plan.user_id.is_some() {
+    if plan.user_id.is_some() && plan.user_id != target.head.user_id {
         target.head.user_id = plan.user_id.clone();
+        changed = true;
     }
-    apply_traits(
+    changed |= apply_traits(
         &mut target.traits,
         &message.traits,
         message.timestamp.timestamp_millis(),
     );
-    target.updated_at = target.updated_at.max(message.received_at);
+    if changed {
+        target.updated_at = target.updated_at.max(message.received_at);
+    }
     txn.append_event(&NewEvent {
         workspace,
         partition: target.partition,
@@ -269,8 +318,12 @@ fn apply_message(
         body: &message.body,
     })?;
     let merges = plan.merge.len() as u64;
-    batch
-        .profiles
-        .insert((workspace.clone(), target.head.id.clone()), target);
+    batch.profiles.insert(
+        (workspace.clone(), target.head.id.clone()),
+        Touched {
+            state: target,
+            changed,
+        },
+    );
     Ok(Applied::Stored { merges })
 }

@@ -53,14 +53,6 @@ pub struct NewEvent<'a> {
 
 /// Operations inside one write transaction.
 pub trait WriteTxn {
-    /// Records a message id as seen at `received_at`. Returns `false` if it was already recorded (a
-    /// duplicate within the de-duplication window).
-    fn claim_message_id(
-        &mut self,
-        workspace: &WorkspaceId,
-        message_id: &str,
-        received_at: DateTime<Utc>,
-    ) -> StorageResult<bool>;
     /// The profile an identifier points to, following merges to the surviving profile.
     fn find_by_identifier(
         &mut self,
@@ -100,8 +92,6 @@ pub trait WriteTxn {
     ) -> StorageResult<()>;
     /// Appends an event; returns its sequence number.
     fn append_event(&mut self, event: &NewEvent<'_>) -> StorageResult<i64>;
-    /// Forgets message ids received before `before`; returns how many.
-    fn prune_message_ids(&mut self, before: DateTime<Utc>, limit: usize) -> StorageResult<usize>;
 }
 
 /// A store with a single writer.
@@ -112,6 +102,22 @@ pub trait Store: Send {
         &mut self,
         work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>,
     ) -> StorageResult<()>;
+
+    /// The message ids of the most recently committed events received at or after `since`, newest
+    /// first, at most `limit` of them: what the writer needs to rebuild its de-duplication window.
+    fn recent_message_ids(
+        &mut self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> StorageResult<Vec<RecentMessageId>>;
+}
+
+/// A stored event's message id and when it was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentMessageId {
+    pub workspace: WorkspaceId,
+    pub message_id: String,
+    pub received_at: DateTime<Utc>,
 }
 
 /// A page of a profile's timeline: newest first, by event timestamp then sequence.

@@ -4,9 +4,13 @@
 //! [`Store::write`](cairn_storage::Store::write) returns. The data directory is locked by the process
 //! that opens it ([`open`]), so two servers (or a server and an import) never write it at once.
 //!
+//! WAL checkpoints run on their own thread and connection ([`checkpoint`]), so the writer's commits
+//! only append to the WAL and fsync it.
+//!
 //! One [`SqliteWriter`] (the single writer of every partition this node owns) and a pool of read
 //! connections ([`SqliteReader`]) that read concurrently through WAL snapshots.
 
+mod checkpoint;
 mod codec;
 mod reader;
 mod schema;
@@ -50,8 +54,12 @@ pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
     let path = data_dir.join(DATABASE_FILE);
     let mut connection = connect(&path)?;
     schema::migrate(&mut connection)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(backend)?;
+    let checkpointer = checkpoint::Checkpointer::start(connect(&path)?, path.clone())?;
     Ok((
-        SqliteWriter::new(connection, lock.clone()),
+        SqliteWriter::new(connection, checkpointer, lock.clone()),
         SqliteReader::new(path, Some(lock)),
     ))
 }

@@ -9,16 +9,9 @@ use rusqlite::Connection;
 
 /// Every migration, in order. `MIGRATIONS[n]` moves the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
-    // 1: message-id de-duplication, profiles, identifiers, events.
-    "CREATE TABLE message_ids (
-         workspace TEXT NOT NULL,
-         message_id TEXT NOT NULL,
-         received_at INTEGER NOT NULL,
-         PRIMARY KEY (workspace, message_id)
-     ) WITHOUT ROWID;
-     CREATE INDEX message_ids_by_time ON message_ids (received_at);
-
-     CREATE TABLE profiles (
+    // 1: profiles, identifiers, events. (De-duplication keeps its window in memory, rebuilt from
+    // the events' message ids at start.)
+    "CREATE TABLE profiles (
          rank INTEGER PRIMARY KEY,
          workspace TEXT NOT NULL,
          id TEXT NOT NULL,

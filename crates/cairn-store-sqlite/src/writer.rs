@@ -1,24 +1,32 @@
 //! The single writer: one connection, one transaction per [`Store::write`] call.
 
+use crate::checkpoint::Checkpointer;
 use crate::codec::{decode_traits, encode_traits, from_millis, millis};
 use crate::{backend, DirLock};
 use cairn_core::identity::ProfileHead;
 use cairn_model::{Identifier, PartitionId, ProfileId, TraitSet, WorkspaceId};
-use cairn_storage::{NewEvent, ProfileState, StorageResult, Store, WriteTxn};
+use cairn_storage::{NewEvent, ProfileState, RecentMessageId, StorageResult, Store, WriteTxn};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::sync::Arc;
 
-/// The store's single writer.
+/// The store's single writer. Its connection never checkpoints the WAL itself: a [`Checkpointer`]
+/// thread does that off the commit path.
 pub struct SqliteWriter {
     connection: Connection,
+    _checkpointer: Checkpointer,
     _lock: Arc<DirLock>,
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(connection: Connection, lock: Arc<DirLock>) -> Self {
+    pub(crate) fn new(
+        connection: Connection,
+        checkpointer: Checkpointer,
+        lock: Arc<DirLock>,
+    ) -> Self {
         SqliteWriter {
             connection,
+            _checkpointer: checkpointer,
             _lock: lock,
         }
     }
@@ -35,29 +43,47 @@ impl Store for SqliteWriter {
         // Dropping an uncommitted transaction rolls it back, so an error above keeps nothing.
         txn.transaction.commit().map_err(backend)
     }
+
+    fn recent_message_ids(
+        &mut self,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> StorageResult<Vec<RecentMessageId>> {
+        // Events are in commit order, which follows receive order up to the length of a commit; the
+        // slack keeps scanning past the first older event so reordered neighbours are not missed.
+        let stop_before = millis(since) - RECEIVE_ORDER_SLACK_MS;
+        let mut statement = self
+            .connection
+            .prepare("SELECT workspace, message_id, received_at FROM events ORDER BY seq DESC")
+            .map_err(backend)?;
+        let mut rows = statement.query([]).map_err(backend)?;
+        let mut recent = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let received_at: i64 = row.get(2).map_err(backend)?;
+            if received_at < stop_before || recent.len() >= limit {
+                break;
+            }
+            if received_at >= millis(since) {
+                recent.push(RecentMessageId {
+                    workspace: WorkspaceId(row.get(0).map_err(backend)?),
+                    message_id: row.get(1).map_err(backend)?,
+                    received_at: from_millis(received_at)?,
+                });
+            }
+        }
+        Ok(recent)
+    }
 }
+
+/// How far receive times may run backwards in commit order (a request's receive time is taken before
+/// it waits for its commit).
+const RECEIVE_ORDER_SLACK_MS: i64 = 60_000;
 
 struct SqliteTxn<'c> {
     transaction: Transaction<'c>,
 }
 
 impl WriteTxn for SqliteTxn<'_> {
-    fn claim_message_id(
-        &mut self,
-        workspace: &WorkspaceId,
-        message_id: &str,
-        received_at: DateTime<Utc>,
-    ) -> StorageResult<bool> {
-        let mut statement = self
-            .transaction
-            .prepare_cached("INSERT OR IGNORE INTO message_ids (workspace, message_id, received_at) VALUES (?1, ?2, ?3)")
-            .map_err(backend)?;
-        let inserted = statement
-            .execute(params![workspace.as_str(), message_id, millis(received_at)])
-            .map_err(backend)?;
-        Ok(inserted == 1)
-    }
-
     fn find_by_identifier(
         &mut self,
         workspace: &WorkspaceId,
@@ -244,16 +270,5 @@ impl WriteTxn for SqliteTxn<'_> {
             ])
             .map_err(backend)?;
         Ok(self.transaction.last_insert_rowid())
-    }
-
-    fn prune_message_ids(&mut self, before: DateTime<Utc>, limit: usize) -> StorageResult<usize> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.transaction
-            .prepare_cached(
-                "DELETE FROM message_ids WHERE (workspace, message_id) IN (
-                     SELECT workspace, message_id FROM message_ids WHERE received_at < ?1 LIMIT ?2)",
-            )
-            .and_then(|mut s| s.execute(params![millis(before), limit]))
-            .map_err(backend)
     }
 }

@@ -1,0 +1,143 @@
+//! Message-id de-duplication over a window, kept in memory by the writer.
+//!
+//! The writer owns a [`RecentMessageIds`]: a set of 128-bit hashes of `(workspace, messageId)` for the
+//! messages received within the window (and at most `max_entries` of them, oldest forgotten first).
+//! It is rebuilt at start from the message ids of the stored events, so it survives restarts and
+//! crashes exactly as the events do. Ids claimed by a group enter the window only once the group has
+//! committed ([`GroupClaims`]); a failed commit leaves the window as it was.
+
+use cairn_model::WorkspaceId;
+use std::collections::{HashSet, VecDeque};
+use xxhash_rust::xxh3::xxh3_128;
+
+/// The hash under which a message id is remembered (collisions: ~2⁻¹²⁸ per pair).
+pub(crate) fn key(workspace: &WorkspaceId, message_id: &str) -> u128 {
+    let mut bytes = Vec::with_capacity(workspace.as_str().len() + message_id.len() + 1);
+    bytes.extend_from_slice(workspace.as_str().as_bytes());
+    bytes.push(0x1f);
+    bytes.extend_from_slice(message_id.as_bytes());
+    xxh3_128(&bytes)
+}
+
+/// Message ids of committed events within the window.
+#[derive(Debug)]
+pub(crate) struct RecentMessageIds {
+    keys: HashSet<u128>,
+    /// `(received_at_ms, key)` in insertion order, for forgetting the oldest.
+    order: VecDeque<(i64, u128)>,
+    window_ms: i64,
+    max_entries: usize,
+}
+
+impl RecentMessageIds {
+    pub(crate) fn new(window_ms: i64, max_entries: usize) -> Self {
+        RecentMessageIds {
+            keys: HashSet::new(),
+            order: VecDeque::new(),
+            window_ms,
+            max_entries,
+        }
+    }
+
+    pub(crate) fn contains(&self, key: u128) -> bool {
+        self.keys.contains(&key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Remembers `key`, received at `received_ms`, and forgets what fell out of the window.
+    pub(crate) fn insert(&mut self, key: u128, received_ms: i64) {
+        if self.keys.insert(key) {
+            self.order.push_back((received_ms, key));
+        }
+        let horizon = received_ms.saturating_sub(self.window_ms);
+        while let Some(&(oldest_ms, oldest)) = self.order.front() {
+            if oldest_ms >= horizon && self.order.len() <= self.max_entries {
+                break;
+            }
+            self.order.pop_front();
+            self.keys.remove(&oldest);
+        }
+        debug_assert_eq!(self.keys.len(), self.order.len());
+    }
+}
+
+/// The ids claimed by the group being applied, not yet committed.
+#[derive(Debug, Default)]
+pub(crate) struct GroupClaims {
+    keys: HashSet<u128>,
+    claimed: Vec<(i64, u128)>,
+}
+
+impl GroupClaims {
+    /// Claims a message id for this group; `false` if it is a duplicate of a committed or claimed one.
+    pub(crate) fn claim(&mut self, recent: &RecentMessageIds, key: u128, received_ms: i64) -> bool {
+        if recent.contains(key) || !self.keys.insert(key) {
+            return false;
+        }
+        self.claimed.push((received_ms, key));
+        true
+    }
+
+    /// After the group committed: its ids join the window.
+    pub(crate) fn commit_into(self, recent: &mut RecentMessageIds) {
+        for (received_ms, key) in self.claimed {
+            recent.insert(key, received_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_remembered_for_the_window_and_per_workspace() {
+        let mut recent = RecentMessageIds::new(1_000, 100);
+        let acme = WorkspaceId::new("acme");
+        recent.insert(key(&acme, "m1"), 0);
+        assert!(recent.contains(key(&acme, "m1")));
+        assert!(
+            !recent.contains(key(&WorkspaceId::new("globex"), "m1")),
+            "workspaces do not share ids"
+        );
+        recent.insert(key(&acme, "m2"), 1_000);
+        assert!(recent.contains(key(&acme, "m1")), "still inside the window");
+        recent.insert(key(&acme, "m3"), 1_001);
+        assert!(!recent.contains(key(&acme, "m1")), "fell out of the window");
+        assert_eq!(recent.len(), 2);
+    }
+
+    #[test]
+    fn the_oldest_ids_are_forgotten_beyond_the_entry_cap() {
+        let mut recent = RecentMessageIds::new(i64::MAX, 2);
+        let acme = WorkspaceId::new("acme");
+        for (n, id) in ["a", "b", "c"].iter().enumerate() {
+            recent.insert(key(&acme, id), n as i64);
+        }
+        assert!(!recent.contains(key(&acme, "a")));
+        assert!(recent.contains(key(&acme, "b")) && recent.contains(key(&acme, "c")));
+    }
+
+    #[test]
+    fn claims_join_the_window_only_when_committed() {
+        let mut recent = RecentMessageIds::new(1_000, 100);
+        let acme = WorkspaceId::new("acme");
+        let mut failed = GroupClaims::default();
+        assert!(failed.claim(&recent, key(&acme, "m1"), 0));
+        assert!(
+            !failed.claim(&recent, key(&acme, "m1"), 0),
+            "a duplicate within the group"
+        );
+        drop(failed);
+        let mut group = GroupClaims::default();
+        assert!(
+            group.claim(&recent, key(&acme, "m1"), 0),
+            "the failed group's claim was forgotten"
+        );
+        group.commit_into(&mut recent);
+        assert!(!GroupClaims::default().claim(&recent, key(&acme, "m1"), 5));
+    }
+}

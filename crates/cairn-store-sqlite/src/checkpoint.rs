@@ -1,0 +1,73 @@
+//! WAL checkpoints off the commit path.
+//!
+//! The writer's connection has automatic checkpoints turned off, so a commit only appends its pages
+//! to the WAL and fsyncs it. This thread copies committed pages back into the database file with
+//! `PASSIVE` checkpoints (which never block the writer), and forces a `RESTART` checkpoint when the WAL
+//! grows past [`WAL_LIMIT_BYTES`], so the WAL stays bounded even under sustained load.
+
+use crate::backend;
+use cairn_storage::StorageResult;
+use rusqlite::Connection;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Time between two passive checkpoints.
+const INTERVAL: Duration = Duration::from_millis(200);
+/// WAL size above which the checkpointer waits for the writer to let it restart the WAL.
+pub const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The checkpoint thread; stops (after a last checkpoint) when dropped.
+pub(crate) struct Checkpointer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn start(connection: Connection, database: PathBuf) -> StorageResult<Checkpointer> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let mut wal = database.into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let thread = std::thread::Builder::new()
+            .name("cairn-checkpoint".into())
+            .spawn(move || run(&connection, &wal, &stopping))?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn run(connection: &Connection, wal: &PathBuf, stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(INTERVAL);
+        let oversized = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
+        let mode = if oversized { "RESTART" } else { "PASSIVE" };
+        if let Err(error) = checkpoint(connection, mode) {
+            tracing::warn!(%error, mode, "WAL checkpoint failed; will retry");
+        }
+    }
+    if let Err(error) = checkpoint(connection, "TRUNCATE") {
+        tracing::warn!(%error, "final WAL checkpoint failed");
+    }
+}
+
+fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<()> {
+    connection
+        .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+        .map_err(backend)
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
