@@ -2,13 +2,14 @@
 //!
 //! The writer's connection has automatic checkpoints turned off, so a commit only appends its pages
 //! to the WAL and fsyncs it. This thread copies committed pages back into the database file with
-//! `PASSIVE` checkpoints (which never block the writer), and forces a `RESTART` checkpoint when the WAL
-//! grows past [`WAL_LIMIT_BYTES`], so the WAL stays bounded even under sustained load.
+//! `PASSIVE` checkpoints, which never take the write lock. A passive checkpoint cannot restart the WAL
+//! while the writer keeps appending, so the writer itself restarts it between commits once it has
+//! grown past [`WAL_LIMIT_BYTES`] ([`wal_oversized`]): the WAL stays bounded under sustained load.
 
 use crate::backend;
 use cairn_storage::StorageResult;
 use rusqlite::Connection;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,15 +27,12 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(connection: Connection, database: PathBuf) -> StorageResult<Checkpointer> {
+    pub(crate) fn start(connection: Connection) -> StorageResult<Checkpointer> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let mut wal = database.into_os_string();
-        wal.push("-wal");
-        let wal = PathBuf::from(wal);
         let thread = std::thread::Builder::new()
             .name("cairn-checkpoint".into())
-            .spawn(move || run(&connection, &wal, &stopping))?;
+            .spawn(move || run(&connection, &stopping))?;
         Ok(Checkpointer {
             stop,
             thread: Some(thread),
@@ -42,13 +40,23 @@ impl Checkpointer {
     }
 }
 
-fn run(connection: &Connection, wal: &PathBuf, stop: &AtomicBool) {
+/// The WAL file beside a database file.
+pub(crate) fn wal_path(database: &Path) -> PathBuf {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Whether the WAL has grown past [`WAL_LIMIT_BYTES`].
+pub(crate) fn wal_oversized(wal: &Path) -> bool {
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES)
+}
+
+fn run(connection: &Connection, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(INTERVAL);
-        let oversized = std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES);
-        let mode = if oversized { "RESTART" } else { "PASSIVE" };
-        if let Err(error) = checkpoint(connection, mode) {
-            tracing::warn!(%error, mode, "WAL checkpoint failed; will retry");
+        if let Err(error) = checkpoint(connection, "PASSIVE") {
+            tracing::warn!(%error, "WAL checkpoint failed; will retry");
         }
     }
     if let Err(error) = checkpoint(connection, "TRUNCATE") {
@@ -56,7 +64,7 @@ fn run(connection: &Connection, wal: &PathBuf, stop: &AtomicBool) {
     }
 }
 
-fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<()> {
+pub(crate) fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<()> {
     connection
         .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
         .map_err(backend)

@@ -57,9 +57,14 @@ pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
     connection
         .pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(backend)?;
-    let checkpointer = checkpoint::Checkpointer::start(connect(&path)?, path.clone())?;
+    let checkpointer = checkpoint::Checkpointer::start(connect(&path)?)?;
     Ok((
-        SqliteWriter::new(connection, checkpointer, lock.clone()),
+        SqliteWriter::new(
+            connection,
+            checkpointer,
+            checkpoint::wal_path(&path),
+            lock.clone(),
+        ),
         SqliteReader::new(path, Some(lock)),
     ))
 }

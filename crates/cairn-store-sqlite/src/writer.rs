@@ -1,6 +1,6 @@
 //! The single writer: one connection, one transaction per [`Store::write`] call.
 
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint::{checkpoint, wal_oversized, Checkpointer};
 use crate::codec::{decode_traits, encode_traits, from_millis, millis};
 use crate::{backend, DirLock};
 use cairn_core::identity::ProfileHead;
@@ -8,26 +8,46 @@ use cairn_model::{Identifier, PartitionId, ProfileId, TraitSet, WorkspaceId};
 use cairn_storage::{NewEvent, ProfileState, RecentMessageId, StorageResult, Store, WriteTxn};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The store's single writer. Its connection never checkpoints the WAL itself: a [`Checkpointer`]
-/// thread does that off the commit path.
+/// The store's single writer. Its connection never checkpoints the WAL on commit: a
+/// [`Checkpointer`] thread does that off the commit path, and the writer only restarts an oversized
+/// WAL between commits.
 pub struct SqliteWriter {
     connection: Connection,
+    wal: PathBuf,
+    commits: u64,
     _checkpointer: Checkpointer,
     _lock: Arc<DirLock>,
 }
+
+/// Commits between two checks of the WAL's size.
+const WAL_CHECK_EVERY_COMMITS: u64 = 32;
 
 impl SqliteWriter {
     pub(crate) fn new(
         connection: Connection,
         checkpointer: Checkpointer,
+        wal: PathBuf,
         lock: Arc<DirLock>,
     ) -> Self {
         SqliteWriter {
             connection,
+            wal,
+            commits: 0,
             _checkpointer: checkpointer,
             _lock: lock,
+        }
+    }
+
+    /// Between commits, restarts an oversized WAL (the passive checkpoints cannot while we write).
+    fn bound_wal(&mut self) {
+        self.commits += 1;
+        if self.commits.is_multiple_of(WAL_CHECK_EVERY_COMMITS) && wal_oversized(&self.wal) {
+            if let Err(error) = checkpoint(&self.connection, "RESTART") {
+                tracing::warn!(%error, "could not restart the oversized WAL; will retry");
+            }
         }
     }
 }
@@ -37,11 +57,15 @@ impl Store for SqliteWriter {
         &mut self,
         work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>,
     ) -> StorageResult<()> {
-        let transaction = self.connection.transaction().map_err(backend)?;
-        let mut txn = SqliteTxn { transaction };
-        work(&mut txn)?;
-        // Dropping an uncommitted transaction rolls it back, so an error above keeps nothing.
-        txn.transaction.commit().map_err(backend)
+        {
+            let transaction = self.connection.transaction().map_err(backend)?;
+            let mut txn = SqliteTxn { transaction };
+            work(&mut txn)?;
+            // Dropping an uncommitted transaction rolls it back, so an error above keeps nothing.
+            txn.transaction.commit().map_err(backend)?;
+        }
+        self.bound_wal();
+        Ok(())
     }
 
     fn recent_message_ids(
