@@ -19,8 +19,7 @@ pub use auth::{Access, WorkspaceAccess};
 pub use error::ApiError;
 
 use axum::Router;
-use cairn_engine::{Clock, Ingestor, Metrics};
-use cairn_storage::ReadStore;
+use cairn_engine::{Clock, Ingestor, Metrics, Reader};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -29,7 +28,7 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct ApiState {
     pub ingestor: Ingestor,
-    pub reader: Arc<dyn ReadStore>,
+    pub reader: Reader,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub access: Arc<Access>,

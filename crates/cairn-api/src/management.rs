@@ -8,14 +8,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
+use cairn_engine::Reader;
 use cairn_model::{
     ErrorCode, Identifier, IdentifierKind, Profile, ProfileId, StoredEvent, WorkspaceId,
 };
-use cairn_storage::{EventCursor, ReadStore};
+use cairn_storage::EventCursor;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Default and largest page of events.
 const DEFAULT_LIMIT: usize = 50;
@@ -28,13 +28,13 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/profiles/{id}/events", get(list_events))
 }
 
-/// Runs a blocking store read off the async threads.
+/// Runs a blocking read (it may wait for the applier, then read the store) off the async threads.
 async fn read<T: Send + 'static>(
     state: &ApiState,
-    work: impl FnOnce(&dyn ReadStore) -> Result<T, cairn_storage::StorageError> + Send + 'static,
+    work: impl FnOnce(&Reader) -> Result<T, cairn_storage::StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let reader: Arc<dyn ReadStore> = state.reader.clone();
-    tokio::task::spawn_blocking(move || work(reader.as_ref()))
+    let reader = state.reader.clone();
+    tokio::task::spawn_blocking(move || work(&reader))
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "a read task failed"))?
         .map_err(ApiError::from)
@@ -48,11 +48,10 @@ fn not_found() -> ApiError {
 }
 
 async fn load(state: &ApiState, workspace: WorkspaceId, id: String) -> Result<Profile, ApiError> {
-    read(state, move |reader| {
-        reader.profile(&workspace, &ProfileId(id))
-    })
-    .await?
-    .ok_or_else(not_found)
+    let id = ProfileId::parse(&id).ok_or_else(not_found)?;
+    read(state, move |reader| Ok(reader.profile(&workspace, &id)))
+        .await?
+        .ok_or_else(not_found)
 }
 
 async fn get_profile(
@@ -86,7 +85,7 @@ async fn lookup_profile(
         None => return Err(usage()),
     };
     let profile = read(&state, move |reader| {
-        reader.profile_by_identifier(&workspace, &identifier)
+        Ok(reader.profile_by_identifier(&workspace, &identifier))
     })
     .await?;
     Ok(Json(profile.ok_or_else(not_found)?))
@@ -138,7 +137,8 @@ async fn list_events(
     let events = read(&state, move |reader| {
         reader.events(&workspace, &profile.id, before, limit)
     })
-    .await?;
+    .await?
+    .ok_or_else(not_found)?;
     let next = (events.len() == limit)
         .then(|| events.last().map(format_cursor))
         .flatten();

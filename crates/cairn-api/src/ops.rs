@@ -29,13 +29,23 @@ pub fn routes() -> Router<ApiState> {
 
 async fn ready(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let reader = state.reader.clone();
-    tokio::task::spawn_blocking(move || reader.ping())
+    let ready = tokio::task::spawn_blocking(move || reader.ready())
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "readiness check failed"))?
         .map_err(|_| ApiError::new(ErrorCode::StorageError, "the store does not answer"))?;
-    Ok(Json(
-        json!({"status": "ready", "queued_events": state.ingestor.queued_events()}),
-    ))
+    let (committed, applied) = state.reader.positions();
+    if !ready {
+        return Err(ApiError::new(
+            ErrorCode::NotReady,
+            format!("replaying the log after a restart: applied {applied} of {committed} records"),
+        ));
+    }
+    Ok(Json(json!({
+        "status": "ready",
+        "queued_events": state.ingestor.queued_events(),
+        "log_committed_seq": committed,
+        "log_applied_seq": applied,
+    })))
 }
 
 async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {

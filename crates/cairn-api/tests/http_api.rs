@@ -34,14 +34,13 @@ impl Drop for Server {
 
 async fn start(options: EngineOptions) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (writer, reader) = cairn_store_sqlite::open(dir.path()).expect("store");
+    let backend = cairn_store_sqlite::open(dir.path()).expect("store");
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
             .single()
             .expect("time"),
     ));
-    let engine =
-        Engine::start(options, Box::new(writer), Arc::new(reader), clock.clone()).expect("engine");
+    let engine = Engine::start(options, backend, clock.clone()).expect("engine");
     let access = Access::new(&[
         WorkspaceAccess {
             workspace: WorkspaceId::new("acme"),
@@ -101,12 +100,9 @@ async fn get(server: &Server, path: &str, token: &str) -> (StatusCode, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn event_count(server: &Server, workspace: &str) -> i64 {
+async fn event_count(server: &Server, workspace: &str) -> u64 {
     let engine = server.engine.as_ref().expect("running");
-    engine
-        .reader()
-        .event_count(&WorkspaceId::new(workspace))
-        .expect("count")
+    engine.reader().event_count(&WorkspaceId::new(workspace))
 }
 
 /// The acme timeline of the profile found by a lookup query.

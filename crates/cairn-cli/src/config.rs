@@ -28,6 +28,7 @@ pub struct Config {
     /// `text` or `json` logs on stderr.
     pub log_format: LogFormat,
     pub ingest: IngestConfig,
+    pub state: StateConfig,
     pub workspaces: Vec<WorkspaceConfig>,
 }
 
@@ -41,14 +42,36 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
-    /// Most events waiting for the writer before requests get 429.
+    /// Most events waiting for the log writer before requests get 429.
     pub queue_capacity_events: usize,
     /// Most events per group commit.
     pub max_commit_events: usize,
+    /// Most events durable in the log but not yet applied before requests get 429.
+    pub max_apply_lag_events: u64,
     /// How long a messageId is remembered to drop client retries.
     pub dedupe_window_hours: u64,
     /// Most messageIds remembered (about 50 bytes of memory each); the oldest are forgotten first.
     pub dedupe_max_entries: usize,
+}
+
+/// How the state derived from the log is checkpointed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// Longest time between two checkpoints; bounds the log replay after a crash.
+    pub checkpoint_interval_secs: u64,
+    /// A checkpoint is also written once this many events wait for one.
+    pub checkpoint_max_pending_events: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        let engine = EngineOptions::default();
+        StateConfig {
+            checkpoint_interval_secs: engine.checkpoint_interval.as_secs(),
+            checkpoint_max_pending_events: engine.checkpoint_max_pending_events,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +91,7 @@ impl Default for Config {
             data_dir: PathBuf::from("cairn-data"),
             log_format: LogFormat::Text,
             ingest: IngestConfig::default(),
+            state: StateConfig::default(),
             workspaces: Vec::new(),
         }
     }
@@ -79,6 +103,7 @@ impl Default for IngestConfig {
         IngestConfig {
             queue_capacity_events: engine.queue_capacity_events,
             max_commit_events: engine.max_commit_events,
+            max_apply_lag_events: engine.max_apply_lag_events,
             dedupe_window_hours: engine.dedupe_window.as_secs() / 3600,
             dedupe_max_entries: engine.dedupe_max_entries,
         }
@@ -124,8 +149,12 @@ impl Config {
         }
         cairn_api::Access::new(&self.workspace_access())
             .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
-        if self.ingest.queue_capacity_events == 0 || self.ingest.max_commit_events == 0 {
-            bail!("invalid configuration: ingest capacities must be positive");
+        if self.ingest.queue_capacity_events == 0
+            || self.ingest.max_commit_events == 0
+            || self.ingest.max_apply_lag_events == 0
+            || self.state.checkpoint_max_pending_events == 0
+        {
+            bail!("invalid configuration: ingest and state capacities must be positive");
         }
         Ok(())
     }
@@ -145,10 +174,14 @@ impl Config {
         EngineOptions {
             queue_capacity_events: self.ingest.queue_capacity_events,
             max_commit_events: self.ingest.max_commit_events,
+            max_apply_lag_events: self.ingest.max_apply_lag_events,
             dedupe_window: Duration::from_secs(
                 self.ingest.dedupe_window_hours.saturating_mul(3600),
             ),
             dedupe_max_entries: self.ingest.dedupe_max_entries,
+            checkpoint_interval: Duration::from_secs(self.state.checkpoint_interval_secs),
+            checkpoint_max_pending_events: self.state.checkpoint_max_pending_events,
+            checkpoint_on_shutdown: true,
         }
     }
 

@@ -8,6 +8,7 @@ use crate::cli_error::CliError;
 use crate::config::Config;
 use cairn_core::records::{csv_row, to_message, RecordKind};
 use cairn_core::segment::{normalize, Envelope, Rejection};
+use cairn_engine::EngineError;
 use cairn_model::{ErrorCode, NormalizedMessage, WorkspaceId};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -118,9 +119,19 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let receipt = ingestor
-            .submit_blocking(workspace.clone(), std::mem::take(chunk))
-            .map_err(|error| CliError::raise(ErrorCode::StorageError, error.to_string()))?;
+        let messages = std::mem::take(chunk);
+        let receipt = loop {
+            match ingestor.submit_blocking(workspace.clone(), messages.clone()) {
+                // The applier is behind the log: let it catch up, then send the chunk again.
+                Err(EngineError::Overloaded) => {
+                    engine.wait_until_applied(std::time::Duration::from_secs(1));
+                }
+                Err(error) => {
+                    return Err(CliError::raise(ErrorCode::StorageError, error.to_string()))
+                }
+                Ok(receipt) => break receipt,
+            }
+        };
         summary.accepted += receipt.accepted;
         summary.duplicates += receipt.duplicates;
         Ok(())

@@ -1,10 +1,17 @@
-//! `cairn profile get`: print a profile (JSON on stdout) straight from the data directory.
+//! `cairn profile get`: print a profile (JSON on stdout).
+//!
+//! The newest state lives in the memory of the process that owns the data directory. So when a server
+//! holds the directory, the command asks that server (the configured `listen` address, with an API
+//! token of the workspace from the configuration); otherwise it opens the store itself, replays the log
+//! after the last checkpoint, answers, and checkpoints on the way out.
 
 use crate::cli_error::CliError;
 use crate::config::Config;
+use anyhow::Context;
 use cairn_model::{ErrorCode, Identifier, IdentifierKind, ProfileId, WorkspaceId};
-use cairn_storage::ReadStore;
+use cairn_storage::StorageError;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 
 #[derive(Debug, Subcommand)]
 pub enum ProfileCommand {
@@ -31,23 +38,30 @@ pub struct GetArgs {
     events: usize,
 }
 
+/// How the profile is looked up.
+enum Key {
+    Id(String),
+    Identifier(Identifier),
+}
+
+fn not_found() -> anyhow::Error {
+    CliError::raise(
+        ErrorCode::ProfileNotFound,
+        "no such profile in this workspace",
+    )
+}
+
 pub fn run(config: &Config, command: ProfileCommand) -> anyhow::Result<()> {
     let ProfileCommand::Get(args) = command;
-    let reader = cairn_store_sqlite::open_reader(&config.data_dir)?;
-    let workspace = WorkspaceId::new(args.workspace);
-    let profile = match (args.id, args.user_id, args.anonymous_id, args.email) {
-        (Some(id), _, _, _) => reader.profile(&workspace, &ProfileId(id))?,
-        (_, Some(user_id), _, _) => reader.profile_by_identifier(
-            &workspace,
-            &Identifier::new(IdentifierKind::UserId, user_id),
-        )?,
-        (_, _, Some(anonymous_id), _) => reader.profile_by_identifier(
-            &workspace,
-            &Identifier::new(IdentifierKind::AnonymousId, anonymous_id),
-        )?,
-        (_, _, _, Some(email)) => {
-            reader.profile_by_identifier(&workspace, &Identifier::email(&email))?
+    let key = match (&args.id, &args.user_id, &args.anonymous_id, &args.email) {
+        (Some(id), _, _, _) => Key::Id(id.clone()),
+        (_, Some(user_id), _, _) => {
+            Key::Identifier(Identifier::new(IdentifierKind::UserId, user_id))
         }
+        (_, _, Some(anonymous_id), _) => {
+            Key::Identifier(Identifier::new(IdentifierKind::AnonymousId, anonymous_id))
+        }
+        (_, _, _, Some(email)) => Key::Identifier(Identifier::email(email)),
         _ => {
             return Err(CliError::raise(
                 ErrorCode::InvalidInput,
@@ -55,17 +69,131 @@ pub fn run(config: &Config, command: ProfileCommand) -> anyhow::Result<()> {
             ))
         }
     };
-    let profile = profile.ok_or_else(|| {
-        CliError::raise(
-            ErrorCode::ProfileNotFound,
-            "no such profile in this workspace",
-        )
-    })?;
-    let mut output = serde_json::to_value(&profile)?;
-    if args.events > 0 {
-        let events = reader.events(&workspace, &profile.id, None, args.events)?;
-        output["events"] = serde_json::to_value(events)?;
-    }
+    let workspace = WorkspaceId::new(args.workspace.clone());
+    let output = match cairn_store_sqlite::open(&config.data_dir) {
+        Ok(backend) => from_store(config, backend, &workspace, &key, args.events)?,
+        Err(StorageError::Locked(_)) => from_server(config, &workspace, &key, args.events)?,
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
+}
+
+fn from_store(
+    config: &Config,
+    backend: cairn_storage::Backend,
+    workspace: &WorkspaceId,
+    key: &Key,
+    events: usize,
+) -> anyhow::Result<Value> {
+    let engine = cairn_engine::Engine::start(
+        config.engine_options(),
+        backend,
+        std::sync::Arc::new(cairn_engine::SystemClock),
+    )?;
+    let reader = engine.reader();
+    let profile = match key {
+        Key::Id(id) => ProfileId::parse(id).and_then(|id| reader.profile(workspace, &id)),
+        Key::Identifier(identifier) => reader.profile_by_identifier(workspace, identifier),
+    }
+    .ok_or_else(not_found)?;
+    let mut output = serde_json::to_value(&profile)?;
+    if events > 0 {
+        let events = reader
+            .events(workspace, &profile.id, None, events)?
+            .unwrap_or_default();
+        output["events"] = serde_json::to_value(events)?;
+    }
+    engine.shutdown();
+    Ok(output)
+}
+
+/// Asks the server that holds the data directory.
+fn from_server(
+    config: &Config,
+    workspace: &WorkspaceId,
+    key: &Key,
+    events: usize,
+) -> anyhow::Result<Value> {
+    let token = config
+        .workspaces
+        .iter()
+        .find(|w| w.id == workspace.as_str())
+        .and_then(|w| w.api_tokens.first())
+        .ok_or_else(|| {
+            CliError::raise(
+                ErrorCode::InvalidInput,
+                format!(
+                    "a server holds {} and the configuration has no API token for workspace {workspace} to ask it with",
+                    config.data_dir.display()
+                ),
+            )
+        })?
+        .clone();
+    let base = format!("http://{}/api/v1/profiles", config.listen);
+    let path = match key {
+        Key::Id(id) => format!("{base}/{id}"),
+        Key::Identifier(identifier) => {
+            format!(
+                "{base}/lookup?{}={}",
+                identifier.kind.as_str(),
+                encode(&identifier.value)
+            )
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let get = |url: String| {
+            let request = client.get(url).bearer_auth(&token).send();
+            async move {
+                let response = request.await.with_context(|| {
+                    format!(
+                        "a server holds the data directory but {} does not answer",
+                        config.listen
+                    )
+                })?;
+                let status = response.status();
+                let body: Value = response.json().await?;
+                if status.is_success() {
+                    return Ok(body);
+                }
+                let code = body["code"].as_str().unwrap_or("internal");
+                let code = ErrorCode::ALL
+                    .iter()
+                    .copied()
+                    .find(|c| c.as_str() == code)
+                    .unwrap_or(ErrorCode::Internal);
+                Err(CliError::raise(
+                    code,
+                    body["message"].as_str().unwrap_or("").to_string(),
+                ))
+            }
+        };
+        let mut profile = get(path).await?;
+        if events > 0 {
+            let id = profile["id"].as_str().unwrap_or_default().to_string();
+            let page = get(format!("{base}/{id}/events?limit={events}")).await?;
+            profile["events"] = page["events"].clone();
+        }
+        Ok(profile)
+    })
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

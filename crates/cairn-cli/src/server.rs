@@ -25,15 +25,10 @@ pub fn init_logging(format: LogFormat) {
 
 /// Opens the store in the configured data directory and starts the engine on it.
 pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
-    let (writer, reader) = cairn_store_sqlite::open(&config.data_dir)
+    let backend = cairn_store_sqlite::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Engine::start(
-        config.engine_options(),
-        Box::new(writer),
-        Arc::new(reader),
-        Arc::new(SystemClock),
-    )
-    .context("cannot start the writer thread")
+    Engine::start(config.engine_options(), backend, Arc::new(SystemClock))
+        .context("cannot start the engine")
 }
 
 /// Work that runs beside the server until shutdown (the demo's live event stream).
@@ -67,7 +62,7 @@ pub fn serve_engine(
         }
         cairn_api::serve(listener, state, shutdown_signal()).await.context("the HTTP server failed")
     })?;
-    tracing::info!("shutting down: committing queued events");
+    tracing::info!("shutting down: committing queued events and checkpointing the state");
     engine.shutdown();
     Ok(())
 }

@@ -97,7 +97,7 @@ pub fn plan(
             .iter()
             .find(|f| &f.identifier == aliased)
             .and_then(|f| f.profile.as_ref())
-            .map(|p| p.id.clone())
+            .map(|p| p.id)
     });
     let mut group_user_id = message_user_id.clone();
     let mut group: Vec<ProfileHead> = anchor.iter().cloned().collect();
@@ -109,9 +109,7 @@ pub fn plan(
         let explicit = aliased_profile.as_ref() == Some(&candidate.id);
         match (&group_user_id, &candidate.user_id) {
             (Some(_), Some(_)) if explicit => group.push(candidate.clone()),
-            (Some(ours), Some(theirs)) if ours != theirs => {
-                refused_profiles.push(candidate.id.clone())
-            }
+            (Some(ours), Some(theirs)) if ours != theirs => refused_profiles.push(candidate.id),
             (None, Some(theirs)) => {
                 group_user_id = Some(theirs.clone());
                 group.push(candidate.clone());
@@ -166,7 +164,7 @@ mod tests {
     }
     fn head(id: &str, rank: i64, user_id: Option<&str>) -> ProfileHead {
         ProfileHead {
-            id: ProfileId(id.into()),
+            id: ProfileId(xxhash_rust::xxh3::xxh3_128(id.as_bytes())),
             rank,
             user_id: user_id.map(String::from),
         }

@@ -2,11 +2,13 @@
 //!
 //! The writer owns a [`RecentMessageIds`]: a set of 128-bit hashes of `(workspace, messageId)` for the
 //! messages received within the window (and at most `max_entries` of them, oldest forgotten first).
-//! It is rebuilt at start from the message ids of the stored events, so it survives restarts and
-//! crashes exactly as the events do. Ids claimed by a group enter the window only once the group has
-//! committed ([`GroupClaims`]); a failed commit leaves the window as it was.
+//! It is rebuilt at start from the keys stored with the log records ([`rebuild`]), so it survives
+//! restarts and crashes exactly as the events do. Ids claimed by a group enter the window only once the
+//! group has committed ([`GroupClaims`]); a failed commit leaves the window as it was.
 
+use crate::EngineOptions;
 use cairn_model::WorkspaceId;
+use cairn_storage::{LogReader, StorageResult};
 use std::collections::{HashSet, VecDeque};
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -17,6 +19,25 @@ pub(crate) fn key(workspace: &WorkspaceId, message_id: &str) -> u128 {
     bytes.push(0x1f);
     bytes.extend_from_slice(message_id.as_bytes());
     xxh3_128(&bytes)
+}
+
+/// Rebuilds the window from the keys of the log records received within it.
+pub(crate) fn rebuild(
+    options: &EngineOptions,
+    log: &dyn LogReader,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StorageResult<RecentMessageIds> {
+    let window_ms = i64::try_from(options.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+    let mut recent = RecentMessageIds::new(window_ms, options.dedupe_max_entries);
+    let since = now.timestamp_millis().saturating_sub(window_ms);
+    for (received_ms, key) in log.recent_keys(since, options.dedupe_max_entries)? {
+        recent.insert(key, received_ms);
+    }
+    tracing::info!(
+        remembered = recent.len(),
+        "message-id de-duplication window rebuilt"
+    );
+    Ok(recent)
 }
 
 /// Message ids of committed events within the window.

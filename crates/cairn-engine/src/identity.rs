@@ -1,24 +1,32 @@
-//! The identity step of the write path: the seam where Customer 360 plugs in.
+//! The identity step of the apply path: the seam where Customer 360 plugs in.
 //!
 //! An [`IdentityResolver`] looks up the profiles a message's identifiers point to and returns a
 //! [`Plan`]. [`ExactIdentity`] matches `userId`, `email` and `anonymousId` exactly and treats an alias's
 //! `previousId` as a user id if one is known, else as an anonymous id.
 
-use cairn_core::identity::{plan, Found, Plan};
-use cairn_model::{Identifier, IdentifierKind, MessageKind, NormalizedMessage, WorkspaceId};
-use cairn_storage::StorageResult;
+use cairn_core::identity::{plan, Found, Plan, ProfileHead};
+use cairn_model::{Identifier, IdentifierKind, MessageKind, WorkspaceId};
 
-/// Decides which profile a message belongs to.
+/// What identity resolution sees of a message.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentityInput<'a> {
+    pub kind: MessageKind,
+    /// The message's identifiers in priority order (user id, email, anonymous id).
+    pub identifiers: &'a [Identifier],
+    /// For `alias`: the id the user was known by before.
+    pub previous_id: Option<&'a str>,
+}
+
+/// Decides which profile a message belongs to. Must be deterministic: the same inputs in the same
+/// order give the same plans (the state is rebuilt by replaying the log).
 pub trait IdentityResolver: Send {
-    /// `lookup` answers which profile an identifier points to right now (inside the transaction).
+    /// `lookup` answers which (surviving) profile an identifier points to right now.
     fn resolve(
         &mut self,
         workspace: &WorkspaceId,
-        message: &NormalizedMessage,
-        lookup: &mut dyn FnMut(
-            &Identifier,
-        ) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
-    ) -> StorageResult<Option<Plan>>;
+        input: &IdentityInput<'_>,
+        lookup: &mut dyn FnMut(&Identifier) -> Option<ProfileHead>,
+    ) -> Option<Plan>;
 }
 
 /// Exact matching on the message's identifiers.
@@ -29,31 +37,32 @@ impl IdentityResolver for ExactIdentity {
     fn resolve(
         &mut self,
         workspace: &WorkspaceId,
-        message: &NormalizedMessage,
-        lookup: &mut dyn FnMut(
-            &Identifier,
-        ) -> StorageResult<Option<cairn_core::identity::ProfileHead>>,
-    ) -> StorageResult<Option<Plan>> {
-        let mut found = Vec::with_capacity(message.identifiers.len() + 1);
-        for identifier in &message.identifiers {
-            found.push(Found {
+        input: &IdentityInput<'_>,
+        lookup: &mut dyn FnMut(&Identifier) -> Option<ProfileHead>,
+    ) -> Option<Plan> {
+        let mut found: Vec<Found> = input
+            .identifiers
+            .iter()
+            .map(|identifier| Found {
                 identifier: identifier.clone(),
-                profile: lookup(identifier)?,
-            });
-        }
+                profile: lookup(identifier),
+            })
+            .collect();
         let mut aliased = None;
-        if let (MessageKind::Alias, Some(previous)) = (message.kind, &message.previous_id) {
-            let as_user = Identifier::new(IdentifierKind::UserId, previous.clone());
-            let as_anonymous = Identifier::new(IdentifierKind::AnonymousId, previous.clone());
-            let previous_found = match lookup(&as_user)? {
+        if let (MessageKind::Alias, Some(previous)) = (input.kind, input.previous_id) {
+            let as_user = Identifier::new(IdentifierKind::UserId, previous);
+            let previous_found = match lookup(&as_user) {
                 Some(profile) => Found {
                     identifier: as_user,
                     profile: Some(profile),
                 },
-                None => Found {
-                    profile: lookup(&as_anonymous)?,
-                    identifier: as_anonymous,
-                },
+                None => {
+                    let as_anonymous = Identifier::new(IdentifierKind::AnonymousId, previous);
+                    Found {
+                        profile: lookup(&as_anonymous),
+                        identifier: as_anonymous,
+                    }
+                }
             };
             aliased = Some(previous_found.identifier.clone());
             if !found
@@ -63,6 +72,6 @@ impl IdentityResolver for ExactIdentity {
                 found.push(previous_found);
             }
         }
-        Ok(plan(workspace, aliased.as_ref(), &found))
+        plan(workspace, aliased.as_ref(), &found)
     }
 }

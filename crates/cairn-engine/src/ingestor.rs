@@ -1,10 +1,15 @@
 //! The ingest handle and its bounded queue.
 //!
 //! The queue is bounded in events, not requests: [`Ingestor::submit`] refuses a request whose events
-//! would take the queue past its capacity, so memory stays bounded under overload and the client is
-//! told to retry later.
+//! would take the queue past its capacity, or that arrives while the applier is further behind the
+//! log than the configured lag, so memory stays bounded under overload and the client is told to
+//! retry later. Messages are encoded for the log on the caller's thread, so the single log writer
+//! only de-duplicates, appends and commits.
 
+use crate::codec::EncodedRequest;
+use crate::dedupe;
 use crate::metrics::Metrics;
+use crate::progress::Progress;
 use cairn_model::{NormalizedMessage, WorkspaceId};
 use cairn_storage::StorageError;
 use parking_lot::Mutex;
@@ -20,6 +25,8 @@ pub struct Receipt {
     pub accepted: usize,
     /// Messages dropped because their `messageId` was already stored.
     pub duplicates: usize,
+    /// The log record that holds the accepted messages (0 when every message was a duplicate).
+    pub seq: u64,
 }
 
 /// Why a request was not committed. In every case nothing of it was stored.
@@ -33,29 +40,39 @@ pub enum EngineError {
     Storage(Arc<StorageError>),
 }
 
-/// One request waiting for the writer.
+/// One request waiting for the log writer.
 pub(crate) struct Pending {
     pub workspace: WorkspaceId,
-    pub messages: Vec<NormalizedMessage>,
+    pub received_at_ms: i64,
+    /// De-duplication key of each message.
+    pub keys: Vec<u128>,
+    pub request: EncodedRequest,
     pub reply: oneshot::Sender<Result<Receipt, EngineError>>,
 }
 
-/// The writer's end of the queue.
+/// The log writer's end of the queue.
 pub(crate) struct Queue {
     pub receiver: mpsc::Receiver<Pending>,
     pub queued_events: Arc<AtomicUsize>,
 }
 
-/// A cloneable handle that submits requests to the writer.
+/// A cloneable handle that submits requests to the log writer.
 #[derive(Clone)]
 pub struct Ingestor {
     sender: Arc<Mutex<Option<mpsc::Sender<Pending>>>>,
     queued_events: Arc<AtomicUsize>,
     capacity: usize,
+    max_apply_lag_events: u64,
+    progress: Arc<Progress>,
     metrics: Arc<Metrics>,
 }
 
-pub(crate) fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Ingestor, Queue) {
+pub(crate) fn channel(
+    capacity: usize,
+    max_apply_lag_events: u64,
+    progress: Arc<Progress>,
+    metrics: Arc<Metrics>,
+) -> (Ingestor, Queue) {
     let (sender, receiver) = mpsc::channel();
     let queued_events = Arc::new(AtomicUsize::new(0));
     (
@@ -63,6 +80,8 @@ pub(crate) fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Ingestor, Queu
             sender: Arc::new(Mutex::new(Some(sender))),
             queued_events: queued_events.clone(),
             capacity,
+            max_apply_lag_events,
+            progress,
             metrics,
         },
         Queue {
@@ -73,7 +92,7 @@ pub(crate) fn channel(capacity: usize, metrics: Arc<Metrics>) -> (Ingestor, Queu
 }
 
 impl Ingestor {
-    /// Queues `messages` and waits until they are durably committed.
+    /// Queues `messages` and waits until they are durably in the log.
     pub async fn submit(
         &self,
         workspace: WorkspaceId,
@@ -95,7 +114,7 @@ impl Ingestor {
             .unwrap_or(Err(EngineError::ShuttingDown))
     }
 
-    /// Events waiting for the writer.
+    /// Events waiting for the log writer.
     pub fn queued_events(&self) -> usize {
         self.queued_events.load(Ordering::Acquire)
     }
@@ -106,6 +125,9 @@ impl Ingestor {
         messages: Vec<NormalizedMessage>,
     ) -> Result<oneshot::Receiver<Result<Receipt, EngineError>>, EngineError> {
         let count = messages.len();
+        if self.progress.apply_lag_events() > self.max_apply_lag_events {
+            return Err(EngineError::Overloaded);
+        }
         let reserved =
             self.queued_events
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
@@ -115,12 +137,23 @@ impl Ingestor {
         if reserved.is_err() {
             return Err(EngineError::Overloaded);
         }
+        let keys = messages
+            .iter()
+            .map(|message| dedupe::key(&workspace, &message.message_id))
+            .collect();
+        let received_at_ms = messages
+            .first()
+            .map_or(0, |message| message.received_at.timestamp_millis());
+        let request = EncodedRequest::new(&messages);
+        drop(messages);
         let (reply, receiver) = oneshot::channel();
         let sent = match self.sender.lock().as_ref() {
             Some(sender) => sender
                 .send(Pending {
                     workspace,
-                    messages,
+                    received_at_ms,
+                    keys,
+                    request,
                     reply,
                 })
                 .is_ok(),
@@ -134,7 +167,7 @@ impl Ingestor {
         Ok(receiver)
     }
 
-    /// Refuses further work; the writer finishes what is queued and stops.
+    /// Refuses further work; the log writer commits what is queued and stops.
     pub(crate) fn close(&self) {
         self.sender.lock().take();
     }

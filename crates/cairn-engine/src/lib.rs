@@ -1,38 +1,66 @@
-//! The engine: turns validated messages into durable profile state.
+//! The engine: turns validated messages into a durable input log and the state derived from it.
 //!
-//! [`Engine::start`] spawns the single writer of the node's partitions. Requests enter through
-//! [`Ingestor::submit`], which refuses work when the bounded queue is full ([`EngineError::Overloaded`]);
-//! the writer drains whatever is queued, applies it in one store transaction (group commit) and only
-//! after the commit answers each request. The engine knows the store only through the
-//! [`cairn_storage`] traits and has no HTTP dependency.
+//! ```text
+//! Ingestor::submit ──bounded queue──► log writer thread ──append + fsync──► log (acknowledge)
+//!                                                                             │
+//!          Reader ◄── in-memory state ◄── applier thread ◄── read committed ──┘
+//!                          │
+//!                          └── checkpoints (what changed + applied log position) ──► state store
+//! ```
+//!
+//! [`Engine::start`] loads the last state checkpoint, rebuilds the de-duplication window from the
+//! log, and spawns two threads: the **log writer** (group commit: a request is acknowledged once its
+//! messages are durable in the log) and the **applier** (the single writer of every partition's
+//! state: identity resolution, traits, timelines). After a crash the applier replays the log from
+//! the checkpoint's position; applying is deterministic, so the replay rebuilds exactly what was
+//! lost. The engine knows the store only through the [`cairn_storage`] traits and has no HTTP
+//! dependency.
 
+mod applier;
 pub mod clock;
+pub mod codec;
 mod dedupe;
 mod identity;
 mod ingestor;
+mod log_writer;
 pub mod metrics;
-mod writer;
+mod progress;
+mod reader;
+mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use identity::{ExactIdentity, IdentityResolver};
+pub use identity::{ExactIdentity, IdentityInput, IdentityResolver};
 pub use ingestor::{EngineError, Ingestor, Receipt};
 pub use metrics::Metrics;
+pub use reader::{Reader, READ_BARRIER_TIMEOUT};
 
-use cairn_storage::{ReadStore, Store};
+use cairn_storage::{Backend, StorageError};
+use parking_lot::RwLock;
+use progress::Progress;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Tunables of the ingest path.
+/// Tunables of the ingest and apply paths.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Most events waiting for the writer; beyond it requests are refused with `overloaded`.
+    /// Most events waiting for the log writer; beyond it requests are refused with `overloaded`.
     pub queue_capacity_events: usize,
-    /// Most events applied in one transaction.
+    /// Most events appended in one log transaction.
     pub max_commit_events: usize,
+    /// Most events durable in the log but not yet applied; beyond it requests are refused with
+    /// `overloaded` (bounds how stale reads can be and how long a replay takes).
+    pub max_apply_lag_events: u64,
     /// How long a message id is remembered for de-duplication.
     pub dedupe_window: Duration,
     /// Most message ids remembered (about 50 bytes of memory each); the oldest are forgotten first.
     pub dedupe_max_entries: usize,
+    /// Longest time between two state checkpoints (bounds the replay after a crash).
+    pub checkpoint_interval: Duration,
+    /// A checkpoint is also written once this many timeline entries wait for one.
+    pub checkpoint_max_pending_events: usize,
+    /// Write a last checkpoint when shutting down (on by default). Crash tests turn it off to stop
+    /// as if the process had died right after its last log commit.
+    pub checkpoint_on_shutdown: bool,
 }
 
 impl Default for EngineOptions {
@@ -40,8 +68,12 @@ impl Default for EngineOptions {
         EngineOptions {
             queue_capacity_events: 200_000,
             max_commit_events: 20_000,
+            max_apply_lag_events: 1_000_000,
             dedupe_window: Duration::from_secs(24 * 3600),
             dedupe_max_entries: 10_000_000,
+            checkpoint_interval: Duration::from_secs(10),
+            checkpoint_max_pending_events: 2_000_000,
+            checkpoint_on_shutdown: true,
         }
     }
 }
@@ -49,47 +81,92 @@ impl Default for EngineOptions {
 /// A running engine: the ingest handle, read access and metrics.
 pub struct Engine {
     ingestor: Ingestor,
-    reader: Arc<dyn ReadStore>,
+    reader: Reader,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    progress: Arc<Progress>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Engine {
-    /// Starts the writer thread over `store`.
+    /// Starts the engine over `backend` with exact identity resolution.
     pub fn start(
         options: EngineOptions,
-        store: Box<dyn Store>,
-        reader: Arc<dyn ReadStore>,
+        backend: Backend,
         clock: Arc<dyn Clock>,
-    ) -> std::io::Result<Engine> {
-        Engine::start_with_identity(options, store, reader, clock, Box::new(ExactIdentity))
+    ) -> Result<Engine, StorageError> {
+        Engine::start_with_identity(options, backend, clock, Box::new(ExactIdentity))
     }
 
-    /// Starts the writer thread with a given identity resolver (the seam Customer 360 replaces).
+    /// Starts the engine with a given identity resolver (the seam Customer 360 replaces).
     pub fn start_with_identity(
         options: EngineOptions,
-        store: Box<dyn Store>,
-        reader: Arc<dyn ReadStore>,
+        backend: Backend,
         clock: Arc<dyn Clock>,
         identity: Box<dyn IdentityResolver>,
-    ) -> std::io::Result<Engine> {
+    ) -> Result<Engine, StorageError> {
+        let Backend {
+            log,
+            log_reader,
+            mut state,
+            state_reader,
+        } = backend;
+        let loaded = state::State::load(state.as_mut())?;
+        let checkpointed = loaded.applied_seq();
+        let committed = log_reader.last_seq()?;
+        if checkpointed > committed {
+            return Err(StorageError::Corrupt(format!(
+                "the state reflects log position {checkpointed} but the log ends at {committed}"
+            )));
+        }
+        tracing::info!(
+            profiles = loaded.profile_count(),
+            checkpointed,
+            committed,
+            "state loaded; replaying the log after the checkpoint"
+        );
+        let recent = dedupe::rebuild(&options, log_reader.as_ref(), clock.now())?;
         let metrics = Arc::new(Metrics::new());
-        let (ingestor, queue) = ingestor::channel(options.queue_capacity_events, metrics.clone());
-        let writer = writer::spawn(
-            options,
-            store,
-            identity,
-            queue,
-            clock.clone(),
+        let progress = Arc::new(Progress::new(committed, checkpointed));
+        let shared_state = Arc::new(RwLock::new(loaded));
+        let (ingestor, queue) = ingestor::channel(
+            options.queue_capacity_events,
+            options.max_apply_lag_events,
+            progress.clone(),
             metrics.clone(),
-        )?;
+        );
+        let log_writer = log_writer::LogWriterThread {
+            options: options.clone(),
+            log,
+            queue,
+            recent,
+            progress: progress.clone(),
+            metrics: metrics.clone(),
+        }
+        .spawn()?;
+        let applier = applier::Applier {
+            options,
+            state: shared_state.clone(),
+            store: state,
+            log: log_reader.clone(),
+            identity,
+            progress: progress.clone(),
+            metrics: metrics.clone(),
+            checkpointed,
+        }
+        .spawn()?;
         Ok(Engine {
             ingestor,
-            reader,
+            reader: Reader {
+                state: shared_state,
+                progress: progress.clone(),
+                log: log_reader,
+                store: state_reader,
+            },
             clock,
             metrics,
-            writer: Some(writer),
+            progress,
+            threads: vec![log_writer, applier],
         })
     }
 
@@ -97,7 +174,7 @@ impl Engine {
         self.ingestor.clone()
     }
 
-    pub fn reader(&self) -> Arc<dyn ReadStore> {
+    pub fn reader(&self) -> Reader {
         self.reader.clone()
     }
 
@@ -109,12 +186,25 @@ impl Engine {
         self.metrics.clone()
     }
 
-    /// Stops accepting work, lets the writer commit what is queued, and waits for it.
+    /// Waits until everything committed to the log so far is applied, or `timeout` passes; returns
+    /// whether it was.
+    pub fn wait_until_applied(&self, timeout: Duration) -> bool {
+        self.progress
+            .wait_for_applied(self.progress.committed(), timeout)
+    }
+
+    /// Stops accepting work, lets the log writer commit what is queued and the applier apply and
+    /// checkpoint everything, and waits for both.
     pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         self.ingestor.close();
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("the writer thread panicked");
+        for thread in self.threads.drain(..) {
+            let name = thread.thread().name().unwrap_or("engine").to_string();
+            if thread.join().is_err() {
+                tracing::error!(thread = %name, "an engine thread panicked");
             }
         }
     }
@@ -122,10 +212,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.ingestor.close();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.stop();
     }
 }
 

@@ -1,4 +1,4 @@
-//! Prometheus metrics of the ingest path.
+//! Prometheus metrics of the ingest and apply paths.
 
 use cairn_model::ErrorCode;
 use prometheus_client::encoding::text::encode;
@@ -25,6 +25,18 @@ pub struct Metrics {
     pub commits: Counter,
     /// Events (stored or duplicate) in successful group commits.
     pub committed_events: Counter,
+    /// Events applied to the state.
+    pub events_applied: Counter,
+    /// Time to apply one step of log records.
+    pub apply_seconds: Histogram,
+    /// Log records that could not be applied (skipped).
+    pub apply_failures: Counter,
+    /// Events committed to the log and not yet applied.
+    pub apply_lag_events: Gauge,
+    /// State checkpoints committed, their duration, and failures.
+    pub checkpoints: Counter,
+    pub checkpoint_seconds: Histogram,
+    pub checkpoint_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -46,9 +58,16 @@ impl Metrics {
         let commit_failures = Counter::default();
         let commits = Counter::default();
         let committed_events = Counter::default();
+        let events_applied = Counter::default();
+        let apply_seconds = Histogram::new(exponential_buckets(0.00001, 2.0, 20));
+        let apply_failures = Counter::default();
+        let apply_lag_events = Gauge::default();
+        let checkpoints = Counter::default();
+        let checkpoint_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let checkpoint_failures = Counter::default();
         registry.register(
             "events_accepted",
-            "Events durably stored",
+            "Events durably stored in the log",
             events_accepted.clone(),
         );
         registry.register(
@@ -73,12 +92,12 @@ impl Metrics {
         );
         registry.register(
             "commit_latency_seconds",
-            "Time to apply and durably commit one group",
+            "Time to append and durably commit one group to the log",
             commit_seconds.clone(),
         );
         registry.register(
             "ingest_queue_events",
-            "Events waiting for the writer",
+            "Events waiting for the log writer",
             queue_events.clone(),
         );
         registry.register(
@@ -91,6 +110,41 @@ impl Metrics {
             "committed_events",
             "Events in successful group commits",
             committed_events.clone(),
+        );
+        registry.register(
+            "events_applied",
+            "Events applied to the state (profiles, timelines)",
+            events_applied.clone(),
+        );
+        registry.register(
+            "apply_step_seconds",
+            "Time to apply one step of log records",
+            apply_seconds.clone(),
+        );
+        registry.register(
+            "apply_failures",
+            "Log records that could not be applied and were skipped",
+            apply_failures.clone(),
+        );
+        registry.register(
+            "apply_lag_events",
+            "Events durable in the log and not yet applied",
+            apply_lag_events.clone(),
+        );
+        registry.register(
+            "state_checkpoints",
+            "State checkpoints committed",
+            checkpoints.clone(),
+        );
+        registry.register(
+            "state_checkpoint_seconds",
+            "Time to write one state checkpoint",
+            checkpoint_seconds.clone(),
+        );
+        registry.register(
+            "state_checkpoint_failures",
+            "State checkpoints that failed (retried)",
+            checkpoint_failures.clone(),
         );
         for code in ErrorCode::ALL {
             drop(events_rejected.get_or_create(&code_labels(*code)));
@@ -107,6 +161,13 @@ impl Metrics {
             commit_failures,
             commits,
             committed_events,
+            events_applied,
+            apply_seconds,
+            apply_failures,
+            apply_lag_events,
+            checkpoints,
+            checkpoint_seconds,
+            checkpoint_failures,
         }
     }
 

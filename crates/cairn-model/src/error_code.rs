@@ -64,6 +64,7 @@ error_codes! {
     StorageError => ("storage_error", 500, "the store failed; nothing from the request was committed"),
     Internal => ("internal", 500, "an unexpected internal error"),
     ShuttingDown => ("shutting_down", 503, "the server is shutting down; nothing from the request was committed"),
+    NotReady => ("not_ready", 503, "the server is starting: its state is still catching up with the log"),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -23,13 +23,16 @@ impl std::fmt::Display for WorkspaceId {
     }
 }
 
-/// The stable id of a unified profile, `prof_` followed by 32 hex digits.
+/// The stable id of a unified profile, written `prof_` followed by 32 hex digits.
 ///
 /// It is derived deterministically from the workspace and the identifier that created the profile, so
-/// replaying the same input produces the same ids (a requirement for deterministic apply).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ProfileId(pub String);
+/// replaying the same input produces the same ids (a requirement for deterministic apply). In memory it
+/// is the 128-bit value; only its text form crosses boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProfileId(pub u128);
+
+/// The text prefix of every profile id.
+const PROFILE_ID_PREFIX: &str = "prof_";
 
 impl ProfileId {
     /// The id of a profile created by `first` in `workspace`.
@@ -40,16 +43,40 @@ impl ProfileId {
             first.kind.as_str(),
             first.value
         );
-        ProfileId(format!("prof_{:032x}", xxh3_128(key.as_bytes())))
+        ProfileId(xxh3_128(key.as_bytes()))
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
+
+    /// Parses the text form `prof_` + 32 lowercase hex digits; anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let hex = text.strip_prefix(PROFILE_ID_PREFIX)?;
+        if hex.len() != 32
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok().map(ProfileId)
     }
 }
 
 impl std::fmt::Display for ProfileId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        write!(f, "{PROFILE_ID_PREFIX}{:032x}", self.0)
+    }
+}
+
+impl Serialize for ProfileId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProfileId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        ProfileId::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a profile id: {text:?}")))
     }
 }
 
@@ -103,5 +130,30 @@ impl Identifier {
     /// An email identifier, normalized: surrounding whitespace removed and lower-cased.
     pub fn email(raw: &str) -> Self {
         Identifier::new(IdentifierKind::Email, raw.trim().to_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_ids_round_trip_through_text_and_reject_anything_else() {
+        let id = ProfileId::derive(&WorkspaceId::new("acme"), &Identifier::email("a@b.c"));
+        let text = id.to_string();
+        assert!(text.starts_with("prof_") && text.len() == 37, "{text}");
+        assert_eq!(ProfileId::parse(&text), Some(id));
+        let json = serde_json::to_string(&id).expect("serialize");
+        assert_eq!(serde_json::from_str::<ProfileId>(&json).expect("parse"), id);
+        for bad in [
+            "",
+            "prof_",
+            "prof_xyz",
+            &text.to_uppercase(),
+            &format!("{text}0"),
+            &text[5..],
+        ] {
+            assert_eq!(ProfileId::parse(bad), None, "{bad:?}");
+        }
     }
 }

@@ -17,7 +17,7 @@ pub struct PartitionId(pub u16);
 impl PartitionId {
     /// The partition that owns `profile`.
     pub fn of(profile: &ProfileId) -> Self {
-        PartitionId((xxh3_64(profile.0.as_bytes()) % u64::from(PARTITION_COUNT)) as u16)
+        PartitionId((xxh3_64(&profile.0.to_le_bytes()) % u64::from(PARTITION_COUNT)) as u16)
     }
 }
 
@@ -27,11 +27,17 @@ mod tests {
 
     #[test]
     fn partitions_are_stable_and_in_range() {
-        let id = ProfileId("prof_0123".into());
-        assert_eq!(PartitionId::of(&id), PartitionId::of(&id.clone()));
-        for n in 0..1000 {
-            let p = PartitionId::of(&ProfileId(format!("prof_{n}")));
+        let id = ProfileId(0x0123);
+        assert_eq!(PartitionId::of(&id), PartitionId::of(&ProfileId(0x0123)));
+        let mut seen = [0u32; PARTITION_COUNT as usize];
+        for n in 0..64_000u128 {
+            let p = PartitionId::of(&ProfileId(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
             assert!(p.0 < PARTITION_COUNT);
+            seen[usize::from(p.0)] += 1;
         }
+        assert!(
+            seen.iter().all(|&n| n > 800),
+            "partitions are balanced: {seen:?}"
+        );
     }
 }

@@ -1,16 +1,21 @@
 //! Storage traits: what the engine needs from a store.
 //!
-//! The engine writes through [`Store::write`], which runs a closure against a [`WriteTxn`] and commits
-//! everything it did in one durable, atomic transaction (or nothing, if the closure fails). Reads go
-//! through [`ReadStore`], which may run concurrently with the writer. The embedded SQLite store
-//! implements both; a second backend implements the same traits without touching the engine.
+//! Cairn keeps two kinds of data, with different write patterns:
+//! - **The input log** ([`LogWriter`], [`LogReader`]): every accepted input (a request's messages, a
+//!   clock tick, a command) is appended in order, in one durable transaction per group, *before* it
+//!   is acknowledged. The log is the source of truth and the event store: events are read back from it
+//!   by sequence number. Its payloads are opaque bytes encoded by the engine.
+//! - **The state** ([`StateStore`], [`StateReader`]): what the engine derives from the log (profiles,
+//!   identifiers, timelines). The engine keeps it in memory and writes *checkpoints* of what changed,
+//!   together with the log position they reflect, in one atomic transaction. After a crash the engine
+//!   loads the last checkpoint and replays the log after it; because applying is deterministic, the
+//!   replay rebuilds exactly the state that was lost.
+//!
+//! A second backend (for example a cluster log on NATS JetStream) implements these traits without
+//! touching the engine.
 
-use cairn_core::identity::ProfileHead;
-use cairn_model::{
-    Identifier, MessageKind, PartitionId, Profile, ProfileId, StoredEvent, TraitSet, WorkspaceId,
-};
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use cairn_model::{Identifier, ProfileId, TraitSet, WorkspaceId};
+use std::sync::Arc;
 
 /// A store failure. Nothing of the failed transaction is visible.
 #[derive(Debug, thiserror::Error)]
@@ -27,127 +32,209 @@ pub enum StorageError {
 
 pub type StorageResult<T> = Result<T, StorageError>;
 
-/// The mutable part of a profile that the writer reads, changes and writes back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProfileState {
-    pub head: ProfileHead,
-    pub partition: PartitionId,
-    pub traits: TraitSet,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+/// What a log record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// The accepted messages of one request (one or more events).
+    Messages,
+    /// The passage of time: "now is `received_at`" (fires due timers).
+    Tick,
+    /// An operator's command (publishing a journey, …).
+    Command,
 }
 
-/// An event to append to a profile's timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent<'a> {
-    pub workspace: &'a WorkspaceId,
-    pub partition: PartitionId,
-    pub profile: &'a ProfileId,
-    pub kind: MessageKind,
-    pub message_id: &'a str,
-    pub name: Option<&'a str>,
-    pub timestamp: DateTime<Utc>,
-    pub received_at: DateTime<Utc>,
-    pub body: &'a Map<String, Value>,
+impl RecordKind {
+    pub fn code(self) -> u8 {
+        match self {
+            RecordKind::Messages => 1,
+            RecordKind::Tick => 2,
+            RecordKind::Command => 3,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(RecordKind::Messages),
+            2 => Some(RecordKind::Tick),
+            3 => Some(RecordKind::Command),
+            _ => None,
+        }
+    }
 }
 
-/// Operations inside one write transaction.
-pub trait WriteTxn {
-    /// The profile an identifier points to, following merges to the surviving profile.
-    fn find_by_identifier(
-        &mut self,
-        workspace: &WorkspaceId,
-        identifier: &Identifier,
-    ) -> StorageResult<Option<ProfileHead>>;
-    /// Loads a profile's mutable state.
-    fn load_profile(
-        &mut self,
-        workspace: &WorkspaceId,
-        id: &ProfileId,
-    ) -> StorageResult<Option<ProfileState>>;
-    /// Creates a profile; returns its rank (creation order).
-    fn create_profile(
-        &mut self,
-        workspace: &WorkspaceId,
-        id: &ProfileId,
-        user_id: Option<&str>,
-        at: DateTime<Utc>,
-    ) -> StorageResult<i64>;
-    /// Writes back a profile's state.
-    fn save_profile(&mut self, workspace: &WorkspaceId, state: &ProfileState) -> StorageResult<()>;
-    /// Points an identifier at a profile.
-    fn link_identifier(
-        &mut self,
-        workspace: &WorkspaceId,
-        identifier: &Identifier,
-        profile: &ProfileId,
-    ) -> StorageResult<()>;
-    /// Merges `loser` into `survivor`: identifiers and earlier merged ids move to the survivor, the
-    /// loser is marked as merged (its events stay and appear on the survivor's timeline).
-    fn merge_profile(
-        &mut self,
-        workspace: &WorkspaceId,
-        loser: &ProfileId,
-        survivor: &ProfileId,
-    ) -> StorageResult<()>;
-    /// Appends an event; returns its sequence number.
-    fn append_event(&mut self, event: &NewEvent<'_>) -> StorageResult<i64>;
-}
-
-/// A store with a single writer.
-pub trait Store: Send {
-    /// Runs `work` in one transaction and commits it durably (fsync) if it returns `Ok`.
-    /// If `work` or the commit fails, nothing it wrote is kept.
-    fn write(
-        &mut self,
-        work: &mut dyn FnMut(&mut dyn WriteTxn) -> StorageResult<()>,
-    ) -> StorageResult<()>;
-
-    /// The message ids of the most recently committed events received at or after `since`, newest
-    /// first, at most `limit` of them: what the writer needs to rebuild its de-duplication window.
-    fn recent_message_ids(
-        &mut self,
-        since: DateTime<Utc>,
-        limit: usize,
-    ) -> StorageResult<Vec<RecentMessageId>>;
-}
-
-/// A stored event's message id and when it was received.
+/// One record of the input log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecentMessageId {
+pub struct LogRecord {
+    /// Position in the log, assigned by [`LogWriter::append`]; strictly increasing, starting at 1.
+    pub seq: u64,
+    pub kind: RecordKind,
+    /// The workspace the record belongs to (empty for ticks).
     pub workspace: WorkspaceId,
-    pub message_id: String,
-    pub received_at: DateTime<Utc>,
+    /// When Cairn received the input (milliseconds since the epoch): the input's time.
+    pub received_at_ms: i64,
+    /// Number of messages (events) in the record.
+    pub count: u32,
+    /// De-duplication key of each message (for rebuilding the window at start).
+    pub keys: Vec<u128>,
+    /// The engine's encoding of the record's content.
+    pub payload: Vec<u8>,
+}
+
+/// Appends to the input log. There is exactly one per data directory.
+pub trait LogWriter: Send {
+    /// Appends `records` in one durable transaction (fsync before returning) and sets each one's
+    /// `seq`. All or nothing: on error none of them is in the log.
+    fn append(&mut self, records: &mut [LogRecord]) -> StorageResult<()>;
+}
+
+/// Reads the input log; safe to use beside the writer.
+pub trait LogReader: Send + Sync {
+    /// The highest committed sequence number (0 when the log is empty).
+    fn last_seq(&self) -> StorageResult<u64>;
+    /// Records with `seq > after`, in order, at most `limit`.
+    fn read_after(&self, after: u64, limit: usize) -> StorageResult<Vec<LogRecord>>;
+    /// The records with the given sequence numbers (missing ones are skipped), in ascending order.
+    fn read_many(&self, seqs: &[u64]) -> StorageResult<Vec<LogRecord>>;
+    /// `(received_at_ms, key)` of the messages received at or after `since_ms`, oldest first; at most
+    /// `limit` of them (the newest).
+    fn recent_keys(&self, since_ms: i64, limit: usize) -> StorageResult<Vec<(i64, u128)>>;
+}
+
+/// A profile as checkpointed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    /// Creation order across the data directory, from 1; lower is older.
+    pub rank: u32,
+    pub workspace: WorkspaceId,
+    pub id: ProfileId,
+    /// The profile's primary user id.
+    pub user_id: Option<String>,
+    /// Set once the profile was merged into another (the survivor's rank).
+    pub merged_into: Option<u32>,
+    /// Identifiers pointing at this profile (empty once merged away).
+    pub identifiers: Vec<Identifier>,
+    pub traits: TraitSet,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// Events on the timeline, including those of profiles merged into this one.
+    pub event_count: u64,
+}
+
+/// What a checkpoint writes for one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProfileWrite {
+    /// The whole row (new, merged, identifiers or traits changed).
+    Full(ProfileRow),
+    /// Only the counters changed (the common case: a track event on a known profile).
+    Counters {
+        rank: u32,
+        event_count: u64,
+        updated_at_ms: i64,
+    },
+}
+
+/// One event on a profile's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimelineEntry {
+    pub profile_rank: u32,
+    /// The event's own (skew-corrected) timestamp.
+    pub timestamp_ms: i64,
+    /// The event's sequence number ([`EventSeq`]).
+    pub seq: u64,
+}
+
+/// The changes since the previous checkpoint, and the log position they bring the state to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checkpoint {
+    /// Every log record up to this one is reflected in the state once the checkpoint commits.
+    pub applied_seq: u64,
+    pub profiles: Vec<ProfileWrite>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Writes and loads checkpoints. There is exactly one per data directory.
+pub trait StateStore: Send {
+    /// The log position of the last committed checkpoint (0 when there is none).
+    fn applied_seq(&mut self) -> StorageResult<u64>;
+    /// Calls `each` with every checkpointed profile, in rank order.
+    fn load_profiles(
+        &mut self,
+        each: &mut dyn FnMut(ProfileRow) -> StorageResult<()>,
+    ) -> StorageResult<()>;
+    /// Writes `checkpoint` in one durable, atomic transaction.
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> StorageResult<()>;
 }
 
 /// A page of a profile's timeline: newest first, by event timestamp then sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventCursor {
     pub timestamp_ms: i64,
-    pub seq: i64,
+    pub seq: u64,
 }
 
-/// Reads that may run concurrently with the writer.
-pub trait ReadStore: Send + Sync {
-    /// A profile by id; a merged-away id resolves to the surviving profile.
-    fn profile(&self, workspace: &WorkspaceId, id: &ProfileId) -> StorageResult<Option<Profile>>;
-    /// The profile an identifier points to.
-    fn profile_by_identifier(
+/// Reads checkpointed state beside the writer.
+pub trait StateReader: Send + Sync {
+    /// Checkpointed timeline entries of `profiles`, newest first (timestamp, then seq), strictly
+    /// before `before` when given, at most `limit`.
+    fn timeline(
         &self,
-        workspace: &WorkspaceId,
-        identifier: &Identifier,
-    ) -> StorageResult<Option<Profile>>;
-    /// Events of a (surviving) profile and of every profile merged into it, newest first, strictly
-    /// before `before` when given. Returns at most `limit` events.
-    fn events(
-        &self,
-        workspace: &WorkspaceId,
-        profile: &ProfileId,
+        profiles: &[u32],
         before: Option<EventCursor>,
         limit: usize,
-    ) -> StorageResult<Vec<StoredEvent>>;
-    /// Number of stored events in a workspace (for tests, the demo and the benchmark).
-    fn event_count(&self, workspace: &WorkspaceId) -> StorageResult<i64>;
+    ) -> StorageResult<Vec<TimelineEntry>>;
     /// Whether the store answers (readiness).
     fn ping(&self) -> StorageResult<()>;
+}
+
+/// Everything the engine needs from a backend, opened together on one data directory.
+pub struct Backend {
+    pub log: Box<dyn LogWriter>,
+    pub log_reader: Arc<dyn LogReader>,
+    pub state: Box<dyn StateStore>,
+    pub state_reader: Arc<dyn StateReader>,
+}
+
+/// The sequence number of one event: its log record and its index inside the record.
+///
+/// Stable forever (the log is append-only), increasing in log order, and small enough for JSON
+/// numbers (a record holds fewer than 2¹⁶ messages; the log has fewer than 2³⁷ records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventSeq(pub u64);
+
+impl EventSeq {
+    const INDEX_BITS: u32 = 16;
+
+    pub fn new(record: u64, index: u32) -> Self {
+        debug_assert!(
+            index < (1 << Self::INDEX_BITS),
+            "a record holds < 65536 messages"
+        );
+        EventSeq((record << Self::INDEX_BITS) | u64::from(index))
+    }
+
+    pub fn record(self) -> u64 {
+        self.0 >> Self::INDEX_BITS
+    }
+
+    pub fn index(self) -> u32 {
+        (self.0 & ((1 << Self::INDEX_BITS) - 1)) as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_seqs_order_by_record_then_index_and_round_trip() {
+        let a = EventSeq::new(7, 65_535);
+        let b = EventSeq::new(8, 0);
+        assert!(a < b);
+        assert_eq!((a.record(), a.index()), (7, 65_535));
+        assert_eq!((b.record(), b.index()), (8, 0));
+        for kind in [RecordKind::Messages, RecordKind::Tick, RecordKind::Command] {
+            assert_eq!(RecordKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(RecordKind::from_code(0), None);
+    }
 }

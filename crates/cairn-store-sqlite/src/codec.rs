@@ -1,18 +1,8 @@
-//! Encodings of stored columns: times as milliseconds since the epoch, traits and bodies as JSON text.
+//! Encodings of stored columns: traits and identifiers as JSON text.
 
-use cairn_model::{MessageKind, TraitSet};
+use cairn_model::{Identifier, TraitSet};
 use cairn_storage::{StorageError, StorageResult};
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-
-pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-pub(crate) fn from_millis(ms: i64) -> StorageResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
-}
 
 pub(crate) fn encode_traits(traits: &TraitSet) -> String {
     let mut map = Map::new();
@@ -48,7 +38,11 @@ pub(crate) fn decode_traits(text: &str) -> StorageResult<TraitSet> {
     Ok(TraitSet { values, set_at })
 }
 
-pub(crate) fn decode_kind(text: &str) -> StorageResult<MessageKind> {
-    MessageKind::parse(text)
-        .ok_or_else(|| StorageError::Corrupt(format!("unknown event kind {text:?}")))
+pub(crate) fn encode_identifiers(identifiers: &[Identifier]) -> String {
+    serde_json::to_string(identifiers).unwrap_or_else(|_| "[]".into())
+}
+
+pub(crate) fn decode_identifiers(text: &str) -> StorageResult<Vec<Identifier>> {
+    serde_json::from_str(text)
+        .map_err(|error| StorageError::Corrupt(format!("profile identifiers: {error}")))
 }

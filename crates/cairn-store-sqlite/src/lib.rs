@@ -1,32 +1,36 @@
-//! The embedded store: one SQLite database (bundled library) in the data directory.
+//! The embedded store: two SQLite databases (bundled library) in the data directory.
 //!
-//! Durability: WAL journal with `synchronous=FULL`, so a committed transaction has been fsynced before
-//! [`Store::write`](cairn_storage::Store::write) returns. The data directory is locked by the process
-//! that opens it ([`open`]), so two servers (or a server and an import) never write it at once.
+//! - `log.db` holds the input log ([`log`]): one row per accepted request, tick or command, appended by
+//!   the single log writer. A request is acknowledged only after its row is committed.
+//! - `state.db` holds the checkpoints of the state derived from the log ([`state`]): profiles and their
+//!   timelines, with the log position they reflect.
 //!
-//! WAL checkpoints run on their own thread and connection ([`checkpoint`]), so the writer's commits
-//! only append to the WAL and fsync it.
-//!
-//! One [`SqliteWriter`] (the single writer of every partition this node owns) and a pool of read
-//! connections ([`SqliteReader`]) that read concurrently through WAL snapshots.
+//! Durability: WAL journal with `synchronous=FULL`, so a commit has been fsynced before it returns.
+//! WAL checkpoints (copying the WAL back into the database file) run on their own thread ([`wal`]).
+//! Two databases rather than one so that a large state checkpoint never holds the write lock that log
+//! appends (and so acknowledgements) wait for. The data directory is locked by the process that opens
+//! it ([`open`]), so two servers (or a server and an import) never write it at once.
 
-mod checkpoint;
 mod codec;
-mod reader;
+mod log;
+mod pool;
 mod schema;
-mod writer;
+mod state;
+mod wal;
 
-pub use reader::SqliteReader;
-pub use writer::SqliteWriter;
+pub use log::{SqliteLog, SqliteLogReader};
+pub use state::{SqliteState, SqliteStateReader};
 
-use cairn_storage::{StorageError, StorageResult};
+use cairn_storage::{Backend, StorageError, StorageResult};
 use rusqlite::Connection;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-/// File name of the database inside the data directory.
-pub const DATABASE_FILE: &str = "cairn.db";
+/// File name of the input log inside the data directory.
+pub const LOG_FILE: &str = "log.db";
+/// File name of the state checkpoints inside the data directory.
+pub const STATE_FILE: &str = "state.db";
 const LOCK_FILE: &str = "LOCK";
 
 /// Holds the data directory's lock for as long as the store is open.
@@ -36,63 +40,48 @@ pub struct DirLock {
 }
 
 /// Opens (creating and migrating if needed) the store in `data_dir`.
-pub fn open(data_dir: &Path) -> StorageResult<(SqliteWriter, SqliteReader)> {
+pub fn open(data_dir: &Path) -> StorageResult<Backend> {
     std::fs::create_dir_all(data_dir)?;
-    let lock_file = File::options()
+    let lock = Arc::new(lock(data_dir)?);
+    let (log, log_reader) = log::open(&data_dir.join(LOG_FILE), lock.clone())?;
+    let (state, state_reader) = state::open(&data_dir.join(STATE_FILE), lock)?;
+    Ok(Backend {
+        log: Box::new(log),
+        log_reader: Arc::new(log_reader),
+        state: Box::new(state),
+        state_reader: Arc::new(state_reader),
+    })
+}
+
+fn lock(data_dir: &Path) -> StorageResult<DirLock> {
+    let file = File::options()
         .create(true)
         .truncate(false)
         .write(true)
         .open(data_dir.join(LOCK_FILE))?;
-    match lock_file.try_lock() {
-        Ok(()) => {}
+    match file.try_lock() {
+        Ok(()) => Ok(DirLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(StorageError::Locked(data_dir.display().to_string()));
+            Err(StorageError::Locked(data_dir.display().to_string()))
         }
-        Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
+        Err(std::fs::TryLockError::Error(error)) => Err(error.into()),
     }
-    let lock = Arc::new(DirLock { _file: lock_file });
-    let path = data_dir.join(DATABASE_FILE);
-    let mut connection = connect(&path)?;
-    schema::migrate(&mut connection)?;
-    connection
-        .pragma_update(None, "wal_autocheckpoint", 0)
-        .map_err(backend)?;
-    let checkpointer = checkpoint::Checkpointer::start(connect(&path)?)?;
-    Ok((
-        SqliteWriter::new(
-            connection,
-            checkpointer,
-            checkpoint::wal_path(&path),
-            lock.clone(),
-        ),
-        SqliteReader::new(path, Some(lock)),
-    ))
 }
 
-/// Opens read access only, without taking the directory lock: a running server may be writing.
-pub fn open_reader(data_dir: &Path) -> StorageResult<SqliteReader> {
-    let path = data_dir.join(DATABASE_FILE);
-    if !path.exists() {
-        return Err(StorageError::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            format!("no Cairn store in {}", data_dir.display()),
-        )));
-    }
-    Ok(SqliteReader::new(path, None))
-}
-
-fn connect(path: &PathBuf) -> StorageResult<Connection> {
+/// Opens a connection with Cairn's settings: WAL, `synchronous=FULL`, a page cache of `cache_mib`.
+fn connect(path: &Path, cache_mib: u32) -> StorageResult<Connection> {
     let connection = Connection::open(path).map_err(backend)?;
     connection
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -65536;
+             PRAGMA cache_size = -{};
              PRAGMA temp_store = MEMORY;",
-        )
+            u64::from(cache_mib) * 1024
+        ))
         .map_err(backend)?;
-    connection.set_prepared_statement_cache_capacity(64);
+    connection.set_prepared_statement_cache_capacity(32);
     Ok(connection)
 }
 

@@ -1,68 +1,70 @@
 //! Versioned schema migrations, applied in order inside one transaction at open.
 //!
-//! The schema version is SQLite's `user_version`. A migration is never edited once released; a change
-//! is a new entry at the end of [`MIGRATIONS`].
+//! The schema version of each database is SQLite's `user_version`. A migration is never edited once
+//! released; a change is a new entry at the end of its list.
 
 use crate::backend;
 use cairn_storage::{StorageError, StorageResult};
 use rusqlite::Connection;
 
-/// Every migration, in order. `MIGRATIONS[n]` moves the schema from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[
-    // 1: profiles, identifiers, events. (De-duplication keeps its window in memory, rebuilt from
-    // the events' message ids at start.)
-    "CREATE TABLE profiles (
+/// Migrations of `log.db`. `LOG[n]` moves the schema from version `n` to `n + 1`.
+pub(crate) const LOG: &[&str] = &[
+    // 1: the input log. `keys` holds the 16-byte de-duplication key of each message (little endian),
+    // so the window can be rebuilt without decoding payloads.
+    "CREATE TABLE log (
+         seq INTEGER PRIMARY KEY,
+         kind INTEGER NOT NULL,
+         workspace TEXT NOT NULL,
+         received_at INTEGER NOT NULL,
+         count INTEGER NOT NULL,
+         keys BLOB NOT NULL,
+         payload BLOB NOT NULL
+     );",
+];
+
+/// Migrations of `state.db`.
+pub(crate) const STATE: &[&str] = &[
+    // 1: checkpointed profiles and timelines, and the log position they reflect.
+    "CREATE TABLE meta (
+         key TEXT PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     INSERT INTO meta (key, value) VALUES ('applied_seq', 0);
+
+     CREATE TABLE profiles (
          rank INTEGER PRIMARY KEY,
          workspace TEXT NOT NULL,
          id TEXT NOT NULL,
-         partition INTEGER NOT NULL,
          user_id TEXT,
-         merged_into TEXT,
+         merged_into INTEGER,
+         identifiers TEXT NOT NULL,
          traits TEXT NOT NULL,
          created_at INTEGER NOT NULL,
-         updated_at INTEGER NOT NULL
+         updated_at INTEGER NOT NULL,
+         event_count INTEGER NOT NULL
      );
-     CREATE UNIQUE INDEX profiles_by_id ON profiles (workspace, id);
-     CREATE INDEX profiles_by_merged_into ON profiles (workspace, merged_into) WHERE merged_into IS NOT NULL;
 
-     CREATE TABLE identifiers (
-         workspace TEXT NOT NULL,
-         kind TEXT NOT NULL,
-         value TEXT NOT NULL,
-         profile_id TEXT NOT NULL,
-         PRIMARY KEY (workspace, kind, value)
-     ) WITHOUT ROWID;
-     CREATE INDEX identifiers_by_profile ON identifiers (workspace, profile_id);
-
-     CREATE TABLE events (
-         seq INTEGER PRIMARY KEY,
-         workspace TEXT NOT NULL,
-         partition INTEGER NOT NULL,
-         profile_id TEXT NOT NULL,
-         kind TEXT NOT NULL,
-         message_id TEXT NOT NULL,
-         name TEXT,
+     CREATE TABLE timeline (
+         profile INTEGER NOT NULL,
          timestamp INTEGER NOT NULL,
-         received_at INTEGER NOT NULL,
-         body TEXT NOT NULL
-     );
-     CREATE INDEX events_by_profile ON events (profile_id, timestamp, seq);",
+         seq INTEGER NOT NULL,
+         PRIMARY KEY (profile, timestamp, seq)
+     ) WITHOUT ROWID;",
 ];
 
-/// The schema version this build writes.
-pub const CURRENT_VERSION: usize = MIGRATIONS.len();
-
-pub(crate) fn migrate(connection: &mut Connection) -> StorageResult<()> {
+/// Brings `connection`'s schema up to the end of `migrations`.
+pub(crate) fn migrate(connection: &mut Connection, migrations: &[&str]) -> StorageResult<()> {
     let version: usize = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(backend)?;
-    if version > CURRENT_VERSION {
+    if version > migrations.len() {
         return Err(StorageError::Corrupt(format!(
-            "the database has schema version {version}, newer than this build's {CURRENT_VERSION}"
+            "the database has schema version {version}, newer than this build's {}",
+            migrations.len()
         )));
     }
     let transaction = connection.transaction().map_err(backend)?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (index, migration) in migrations.iter().enumerate().skip(version) {
         transaction.execute_batch(migration).map_err(backend)?;
         transaction
             .pragma_update(None, "user_version", index + 1)

@@ -1,13 +1,55 @@
-//! Store tests against a real SQLite database in a temporary directory.
+//! Store tests against real SQLite databases in a temporary directory.
 
 use super::*;
-use cairn_model::{IdentifierKind, MessageKind, PartitionId, ProfileId, WorkspaceId};
-use cairn_storage::{NewEvent, ReadStore, Store};
-use chrono::{TimeZone, Utc};
-use serde_json::{json, Map, Value};
+use cairn_model::{Identifier, IdentifierKind, ProfileId, TraitSet, WorkspaceId};
+use cairn_storage::{
+    Checkpoint, EventCursor, LogRecord, ProfileRow, ProfileWrite, RecordKind, TimelineEntry,
+};
 
-fn body(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
+fn messages(workspace: &str, received_at_ms: i64, keys: &[u128]) -> LogRecord {
+    LogRecord {
+        seq: 0,
+        kind: RecordKind::Messages,
+        workspace: WorkspaceId::new(workspace),
+        received_at_ms,
+        count: keys.len() as u32,
+        keys: keys.to_vec(),
+        payload: format!("payload@{received_at_ms}").into_bytes(),
+    }
+}
+
+fn profile(rank: u32, event_count: u64) -> ProfileRow {
+    let workspace = WorkspaceId::new("acme");
+    let identifier = Identifier::new(IdentifierKind::UserId, format!("u{rank}"));
+    let mut traits = TraitSet::default();
+    traits
+        .values
+        .insert("plan".into(), serde_json::json!("pro"));
+    traits.set_at.insert("plan".into(), 5);
+    ProfileRow {
+        rank,
+        id: ProfileId::derive(&workspace, &identifier),
+        workspace,
+        user_id: Some(identifier.value.clone()),
+        merged_into: None,
+        identifiers: vec![identifier],
+        traits,
+        created_at_ms: 1,
+        updated_at_ms: 2,
+        event_count,
+    }
+}
+
+fn load_all(backend: &mut Backend) -> Vec<ProfileRow> {
+    let mut rows = Vec::new();
+    backend
+        .state
+        .load_profiles(&mut |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .expect("load");
+    rows
 }
 
 #[test]
@@ -18,73 +60,134 @@ fn a_second_open_of_the_same_directory_is_refused() {
 }
 
 #[test]
-fn a_failed_transaction_keeps_nothing_and_a_committed_one_survives_reopen() {
+fn log_records_get_increasing_seqs_and_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ws = WorkspaceId::new("acme");
-    let at = Utc
-        .with_ymd_and_hms(2024, 5, 1, 0, 0, 0)
-        .single()
-        .expect("time");
-    let id = ProfileId("prof_1".into());
-    let message = body(json!({"type": "track"}));
     {
-        let (mut writer, reader) = open(dir.path()).expect("open");
-        let result = writer.write(&mut |txn| {
-            txn.create_profile(&ws, &id, Some("u1"), at)?;
-            Err(StorageError::Backend("injected failure".into()))
-        });
-        assert!(result.is_err());
-        assert_eq!(reader.event_count(&ws).expect("count"), 0);
-        writer
-            .write(&mut |txn| {
-                // The failed transaction's profile was rolled back, so creating it again works.
-                txn.create_profile(&ws, &id, Some("u1"), at)?;
-                txn.link_identifier(
-                    &ws,
-                    &cairn_model::Identifier::new(IdentifierKind::UserId, "u1"),
-                    &id,
-                )?;
-                txn.append_event(&NewEvent {
-                    workspace: &ws,
-                    partition: PartitionId::of(&id),
-                    profile: &id,
-                    kind: MessageKind::Track,
-                    message_id: "m1",
-                    name: Some("Signed Up"),
-                    timestamp: at,
-                    received_at: at,
-                    body: &message,
-                })?;
-                Ok(())
-            })
-            .expect("commit");
+        let mut backend = open(dir.path()).expect("open");
+        let mut first = vec![messages("acme", 10, &[1, 2]), messages("globex", 11, &[3])];
+        backend.log.append(&mut first).expect("append");
+        assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+        let mut second = vec![messages("acme", 12, &[4])];
+        backend.log.append(&mut second).expect("append");
+        assert_eq!(second[0].seq, 3);
     }
-    let (mut writer, reader) = open(dir.path()).expect("reopen");
-    let recent = writer
-        .recent_message_ids(at, 10)
-        .expect("recent message ids");
-    assert_eq!(recent.len(), 1);
-    assert_eq!(recent[0].message_id, "m1");
-    assert!(writer
-        .recent_message_ids(at + chrono::Duration::seconds(1), 10)
-        .expect("recent")
-        .is_empty());
-    let profile = reader
-        .profile(&ws, &id)
-        .expect("read")
-        .expect("profile exists");
-    assert_eq!(profile.event_count, 1);
+    let mut backend = open(dir.path()).expect("reopen");
+    assert_eq!(backend.log_reader.last_seq().expect("last"), 3);
+    let after_one = backend.log_reader.read_after(1, 10).expect("read");
+    assert_eq!(after_one.len(), 2);
+    assert_eq!(after_one[0].workspace, WorkspaceId::new("globex"));
+    assert_eq!(after_one[0].keys, [3]);
+    assert_eq!(after_one[1].payload, b"payload@12");
+    assert_eq!(backend.log_reader.read_after(1, 1).expect("read").len(), 1);
+    let picked = backend
+        .log_reader
+        .read_many(&[3, 1, 3, 99])
+        .expect("read many");
+    assert_eq!(picked.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 3]);
+    let mut next = vec![messages("acme", 13, &[5])];
+    backend.log.append(&mut next).expect("append after reopen");
+    assert_eq!(next[0].seq, 4, "sequence numbers continue after a reopen");
+}
+
+#[test]
+fn recent_keys_cover_the_window_oldest_first_and_respect_the_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut backend = open(dir.path()).expect("open");
+    let mut records = vec![
+        messages("acme", 1_000, &[1]),
+        messages("acme", 2_000, &[2, 3]),
+        LogRecord {
+            seq: 0,
+            kind: RecordKind::Tick,
+            workspace: WorkspaceId::new(""),
+            received_at_ms: 2_500,
+            count: 0,
+            keys: vec![],
+            payload: vec![],
+        },
+        messages("acme", 3_000, &[4]),
+    ];
+    backend.log.append(&mut records).expect("append");
+    let keys = backend.log_reader.recent_keys(2_000, 100).expect("keys");
+    assert_eq!(keys, [(2_000, 2), (2_000, 3), (3_000, 4)]);
+    let newest_two = backend.log_reader.recent_keys(0, 2).expect("keys");
+    assert_eq!(newest_two, [(2_000, 3), (3_000, 4)]);
+}
+
+#[test]
+fn checkpoints_round_trip_profiles_counters_and_timelines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut backend = open(dir.path()).expect("open");
+        assert_eq!(backend.state.applied_seq().expect("seq"), 0);
+        backend
+            .state
+            .checkpoint(&Checkpoint {
+                applied_seq: 7,
+                profiles: vec![
+                    ProfileWrite::Full(profile(1, 2)),
+                    ProfileWrite::Full(profile(2, 1)),
+                ],
+                timeline: vec![
+                    TimelineEntry {
+                        profile_rank: 1,
+                        timestamp_ms: 100,
+                        seq: 11,
+                    },
+                    TimelineEntry {
+                        profile_rank: 2,
+                        timestamp_ms: 100,
+                        seq: 12,
+                    },
+                    TimelineEntry {
+                        profile_rank: 1,
+                        timestamp_ms: 50,
+                        seq: 13,
+                    },
+                ],
+            })
+            .expect("checkpoint");
+        backend
+            .state
+            .checkpoint(&Checkpoint {
+                applied_seq: 9,
+                profiles: vec![ProfileWrite::Counters {
+                    rank: 1,
+                    event_count: 3,
+                    updated_at_ms: 9,
+                }],
+                timeline: vec![TimelineEntry {
+                    profile_rank: 1,
+                    timestamp_ms: 100,
+                    seq: 14,
+                }],
+            })
+            .expect("checkpoint");
+    }
+    let mut backend = open(dir.path()).expect("reopen");
+    assert_eq!(backend.state.applied_seq().expect("seq"), 9);
+    let rows = load_all(&mut backend);
+    let mut expected = profile(1, 3);
+    expected.updated_at_ms = 9;
+    assert_eq!(rows, vec![expected, profile(2, 1)]);
+
+    let reader = &backend.state_reader;
+    let newest = reader.timeline(&[1], None, 10).expect("timeline");
     assert_eq!(
-        reader.events(&ws, &id, None, 10).expect("events")[0]
-            .name
-            .as_deref(),
-        Some("Signed Up")
+        newest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [14, 11, 13],
+        "newest first by timestamp, then by seq"
     );
-    assert!(
-        reader
-            .profile(&WorkspaceId::new("other"), &id)
-            .expect("read")
-            .is_none(),
-        "workspaces are isolated"
-    );
+    let page = reader
+        .timeline(
+            &[1, 2],
+            Some(EventCursor {
+                timestamp_ms: 100,
+                seq: 14,
+            }),
+            2,
+        )
+        .expect("timeline");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [12, 11]);
+    reader.ping().expect("ping");
 }

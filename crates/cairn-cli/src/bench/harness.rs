@@ -21,15 +21,10 @@ pub const WRITE_KEY: &str = "bench-key";
 
 /// Starts the engine on a fresh store in `dir`, exactly as `cairn serve` does.
 pub fn start_engine(dir: &Path) -> anyhow::Result<Engine> {
-    let (writer, reader) = cairn_store_sqlite::open(dir)
+    let backend = cairn_store_sqlite::open(dir)
         .with_context(|| format!("cannot open a store in {}", dir.display()))?;
-    Engine::start(
-        EngineOptions::default(),
-        Box::new(writer),
-        Arc::new(reader),
-        Arc::new(SystemClock),
-    )
-    .context("cannot start the writer thread")
+    Engine::start(EngineOptions::default(), backend, Arc::new(SystemClock))
+        .context("cannot start the engine")
 }
 
 /// A running server; [`BenchServer::stop`] shuts it down and removes its data.

@@ -299,7 +299,7 @@ impl Profiles {
                 );
                 ProfileRef {
                     partition: PartitionId::of(&id).0,
-                    id: id.as_str().to_string(),
+                    id: id.to_string(),
                     user_id,
                 }
             })

@@ -1,6 +1,7 @@
-//! WAL checkpoints off the commit path.
+//! WAL checkpoints off the commit path (SQLite's checkpoints: copying the WAL back into the database
+//! file; not to be confused with the engine's state checkpoints).
 //!
-//! The writer's connection has automatic checkpoints turned off, so a commit only appends its pages
+//! Each writer's connection has automatic checkpoints turned off, so a commit only appends its pages
 //! to the WAL and fsyncs it. This thread copies committed pages back into the database file with
 //! `PASSIVE` checkpoints, which never take the write lock. A passive checkpoint cannot restart the WAL
 //! while the writer keeps appending, so the writer itself restarts it between commits once it has
@@ -20,20 +21,20 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// WAL size above which the checkpointer waits for the writer to let it restart the WAL.
 pub const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The checkpoint thread; stops (after a last checkpoint) when dropped.
-pub(crate) struct Checkpointer {
+/// The WAL checkpoint thread of one database; stops (after a last checkpoint) when dropped.
+pub(crate) struct WalCheckpointer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Checkpointer {
-    pub(crate) fn start(connection: Connection) -> StorageResult<Checkpointer> {
+impl WalCheckpointer {
+    pub(crate) fn start(connection: Connection) -> StorageResult<WalCheckpointer> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("cairn-checkpoint".into())
+            .name("cairn-wal".into())
             .spawn(move || run(&connection, &stopping))?;
-        Ok(Checkpointer {
+        Ok(WalCheckpointer {
             stop,
             thread: Some(thread),
         })
@@ -70,12 +71,51 @@ pub(crate) fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<(
         .map_err(backend)
 }
 
-impl Drop for Checkpointer {
+impl Drop for WalCheckpointer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             let _ = thread.join();
+        }
+    }
+}
+
+/// Commits between two checks of the WAL's size.
+const WAL_CHECK_EVERY_COMMITS: u64 = 32;
+/// Page cache of the checkpointer's connection, in MiB.
+const CHECKPOINTER_CACHE_MIB: u32 = 8;
+
+/// The WAL of one writer connection: checkpointed by its own thread, and restarted by the writer
+/// between commits once oversized.
+pub(crate) struct ManagedWal {
+    wal: PathBuf,
+    commits: u64,
+    _checkpointer: WalCheckpointer,
+}
+
+impl ManagedWal {
+    /// Turns automatic checkpoints off on `writer` and starts the checkpoint thread for `database`.
+    pub(crate) fn start(database: &Path, writer: &Connection) -> StorageResult<ManagedWal> {
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(backend)?;
+        let checkpointer =
+            WalCheckpointer::start(crate::connect(database, CHECKPOINTER_CACHE_MIB)?)?;
+        Ok(ManagedWal {
+            wal: wal_path(database),
+            commits: 0,
+            _checkpointer: checkpointer,
+        })
+    }
+
+    /// Call after each commit: restarts an oversized WAL (passive checkpoints cannot while we write).
+    pub(crate) fn after_commit(&mut self, writer: &Connection) {
+        self.commits += 1;
+        if self.commits.is_multiple_of(WAL_CHECK_EVERY_COMMITS) && wal_oversized(&self.wal) {
+            if let Err(error) = checkpoint(writer, "RESTART") {
+                tracing::warn!(%error, "could not restart the oversized WAL; will retry");
+            }
         }
     }
 }

@@ -1,0 +1,173 @@
+//! The applier: reads committed log records in order and applies them to the in-memory state, and
+//! writes checkpoints of what changed.
+//!
+//! It is the single writer of every partition's state. It waits for the log writer to commit,
+//! reads the new records back from the log (the same path a replay after a crash takes, so there is
+//! only one), decodes them and applies them under the state's write lock, a chunk at a time so
+//! readers get in between. Every `checkpoint_interval`, or when enough timeline entries are
+//! pending, it copies what changed, has the store commit it with the applied log position, and then
+//! forgets what was written. On shutdown it applies everything committed and writes a last checkpoint.
+
+use crate::codec::{decode_messages, decompress};
+use crate::identity::IdentityResolver;
+use crate::metrics::Metrics;
+use crate::progress::Progress;
+use crate::state::State;
+use crate::EngineOptions;
+use cairn_storage::{LogReader, LogRecord, RecordKind, StateStore, StorageResult};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Log records read and applied per step (the write lock is released between steps).
+const RECORDS_PER_STEP: usize = 64;
+/// Longest wait for new records before checking whether a checkpoint is due.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+pub(crate) struct Applier {
+    pub options: EngineOptions,
+    pub state: Arc<RwLock<State>>,
+    pub store: Box<dyn StateStore>,
+    pub log: Arc<dyn LogReader>,
+    pub identity: Box<dyn IdentityResolver>,
+    pub progress: Arc<Progress>,
+    pub metrics: Arc<Metrics>,
+    /// The log position of the last committed checkpoint.
+    pub checkpointed: u64,
+}
+
+impl Applier {
+    pub(crate) fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("cairn-apply".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(mut self) {
+        let recovery_target = self.progress.committed();
+        let mut last_checkpoint = Instant::now();
+        loop {
+            let applied = self.progress.applied();
+            if applied >= recovery_target && !self.progress.is_recovered() {
+                self.progress.set_recovered();
+                tracing::info!(applied, "the state has caught up with the log");
+            }
+            let committed = self.progress.committed();
+            if committed > applied {
+                if let Err(error) = self.step(applied) {
+                    tracing::error!(%error, "cannot read the log; retrying");
+                    std::thread::sleep(IDLE_WAIT);
+                }
+            } else if self.progress.is_log_closed() {
+                break;
+            } else {
+                self.progress.wait_for_commit(applied, IDLE_WAIT);
+            }
+            let pending = self.state.read().pending_timeline();
+            if last_checkpoint.elapsed() >= self.options.checkpoint_interval
+                || pending >= self.options.checkpoint_max_pending_events
+            {
+                self.checkpoint();
+                last_checkpoint = Instant::now();
+            }
+        }
+        if self.options.checkpoint_on_shutdown {
+            self.checkpoint();
+        }
+        tracing::info!(applied = self.progress.applied(), "applier stopped");
+    }
+
+    /// Reads and applies the next records after `applied`.
+    fn step(&mut self, applied: u64) -> StorageResult<()> {
+        let records = self.log.read_after(applied, RECORDS_PER_STEP)?;
+        let Some(last) = records.last().map(|record| record.seq) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let mut events = 0;
+        {
+            let shared = self.state.clone();
+            let mut state = shared.write();
+            for record in &records {
+                events += self.apply(&mut state, record);
+            }
+        }
+        self.metrics
+            .apply_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.events_applied.inc_by(events);
+        self.progress.publish_applied(last, events);
+        self.metrics
+            .apply_lag_events
+            .set(self.progress.apply_lag_events() as i64);
+        Ok(())
+    }
+
+    /// Applies one record; returns its events. A record that cannot be decoded (only a corrupt
+    /// store has one) is skipped with an error, so it cannot stop everything behind it.
+    fn apply(&mut self, state: &mut State, record: &LogRecord) -> u64 {
+        match record.kind {
+            RecordKind::Messages => {
+                let applied = decompress(&record.payload)
+                    .map_err(crate::state::ApplyError::from)
+                    .and_then(|plain| {
+                        let messages = decode_messages(&plain)?;
+                        state.apply_messages(
+                            record.seq,
+                            &record.workspace,
+                            record.received_at_ms,
+                            &messages,
+                            self.identity.as_mut(),
+                        )
+                    });
+                match applied {
+                    Ok(applied) => {
+                        self.metrics.profiles_merged.inc_by(applied.merges);
+                        applied.events
+                    }
+                    Err(error) => {
+                        tracing::error!(seq = record.seq, %error, "a log record cannot be applied; skipped");
+                        self.metrics.apply_failures.inc();
+                        state.skip_record(record.seq);
+                        0
+                    }
+                }
+            }
+            RecordKind::Tick | RecordKind::Command => {
+                state.skip_record(record.seq);
+                0
+            }
+        }
+    }
+
+    /// Writes what changed since the last checkpoint, if anything did.
+    fn checkpoint(&mut self) {
+        let copy = {
+            let state = self.state.read();
+            if state.dirty_profiles() == 0 && state.applied_seq() == self.checkpointed {
+                return;
+            }
+            state.checkpoint()
+        };
+        let started = Instant::now();
+        let applied_seq = copy.checkpoint.applied_seq;
+        let entries = copy.checkpoint.timeline.len();
+        let profiles = copy.checkpoint.profiles.len();
+        match self.store.checkpoint(&copy.checkpoint) {
+            Ok(()) => {
+                self.state.write().checkpoint_committed(copy);
+                self.checkpointed = applied_seq;
+                self.metrics.checkpoints.inc();
+                self.metrics
+                    .checkpoint_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                tracing::debug!(applied_seq, profiles, entries, "checkpoint committed");
+            }
+            Err(error) => {
+                // Nothing was forgotten: the next checkpoint writes it all again.
+                tracing::error!(%error, "checkpoint failed; will retry");
+                self.metrics.checkpoint_failures.inc();
+            }
+        }
+    }
+}

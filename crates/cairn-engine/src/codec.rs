@@ -1,0 +1,267 @@
+//! The encoding of log payloads: a request's messages, compactly, for the log and for replay.
+//!
+//! A `Messages` record's payload is the LZ4-compressed postcard encoding of a `Vec<EncodedMessage>`.
+//! Messages are encoded one by one on the caller's thread ([`EncodedRequest::new`]); the log writer
+//! concatenates the ones that are not duplicates ([`EncodedRequest::payload`]), which yields exactly
+//! the encoding of the vector (postcard writes a length, then the elements).
+
+use cairn_model::{Identifier, IdentifierKind, MessageKind, NormalizedMessage};
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// Why a payload could not be decoded (only a corrupt store produces one).
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("log payload does not decompress: {0}")]
+    Compression(String),
+    #[error("log payload does not decode: {0}")]
+    Encoding(String),
+    #[error("log payload has an unknown {what} code {code}")]
+    UnknownCode { what: &'static str, code: u8 },
+}
+
+/// One message as stored in the log. Strings borrow from the decompressed payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedMessage<'a> {
+    pub message_id: &'a str,
+    pub kind: u8,
+    #[serde(borrow)]
+    pub identifiers: Vec<(u8, &'a str)>,
+    #[serde(borrow)]
+    pub previous_id: Option<&'a str>,
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
+    pub timestamp_ms: i64,
+    /// Traits to merge onto the profile, as a JSON object; `None` when there are none.
+    #[serde(borrow)]
+    pub traits: Option<&'a str>,
+    /// The normalized Segment message, as a JSON object.
+    pub body: &'a str,
+}
+
+fn kind_code(kind: MessageKind) -> u8 {
+    match kind {
+        MessageKind::Identify => 1,
+        MessageKind::Track => 2,
+        MessageKind::Page => 3,
+        MessageKind::Screen => 4,
+        MessageKind::Group => 5,
+        MessageKind::Alias => 6,
+    }
+}
+
+fn identifier_code(kind: IdentifierKind) -> u8 {
+    match kind {
+        IdentifierKind::UserId => 1,
+        IdentifierKind::Email => 2,
+        IdentifierKind::AnonymousId => 3,
+    }
+}
+
+impl EncodedMessage<'_> {
+    pub fn kind(&self) -> Result<MessageKind, CodecError> {
+        MessageKind::ALL
+            .into_iter()
+            .find(|kind| kind_code(*kind) == self.kind)
+            .ok_or(CodecError::UnknownCode {
+                what: "message kind",
+                code: self.kind,
+            })
+    }
+
+    pub fn identifiers(&self) -> Result<Vec<Identifier>, CodecError> {
+        self.identifiers
+            .iter()
+            .map(|(code, value)| {
+                IdentifierKind::ALL
+                    .into_iter()
+                    .find(|kind| identifier_code(*kind) == *code)
+                    .map(|kind| Identifier::new(kind, *value))
+                    .ok_or(CodecError::UnknownCode {
+                        what: "identifier kind",
+                        code: *code,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// A request's messages, encoded on the caller's thread, waiting for the log writer.
+#[derive(Debug)]
+pub struct EncodedRequest {
+    /// The encoded messages, one after the other.
+    bytes: Vec<u8>,
+    /// Where each message is in `bytes`.
+    messages: Vec<Range<usize>>,
+}
+
+impl EncodedRequest {
+    pub fn new(messages: &[NormalizedMessage]) -> Self {
+        let mut bytes = Vec::with_capacity(messages.len() * 512);
+        let mut ranges = Vec::with_capacity(messages.len());
+        for message in messages {
+            // Serializing a JSON map into a String cannot fail.
+            let body = serde_json::to_string(&message.body).unwrap_or_default();
+            let traits = (!message.traits.is_empty())
+                .then(|| serde_json::to_string(&message.traits).unwrap_or_default());
+            let encoded = EncodedMessage {
+                message_id: &message.message_id,
+                kind: kind_code(message.kind),
+                identifiers: message
+                    .identifiers
+                    .iter()
+                    .map(|i| (identifier_code(i.kind), i.value.as_str()))
+                    .collect(),
+                previous_id: message.previous_id.as_deref(),
+                name: message.name.as_deref(),
+                timestamp_ms: message.timestamp.timestamp_millis(),
+                traits: traits.as_deref(),
+                body: &body,
+            };
+            let start = bytes.len();
+            // Writing into a Vec cannot fail.
+            bytes = postcard::to_extend(&encoded, bytes).unwrap_or_default();
+            ranges.push(start..bytes.len());
+        }
+        EncodedRequest {
+            bytes,
+            messages: ranges,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The compressed payload of the messages whose index `keep` accepts, in order.
+    pub fn payload(&self, keep: impl Fn(usize) -> bool) -> Vec<u8> {
+        let kept: Vec<&Range<usize>> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| keep(*index))
+            .map(|(_, range)| range)
+            .collect();
+        let mut plain = Vec::with_capacity(self.bytes.len() + 10);
+        write_varint(&mut plain, kept.len() as u64);
+        for range in kept {
+            plain.extend_from_slice(&self.bytes[range.clone()]);
+        }
+        lz4_flex::compress_prepend_size(&plain)
+    }
+}
+
+/// postcard's length prefix: LEB128.
+fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Decompresses a payload; decode it with [`decode_messages`].
+pub fn decompress(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    lz4_flex::decompress_size_prepended(payload)
+        .map_err(|error| CodecError::Compression(error.to_string()))
+}
+
+/// The messages of a decompressed payload.
+pub fn decode_messages(plain: &[u8]) -> Result<Vec<EncodedMessage<'_>>, CodecError> {
+    postcard::from_bytes(plain).map_err(|error| CodecError::Encoding(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::segment::{normalize, Envelope};
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn message(value: serde_json::Value) -> NormalizedMessage {
+        let at = Utc
+            .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time");
+        normalize(
+            value.as_object().cloned().expect("object"),
+            &Envelope::default(),
+            at,
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn kept_messages_decode_to_what_was_encoded() {
+        let messages = vec![
+            message(
+                json!({"type": "identify", "userId": "u1", "anonymousId": "a1",
+                "traits": {"email": "Ann@X.io", "plan": "pro"}, "messageId": "m1"}),
+            ),
+            message(
+                json!({"type": "track", "userId": "u1", "event": "Order Completed",
+                "properties": {"total": 42}, "messageId": "m2"}),
+            ),
+            message(
+                json!({"type": "alias", "userId": "u2", "previousId": "u1", "messageId": "m3"}),
+            ),
+        ];
+        let request = EncodedRequest::new(&messages);
+        assert_eq!(request.len(), 3);
+        let plain = decompress(&request.payload(|index| index != 1)).expect("decompress");
+        let decoded = decode_messages(&plain).expect("decode");
+        assert_eq!(decoded.len(), 2);
+        for (decoded, original) in decoded.iter().zip([&messages[0], &messages[2]]) {
+            assert_eq!(decoded.message_id, original.message_id);
+            assert_eq!(decoded.kind().expect("kind"), original.kind);
+            assert_eq!(
+                decoded.identifiers().expect("identifiers"),
+                original.identifiers
+            );
+            assert_eq!(decoded.previous_id, original.previous_id.as_deref());
+            assert_eq!(decoded.timestamp_ms, original.timestamp.timestamp_millis());
+            let body: serde_json::Value = serde_json::from_str(decoded.body).expect("body");
+            assert_eq!(body, serde_json::Value::Object(original.body.clone()));
+        }
+        let traits: serde_json::Value =
+            serde_json::from_str(decoded[0].traits.expect("traits")).expect("json");
+        assert_eq!(traits["plan"], "pro");
+        assert_eq!(decoded[1].traits, None);
+        assert!(
+            decode_messages(&decompress(&request.payload(|_| false)).expect("empty"))
+                .expect("decode")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn corrupt_payloads_are_errors_not_panics() {
+        assert!(decompress(b"\x05\x00\x00\x00garbage").is_err());
+        assert!(decode_messages(b"\x02\x01").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn varints_are_what_postcard_writes(value in any::<u64>()) {
+            let mut ours = Vec::new();
+            write_varint(&mut ours, value);
+            let theirs = postcard::to_allocvec(&value).expect("encode");
+            prop_assert_eq!(ours, theirs);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decompress(&bytes).map(|plain| decode_messages(&plain).map(|m| m.len()));
+            let _ = decode_messages(&bytes).map(|m| m.len());
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Reads for the management API: profiles from the in-memory state, timelines from the state and
+//! the checkpoint store, event bodies from the log.
+//!
+//! Read-your-writes: every read first waits (up to [`READ_BARRIER_TIMEOUT`]) until the applier has
+//! applied everything the log had committed when the read began, so a read that starts after an
+//! acknowledgement sees the acknowledged events.
+
+use crate::codec::{decode_messages, decompress};
+use crate::progress::Progress;
+use crate::state::State;
+use cairn_model::{Identifier, Profile, ProfileId, StoredEvent, WorkspaceId};
+use cairn_storage::{
+    EventCursor, EventSeq, LogReader, StateReader, StorageError, StorageResult, TimelineEntry,
+};
+use chrono::DateTime;
+use parking_lot::RwLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest a read waits for the applier to catch up with the log before answering from what it has.
+pub const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read access to profiles and events; cheap to clone, safe to share.
+#[derive(Clone)]
+pub struct Reader {
+    pub(crate) state: Arc<RwLock<State>>,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) log: Arc<dyn LogReader>,
+    pub(crate) store: Arc<dyn StateReader>,
+}
+
+impl Reader {
+    /// Waits until everything committed before this call is applied (or the timeout passes).
+    fn barrier(&self) {
+        let committed = self.progress.committed();
+        if !self
+            .progress
+            .wait_for_applied(committed, READ_BARRIER_TIMEOUT)
+        {
+            tracing::warn!(
+                committed,
+                applied = self.progress.applied(),
+                "read served while the applier lags behind the log"
+            );
+        }
+    }
+
+    /// A profile by id; a merged-away id resolves to the surviving profile.
+    pub fn profile(&self, workspace: &WorkspaceId, id: &ProfileId) -> Option<Profile> {
+        self.barrier();
+        self.state.read().profile(workspace, id)
+    }
+
+    /// The profile an identifier points to.
+    pub fn profile_by_identifier(
+        &self,
+        workspace: &WorkspaceId,
+        identifier: &Identifier,
+    ) -> Option<Profile> {
+        self.barrier();
+        self.state
+            .read()
+            .profile_by_identifier(workspace, identifier)
+    }
+
+    /// Events of a profile and of every profile merged into it, newest first (event timestamp, then
+    /// sequence), strictly before `before` when given; at most `limit`. `None` if there is no such
+    /// profile.
+    pub fn events(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+        before: Option<EventCursor>,
+        limit: usize,
+    ) -> StorageResult<Option<Vec<StoredEvent>>> {
+        self.barrier();
+        // Pending entries first, then the store: an entry checkpointed in between is in both (and
+        // de-duplicated below), never in neither.
+        let Some(scope) = self.state.read().timeline_scope(workspace, id) else {
+            return Ok(None);
+        };
+        let is_before = |entry: &TimelineEntry| match before {
+            Some(cursor) => (entry.timestamp_ms, entry.seq) < (cursor.timestamp_ms, cursor.seq),
+            None => true,
+        };
+        let mut entries: Vec<TimelineEntry> =
+            scope.pending.into_iter().filter(|e| is_before(e)).collect();
+        entries.extend(self.store.timeline(&scope.ranks, before, limit)?);
+        entries.sort_unstable_by_key(|e| std::cmp::Reverse((e.timestamp_ms, e.seq)));
+        entries.dedup_by_key(|entry| entry.seq);
+        entries.truncate(limit);
+        let bodies = self.event_bodies(entries.iter().map(|e| EventSeq(e.seq)))?;
+        entries
+            .iter()
+            .map(|entry| {
+                let (received_at_ms, body) = bodies.get(&entry.seq).ok_or_else(|| {
+                    StorageError::Corrupt(format!("event {} is not in the log", entry.seq))
+                })?;
+                stored_event(entry, scope.ids[&entry.profile_rank], *received_at_ms, body)
+            })
+            .collect::<StorageResult<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// `(received_at_ms, decoded message)` of each event, read from the log.
+    fn event_bodies(
+        &self,
+        seqs: impl Iterator<Item = EventSeq>,
+    ) -> StorageResult<HashMap<u64, (i64, DecodedEvent)>> {
+        let wanted: BTreeSet<EventSeq> = seqs.collect();
+        let records: Vec<u64> = wanted.iter().map(|seq| seq.record()).collect();
+        let mut bodies = HashMap::with_capacity(wanted.len());
+        for record in self.log.read_many(&records)? {
+            let corrupt =
+                |error: crate::codec::CodecError| StorageError::Corrupt(error.to_string());
+            let plain = decompress(&record.payload).map_err(corrupt)?;
+            let messages = decode_messages(&plain).map_err(corrupt)?;
+            for (index, message) in messages.iter().enumerate() {
+                let seq = EventSeq::new(record.seq, index as u32);
+                if wanted.contains(&seq) {
+                    bodies.insert(
+                        seq.0,
+                        (
+                            record.received_at_ms,
+                            DecodedEvent {
+                                kind: message.kind().map_err(corrupt)?,
+                                message_id: message.message_id.to_string(),
+                                name: message.name.map(str::to_string),
+                                body: serde_json::from_str(message.body).map_err(|error| {
+                                    StorageError::Corrupt(format!("event body: {error}"))
+                                })?,
+                            },
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(bodies)
+    }
+
+    /// Number of events stored in a workspace.
+    pub fn event_count(&self, workspace: &WorkspaceId) -> u64 {
+        self.barrier();
+        self.state.read().event_count(workspace)
+    }
+
+    /// Whether the store answers and the state has caught up with the log after a start.
+    pub fn ready(&self) -> StorageResult<bool> {
+        self.store.ping()?;
+        Ok(self.progress.is_recovered())
+    }
+
+    /// The last committed and the last applied log positions.
+    pub fn positions(&self) -> (u64, u64) {
+        (self.progress.committed(), self.progress.applied())
+    }
+}
+
+struct DecodedEvent {
+    kind: cairn_model::MessageKind,
+    message_id: String,
+    name: Option<String>,
+    body: serde_json::Value,
+}
+
+fn stored_event(
+    entry: &TimelineEntry,
+    profile_id: ProfileId,
+    received_at_ms: i64,
+    event: &DecodedEvent,
+) -> StorageResult<StoredEvent> {
+    let time = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| StorageError::Corrupt(format!("timestamp {ms} out of range")))
+    };
+    Ok(StoredEvent {
+        seq: entry.seq as i64,
+        profile_id,
+        kind: event.kind,
+        message_id: event.message_id.clone(),
+        name: event.name.clone(),
+        timestamp: time(entry.timestamp_ms)?,
+        received_at: time(received_at_ms)?,
+        message: event.body.clone(),
+    })
+}
