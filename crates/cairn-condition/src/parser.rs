@@ -302,11 +302,7 @@ impl<'tokens, 'sink, 'source> Parser<'tokens, 'sink, 'source> {
                     let (arguments, end) = self.list_items(&TokenKind::RightParen, "`,` or `)`")?;
                     self.leave();
                     return Ok(Expr {
-                        kind: ExprKind::Call {
-                            name,
-                            name_span: span.clone(),
-                            arguments,
-                        },
+                        kind: ExprKind::Call { name, arguments },
                         span: span.start..end,
                     });
                 }

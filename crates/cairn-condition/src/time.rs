@@ -43,23 +43,20 @@ pub(crate) fn parse_timestamp_in(text: &str, zone: Option<Tz>) -> Option<i64> {
     }
 }
 
-/// A local date-time in `zone` as UTC milliseconds: the earlier instant when the local time occurs twice,
-/// and the instant the clocks jump to when it does not occur (a spring-forward gap).
+/// A local date-time in `zone` as UTC milliseconds: the earlier instant when the local time occurs twice
+/// (autumn), and, for a local time skipped by a spring-forward gap, the time read with the offset in force
+/// before the gap (02:30 in a gap from 02:00 to 03:00 becomes 03:30), as RFC 5545 and Java do.
 pub(crate) fn local_to_utc_ms(zone: Tz, naive: NaiveDateTime) -> Option<i64> {
     match zone.from_local_datetime(&naive) {
         LocalResult::Single(instant) => Some(instant.timestamp_millis()),
         LocalResult::Ambiguous(earlier, _) => Some(earlier.timestamp_millis()),
-        LocalResult::None => {
-            // In a gap: walk forward on the quarter-hour grid to the first local time that exists.
-            (1..=16).find_map(|quarter| {
-                let later = naive + chrono::Duration::minutes(15 * quarter);
-                zone.from_local_datetime(&later).earliest().map(|instant| {
-                    let offset_ms = instant.timestamp_millis() - later.and_utc().timestamp_millis();
-                    // The instant the gap starts, seen through the later offset.
-                    naive.and_utc().timestamp_millis() + offset_ms
-                })
+        LocalResult::None => (1..=16).find_map(|quarter| {
+            let before = naive - chrono::Duration::minutes(15 * quarter);
+            zone.from_local_datetime(&before).latest().map(|instant| {
+                let offset_ms = before.and_utc().timestamp_millis() - instant.timestamp_millis();
+                naive.and_utc().timestamp_millis() - offset_ms
             })
-        }
+        }),
     }
 }
 
@@ -135,14 +132,14 @@ mod tests {
     #[test]
     fn local_times_in_gaps_and_overlaps() {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        // 2026-03-29 02:30 does not exist in Berlin: clocks jump from 02:00 CET to 03:00 CEST (01:00 UTC).
+        // 2026-03-29 02:30 does not exist in Berlin (02:00 CET jumps to 03:00 CEST); read with CET it is 01:30 UTC.
         let gap = NaiveDate::from_ymd_opt(2026, 3, 29)
             .unwrap()
             .and_hms_opt(2, 30, 0)
             .unwrap();
         assert_eq!(
             local_to_utc_ms(berlin, gap),
-            parse_timestamp("2026-03-29T01:00:00Z")
+            parse_timestamp("2026-03-29T01:30:00Z")
         );
         // 2026-10-25 02:30 occurs twice; the first (CEST, 00:30 UTC) is taken.
         let overlap = NaiveDate::from_ymd_opt(2026, 10, 25)

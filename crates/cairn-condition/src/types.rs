@@ -242,6 +242,22 @@ pub(crate) fn lookup_declared(declared: &BTreeMap<String, Type>, path: &str) -> 
     None
 }
 
+/// The longest proper prefix of `path` that is declared, with its type (to explain why a path below a
+/// scalar does not exist).
+pub(crate) fn declared_prefix<'p>(
+    declared: &BTreeMap<String, Type>,
+    path: &'p str,
+) -> Option<(&'p str, Type)> {
+    let mut prefix_end = path.len();
+    while let Some(dot) = path[..prefix_end].rfind('.') {
+        prefix_end = dot;
+        if let Some(ty) = declared.get(&path[..prefix_end]) {
+            return Some((&path[..prefix_end], ty.clone()));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
