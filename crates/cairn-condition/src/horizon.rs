@@ -411,7 +411,7 @@ fn local_part_horizon(
         parts.push(analyse(zone, ctx, now));
     }
     match instant_horizon.trend {
-        Trend::Linear(rate) if rate == 1.0 => {
+        Trend::Linear(1.0) => {
             let zone = resolve_zone(zone, ctx).flatten().unwrap_or(chrono_tz::UTC);
             let offset = evaluate(instant, ctx)
                 .as_timestamp()
@@ -586,7 +586,7 @@ fn crossing(difference: f64, rate: f64, now: i64) -> Option<i64> {
         return now.checked_add(delay as i64);
     }
     let instant = (now as f64 + delay).floor() - 1.0;
-    if !(instant < 9.0e18) {
+    if instant.is_nan() || instant >= 9.0e18 {
         return None;
     }
     Some((instant as i64).max(now + 1))

@@ -152,8 +152,6 @@ const CONDITIONS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
     #[test]
     fn parse_never_panics_on_arbitrary_text(source in "\\PC{0,80}") {
         let _ = parse(&source);
@@ -290,8 +288,6 @@ fn timed_context() -> impl Strategy<Value = MapContext> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     #[test]
     fn next_change_after_is_never_late(context in timed_context(), samples in prop::collection::vec(0.0f64..1.0, 8)) {
         let now = context.now_ms;
