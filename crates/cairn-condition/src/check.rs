@@ -632,10 +632,15 @@ impl Checker<'_, '_, '_> {
         } else {
             format!("{minimum} to {maximum} arguments")
         };
+        let hint = if name == "count" && count == 3 {
+            " (filtering counted events by property is not supported)"
+        } else {
+            ""
+        };
         self.sink.report(
             codes::WRONG_ARITY,
             span.clone(),
-            format!("`{name}` takes {expected}, got {count}"),
+            format!("`{name}` takes {expected}, got {count}{hint}"),
         );
         false
     }

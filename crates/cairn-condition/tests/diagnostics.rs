@@ -342,6 +342,10 @@ fn messages_help_the_author() {
         "`days_since` takes 1 argument, got 0"
     );
     assert_eq!(
+        message("count(\"Product Viewed\", 30d, event.properties.total > 100) > 0"),
+        "`count` takes 1 to 2 arguments, got 3 (filtering counted events by property is not supported)"
+    );
+    assert_eq!(
         message("\"a\" > 3"),
         "cannot compare a string with a number using `>`"
     );

@@ -200,3 +200,14 @@ fn references_say_what_a_condition_reads() {
     assert!(audience.reads_now && !audience.reads_event);
     assert_eq!(audience.longest_window_ms, None);
 }
+
+#[test]
+fn conditions_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<cairn_condition::Condition>();
+    let shared = condition("profile.plan == \"pro\"");
+    let handle = std::thread::spawn(move || {
+        shared.matches(&MapContext::new(0).with_profile(json!({"plan": "pro"})))
+    });
+    assert!(handle.join().unwrap());
+}
