@@ -415,7 +415,7 @@ fn local_part_horizon(
             let zone = resolve_zone(zone, ctx).flatten().unwrap_or(chrono_tz::UTC);
             let offset = evaluate(instant, ctx)
                 .as_timestamp()
-                .map_or(0, |value| value - now);
+                .map_or(0, |value| value.saturating_sub(now));
             let breaks = Breaks::Local { zone, part, offset };
             let stepped = Horizon::with(
                 Trend::Stepped(Steps {
@@ -589,7 +589,7 @@ fn crossing(difference: f64, rate: f64, now: i64) -> Option<i64> {
     if instant.is_nan() || instant >= 9.0e18 {
         return None;
     }
-    Some((instant as i64).max(now + 1))
+    Some((instant as i64).max(now.checked_add(1)?))
 }
 
 /// When a monotone integer step function with value `current` next makes `predicate` (the comparison with
