@@ -73,7 +73,8 @@ pub enum ConditionError {
     Invalid(Vec<Diagnostic>),
 }
 
-/// Parses a condition into its syntax tree. Reports every lexical error and the first syntax error.
+/// Parses a condition into its syntax tree. Reports every lexical error and the first syntax error of each
+/// top-level `and`/`or` clause.
 pub fn parse(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     let mut sink = DiagnosticSink::new(source);
     if source.len() > parser::MAX_SOURCE_BYTES {

@@ -225,6 +225,17 @@ const ROWS: &[Row] = &[
         ],
     ),
     (
+        // Syntax errors in several clauses are all reported.
+        "profile.age > ) or plan > 1 and (profile.age > ]) and profile.plan = \"x\"",
+        step_schema,
+        &[
+            (codes::UNEXPECTED_TOKEN, ")", 1, 15),
+            (codes::UNKNOWN_NAME, "plan", 1, 20),
+            (codes::UNEXPECTED_TOKEN, "]", 1, 48),
+            (codes::UNEXPECTED_TOKEN, "=", 1, 68),
+        ],
+    ),
+    (
         "profile.plan == 'a\\q' and profile.age == 1.5x",
         step_schema,
         &[
