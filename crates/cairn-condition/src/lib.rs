@@ -36,7 +36,7 @@
 //!
 //! Modules: `lexer` → `parser` → [`ast`] → `check` (types, against the schema) → `compile` (the evaluable
 //! tree) → `eval` / `functions` / `time`; `horizon` answers `next_change_after`; `references` collects what a
-//! condition reads; `diagnostics` holds the codes; `context` the [`EvalContext`] trait and [`MapContext`].
+//! condition reads; `explain` splits it into clauses for traces; `diagnostics` holds the codes; `context` the [`EvalContext`] trait and [`MapContext`].
 
 pub mod ast;
 mod check;
@@ -44,6 +44,7 @@ mod compile;
 mod context;
 mod diagnostics;
 mod eval;
+mod explain;
 mod functions;
 mod horizon;
 mod lexer;
@@ -59,6 +60,7 @@ pub use ast::{
 pub use compile::Condition;
 pub use context::{EvalContext, MapContext};
 pub use diagnostics::{codes, line_and_column, render, Diagnostic};
+pub use explain::ClauseExplanation;
 pub use functions::FUNCTION_NAMES;
 pub use references::References;
 pub use types::{Schema, Type};

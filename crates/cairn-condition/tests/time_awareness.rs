@@ -211,3 +211,40 @@ fn conditions_are_shareable_across_threads() {
     });
     assert!(handle.join().unwrap());
 }
+
+#[test]
+fn explanations_show_each_clause_and_the_data_it_read() {
+    let context = common::fixture();
+    let condition = condition("profile.plan == \"pro\" and days_since(profile.signup_at) > 60 and count(\"Product Viewed\", 7d) > 0");
+    let explanation = condition.explain(&context);
+    let clauses: Vec<(&str, serde_json::Value)> = explanation
+        .iter()
+        .map(|clause| (clause.clause.as_str(), clause.value.clone()))
+        .collect();
+    assert_eq!(
+        clauses,
+        vec![
+            ("profile.plan == \"pro\"", json!(true)),
+            ("days_since(profile.signup_at) > 60", json!(false)),
+            ("count(\"Product Viewed\", 7d) > 0", json!(true)),
+        ]
+    );
+    assert_eq!(
+        explanation[1].inputs,
+        vec![(
+            "profile.signup_at".to_owned(),
+            json!("2026-05-01T12:00:00Z")
+        )]
+    );
+    assert_eq!(
+        explanation[2].inputs,
+        vec![("count(\"Product Viewed\", 7d)".to_owned(), json!(2.0))]
+    );
+    // A condition that is not an and/or chain is one clause.
+    let single = self::condition("not (profile.age > 40)").explain(&context);
+    assert_eq!(single.len(), 1);
+    assert_eq!(
+        single[0].inputs,
+        vec![("profile.age".to_owned(), json!(42.0))]
+    );
+}
