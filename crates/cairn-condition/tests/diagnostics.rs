@@ -368,6 +368,16 @@ fn messages_help_the_author() {
 }
 
 #[test]
+fn the_default_schema_is_the_closed_one_with_every_root() {
+    let schema = Schema::default();
+    assert_eq!(
+        compile("profile.x == 1", &schema).unwrap_err()[0].code,
+        codes::UNKNOWN_ATTRIBUTE
+    );
+    assert!(compile("event.type == \"track\" and journey.id == \"j\"", &schema).is_ok());
+}
+
+#[test]
 fn open_schemas_accept_unknown_paths_and_events() {
     let open = Schema::open();
     for source in [

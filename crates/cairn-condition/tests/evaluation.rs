@@ -121,6 +121,13 @@ fn comparisons_and_null_semantics() {
         ),
         ("profile.renewal_at > date(\"2026-06-19\")", json!(true)),
         ("profile.not_a_date < now()", json!(false)),
+        // A string literal compared with a timestamp is a date.
+        ("profile.signup_at > \"2026-01-01\"", json!(true)),
+        ("\"2026-05-01T12:00:00Z\" == profile.signup_at", json!(true)),
+        (
+            "event.timestamp >= \"2026-06-15T13:59:00+02:00\"",
+            json!(true),
+        ),
     ]);
 }
 
