@@ -16,8 +16,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::routing::post;
 use axum::{Json, Router};
-use cairn_core::segment::{normalize, parse_request, Endpoint, ParsedRequest};
-use cairn_model::{ErrorCode, MessageKind, WorkspaceId};
+use cairn_core::segment::{normalize, parse_request, Endpoint, Rejection};
+use cairn_model::{ErrorCode, MessageKind, NormalizedMessage, WorkspaceId};
 use serde_json::{json, Value};
 use tower_http::cors::{Any, CorsLayer};
 
@@ -55,23 +55,14 @@ async fn ingest(
     endpoint: Endpoint,
 ) -> Result<Json<Value>, ApiError> {
     let received_at = state.clock.now();
-    let (workspace, parsed) = read_request(&state, &headers, body, endpoint)
-        .await
-        .inspect_err(|error| {
-            state.metrics.reject(error.code, 1);
-        })?;
-    let mut accepted = Vec::with_capacity(parsed.messages.len());
-    let mut rejected = Vec::new();
-    for (index, message) in parsed.messages.into_iter().enumerate() {
-        match message.and_then(|message| normalize(message, &parsed.envelope, received_at)) {
-            Ok(normalized) => accepted.push(normalized),
-            Err(rejection) => {
-                state.metrics.reject(rejection.code, 1);
-                rejected.push((index, rejection));
-            }
-        }
+    let (workspace, accepted, rejected) = async {
+        let (workspace, text) = read_request(&state, &headers, body).await?;
+        validate(&state, &headers, workspace, &text, endpoint, received_at)
     }
+    .await
+    .inspect_err(|error| state.metrics.reject(error.code, 1))?;
     if accepted.is_empty() {
+        // Every message was invalid (each already counted): the request fails with the first error.
         let (_, first) = rejected
             .into_iter()
             .next()
@@ -98,22 +89,54 @@ async fn ingest(
     })))
 }
 
-/// Authenticates, checks and parses a request body; nothing is stored yet.
+/// A request's workspace, its valid messages, and its invalid ones with their index.
+type Validated = (WorkspaceId, Vec<NormalizedMessage>, Vec<(usize, Rejection)>);
+
+/// Parses and validates a request body. Fails if the request as a whole is invalid; each invalid
+/// message is counted and listed with its index.
+fn validate(
+    state: &ApiState,
+    headers: &HeaderMap,
+    workspace: Option<WorkspaceId>,
+    text: &str,
+    endpoint: Endpoint,
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Validated, ApiError> {
+    let parsed = parse_request(text, endpoint)?;
+    let workspace = match workspace {
+        Some(workspace) => workspace,
+        None => state
+            .access
+            .workspace_for_write_key(headers, parsed.write_key.as_deref())?,
+    };
+    let mut accepted = Vec::with_capacity(parsed.messages.len());
+    let mut rejected = Vec::new();
+    for (index, message) in parsed.messages.into_iter().enumerate() {
+        match message.and_then(|message| normalize(message, &parsed.envelope, received_at)) {
+            Ok(normalized) => accepted.push(normalized),
+            Err(rejection) => {
+                state.metrics.reject(rejection.code, 1);
+                rejected.push((index, rejection));
+            }
+        }
+    }
+    Ok((workspace, accepted, rejected))
+}
+
+/// Authenticates (when the write key is in a header) and reads the body as text; nothing is
+/// stored yet. Without an `Authorization` header the workspace comes from the body's `writeKey`.
 async fn read_request(
     state: &ApiState,
     headers: &HeaderMap,
     body: Body,
-    endpoint: Endpoint,
-) -> Result<(WorkspaceId, ParsedRequest), ApiError> {
+) -> Result<(Option<WorkspaceId>, String), ApiError> {
     // A wrong Basic header is refused before the body is read.
-    if headers.contains_key(axum::http::header::AUTHORIZATION) {
-        state.access.workspace_for_write_key(headers, None)?;
-    }
+    let workspace = if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        Some(state.access.workspace_for_write_key(headers, None)?)
+    } else {
+        None
+    };
     check_content_type(headers)?;
     let text = read_text(headers, body).await?;
-    let parsed = parse_request(&text, endpoint)?;
-    let workspace = state
-        .access
-        .workspace_for_write_key(headers, parsed.write_key.as_deref())?;
-    Ok((workspace, parsed))
+    Ok((workspace, text))
 }

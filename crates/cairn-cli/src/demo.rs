@@ -5,7 +5,7 @@
 //! demo twice on the same data directory stores nothing twice.
 
 use crate::config::{Config, WorkspaceConfig};
-use cairn_core::segment::{normalize, Envelope};
+use cairn_core::segment::{normalize_object, Envelope};
 use cairn_engine::Engine;
 use cairn_model::{NormalizedMessage, WorkspaceId};
 use chrono::{DateTime, Duration, Utc};
@@ -67,7 +67,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
                     let customer = rng.random_range(0..customers);
                     let now = clock.now();
                     let raw = live_event(&mut rng, customer, now);
-                    if let Ok(message) = normalize(raw, &Envelope::default(), now) {
+                    if let Ok(message) = normalize_object(raw, &Envelope::default(), now) {
                         let _ = ingestor
                             .submit(WorkspaceId::new(DEMO_WORKSPACE), vec![message])
                             .await;
@@ -90,7 +90,7 @@ fn load(engine: &Engine, customers: usize) -> anyhow::Result<()> {
     for customer in 0..customers {
         for raw in customer_history(&mut rng, customer, now) {
             chunk.push(
-                normalize(raw, &Envelope::default(), now)
+                normalize_object(raw, &Envelope::default(), now)
                     .map_err(|r| anyhow::anyhow!("demo event invalid: {}", r.message))?,
             );
         }
@@ -296,7 +296,7 @@ mod tests {
         assert_eq!(events, generate());
         assert!(events.len() > 100);
         for event in events {
-            let message = normalize(event, &Envelope::default(), now).expect("valid");
+            let message = normalize_object(event, &Envelope::default(), now).expect("valid");
             assert!(message.timestamp <= now);
         }
     }

@@ -7,7 +7,7 @@
 use crate::cli_error::CliError;
 use crate::config::Config;
 use cairn_core::records::{csv_row, to_message, RecordKind};
-use cairn_core::segment::{normalize, Envelope, Rejection};
+use cairn_core::segment::{normalize_object, Envelope, Rejection};
 use cairn_engine::EngineError;
 use cairn_model::{ErrorCode, NormalizedMessage, WorkspaceId};
 use clap::{Args, ValueEnum};
@@ -138,8 +138,9 @@ pub fn run(config: &Config, args: ImportArgs) -> anyhow::Result<()> {
     };
     for_each_row(reader, format, |line, row| {
         summary.rows += 1;
-        let result =
-            row.and_then(|row| normalize(to_message(kind, row), &Envelope::default(), clock.now()));
+        let result = row.and_then(|row| {
+            normalize_object(to_message(kind, row), &Envelope::default(), clock.now())
+        });
         match result {
             Ok(message) => chunk.push(message),
             Err(rejection) => summary.reject(line, &rejection),

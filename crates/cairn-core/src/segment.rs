@@ -6,13 +6,19 @@
 //!
 //! Limits follow Segment: 32 KB per message ([`MAX_MESSAGE_BYTES`]), 500 KB per request
 //! ([`MAX_REQUEST_BYTES`], measured after decompression).
+//!
+//! Validation reads only the fields Cairn needs, as a borrowed view of the JSON text (no tree is
+//! built), and keeps each message's text as the client sent it. The normalized fields (type, ids,
+//! corrected timestamp, message id) are stored beside the text and laid over it when the message is
+//! read back ([`message_view`]). This keeps ingestion to about one pass over each byte.
 
 use crate::timestamps::{corrected_timestamp, format, parse_iso8601};
 use cairn_model::{ErrorCode, Identifier, IdentifierKind, MessageKind, NormalizedMessage};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::borrow::Cow;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// Largest accepted message, in bytes of JSON.
@@ -47,10 +53,19 @@ pub enum Endpoint {
 
 /// A parsed request: its envelope fields and its messages, each still raw JSON or already rejected.
 #[derive(Debug)]
-pub struct ParsedRequest {
+pub struct ParsedRequest<'a> {
     pub write_key: Option<String>,
     pub envelope: Envelope,
-    pub messages: Vec<Result<Map<String, Value>, Rejection>>,
+    pub messages: Vec<Result<Message<'a>, Rejection>>,
+}
+
+/// One message of a request, still the client's JSON text.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    /// The message's JSON object.
+    pub raw: &'a str,
+    /// The type given by a single-message endpoint (`/v1/track`, …); a batch item names its own.
+    pub endpoint_kind: Option<MessageKind>,
 }
 
 /// Request-level fields that apply to every message of a batch that lacks its own.
@@ -61,8 +76,12 @@ pub struct Envelope {
     pub integrations: Option<Map<String, Value>>,
 }
 
+/// Deepest nesting of arrays and objects accepted in a message (so that reading it back never
+/// exceeds the JSON parser's recursion limit).
+pub const MAX_NESTING: usize = 128;
+
 /// Parses a request body (already decompressed and checked to be UTF-8 and within [`MAX_REQUEST_BYTES`]).
-pub fn parse_request(body: &str, endpoint: Endpoint) -> Result<ParsedRequest, Rejection> {
+pub fn parse_request(body: &str, endpoint: Endpoint) -> Result<ParsedRequest<'_>, Rejection> {
     match endpoint {
         Endpoint::Single(kind) => parse_single(body, kind),
         Endpoint::Batch => parse_batch(body),
@@ -73,97 +92,150 @@ fn json_error(error: serde_json::Error) -> Rejection {
     Rejection::new(ErrorCode::InvalidJson, format!("invalid JSON: {error}"))
 }
 
-fn parse_single(body: &str, kind: MessageKind) -> Result<ParsedRequest, Rejection> {
+/// A syntax error is `invalid_json`; valid JSON of the wrong shape is `invalid_body`.
+fn shape_error(error: serde_json::Error, shape: &str) -> Rejection {
+    if error.is_data() {
+        Rejection::new(ErrorCode::InvalidBody, format!("{shape}: {error}"))
+    } else {
+        json_error(error)
+    }
+}
+
+/// Rejects JSON that nests deeper than [`MAX_NESTING`] (the text must be valid JSON).
+fn check_nesting(text: &str) -> Result<(), Rejection> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Rejection::new(
+                        ErrorCode::InvalidJson,
+                        format!("the message nests deeper than {MAX_NESTING} levels"),
+                    ));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The message-level fields of the body of a single-message request that concern the request.
+#[derive(Deserialize)]
+struct SingleEnvelope<'a> {
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<&'a RawValue>,
+}
+
+fn parse_single(body: &str, kind: MessageKind) -> Result<ParsedRequest<'_>, Rejection> {
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(too_large(body.len()));
     }
-    let value: Value = serde_json::from_str(body).map_err(json_error)?;
-    let Value::Object(mut message) = value else {
-        return Err(Rejection::new(
-            ErrorCode::InvalidBody,
-            "the body must be a JSON object",
-        ));
+    let envelope: SingleEnvelope = serde_json::from_str(body)
+        .map_err(|error| shape_error(error, "the body must be a JSON object"))?;
+    check_nesting(body)?;
+    let write_key = match envelope.write_key {
+        Some(raw) => string_value(raw)
+            .map(|key| Some(key.into_owned()))
+            .ok_or_else(|| {
+                Rejection::new(ErrorCode::InvalidField, "`writeKey` must be a string")
+            })?,
+        None => None,
     };
-    let write_key = take_write_key(&mut message)?;
-    message.insert("type".into(), Value::String(kind.as_str().into()));
     Ok(ParsedRequest {
         write_key,
         envelope: Envelope::default(),
-        messages: vec![Ok(message)],
+        messages: vec![Ok(Message {
+            raw: body,
+            endpoint_kind: Some(kind),
+        })],
     })
 }
 
-fn parse_batch(body: &str) -> Result<ParsedRequest, Rejection> {
-    let top: HashMap<String, &RawValue> = serde_json::from_str(body).map_err(|error| {
-        if error.is_data() {
-            Rejection::new(
-                ErrorCode::InvalidBody,
-                "a batch body must be a JSON object with a `batch` array",
-            )
-        } else {
-            json_error(error)
-        }
+/// The fields of a batch body.
+#[derive(Deserialize)]
+struct BatchBody<'a> {
+    #[serde(borrow)]
+    batch: Option<&'a RawValue>,
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<&'a RawValue>,
+    #[serde(rename = "sentAt", borrow, default)]
+    sent_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    integrations: Option<&'a RawValue>,
+}
+
+fn parse_batch(body: &str) -> Result<ParsedRequest<'_>, Rejection> {
+    let top: BatchBody = serde_json::from_str(body).map_err(|error| {
+        shape_error(
+            error,
+            "a batch body must be a JSON object with a `batch` array",
+        )
     })?;
-    let items: Vec<&RawValue> = match top.get("batch") {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
-            Rejection::new(
-                ErrorCode::InvalidBody,
-                "`batch` must be an array of messages",
-            )
-        })?,
-        None => {
-            return Err(Rejection::new(
-                ErrorCode::InvalidBody,
-                "a batch body needs a `batch` array",
-            ))
-        }
+    let Some(batch) = top.batch else {
+        return Err(Rejection::new(
+            ErrorCode::InvalidBody,
+            "a batch body needs a `batch` array",
+        ));
     };
+    let items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|_| {
+        Rejection::new(
+            ErrorCode::InvalidBody,
+            "`batch` must be an array of messages",
+        )
+    })?;
     if items.is_empty() {
         return Err(Rejection::new(
             ErrorCode::EmptyBatch,
             "the batch holds no messages",
         ));
     }
-    let write_key = match top.get("writeKey") {
-        Some(raw) => match serde_json::from_str::<Value>(raw.get()).map_err(json_error)? {
-            Value::String(key) => Some(key),
-            Value::Null => None,
-            _ => {
-                return Err(Rejection::new(
-                    ErrorCode::InvalidField,
-                    "`writeKey` must be a string",
-                ))
-            }
-        },
+    let write_key = match top.write_key {
+        Some(raw) => Some(string_value(raw).map(Cow::into_owned).ok_or_else(|| {
+            Rejection::new(ErrorCode::InvalidField, "`writeKey` must be a string")
+        })?),
         None => None,
     };
     let envelope = Envelope {
-        sent_at: match top.get("sentAt") {
-            Some(raw) => timestamp_field(
-                &serde_json::from_str(raw.get()).map_err(json_error)?,
-                "sentAt",
-            )?,
+        sent_at: match top.sent_at {
+            Some(raw) => timestamp_field(Some(raw), "sentAt")?,
             None => None,
         },
-        context: object_from_raw(top.get("context"), "context")?,
-        integrations: object_from_raw(top.get("integrations"), "integrations")?,
+        context: object_from_raw(top.context, "context")?,
+        integrations: object_from_raw(top.integrations, "integrations")?,
     };
     let messages = items
         .into_iter()
         .map(|raw| {
-            if raw.get().len() > MAX_MESSAGE_BYTES {
-                return Err(too_large(raw.get().len()));
+            let raw = raw.get();
+            if raw.len() > MAX_MESSAGE_BYTES {
+                return Err(too_large(raw.len()));
             }
-            match serde_json::from_str::<Value>(raw.get()).map_err(json_error)? {
-                Value::Object(mut message) => {
-                    message.remove("writeKey");
-                    Ok(message)
-                }
-                _ => Err(Rejection::new(
+            check_nesting(raw)?;
+            if !raw.starts_with('{') {
+                return Err(Rejection::new(
                     ErrorCode::InvalidBody,
                     "each batch item must be a JSON object",
-                )),
+                ));
             }
+            Ok(Message {
+                raw,
+                endpoint_kind: None,
+            })
         })
         .collect();
     Ok(ParsedRequest {
@@ -180,48 +252,47 @@ fn too_large(len: usize) -> Rejection {
     )
 }
 
-fn take_write_key(message: &mut Map<String, Value>) -> Result<Option<String>, Rejection> {
-    match message.remove("writeKey") {
-        Some(Value::String(key)) => Ok(Some(key)),
-        None | Some(Value::Null) => Ok(None),
-        Some(_) => Err(Rejection::new(
-            ErrorCode::InvalidField,
-            "`writeKey` must be a string",
-        )),
-    }
-}
-
 fn object_from_raw(
-    raw: Option<&&RawValue>,
+    raw: Option<&RawValue>,
     field: &str,
 ) -> Result<Option<Map<String, Value>>, Rejection> {
     match raw {
         None => Ok(None),
-        Some(raw) => object_field(serde_json::from_str(raw.get()).map_err(json_error)?, field),
-    }
-}
-
-fn object_field(value: Value, field: &str) -> Result<Option<Map<String, Value>>, Rejection> {
-    match value {
-        Value::Object(map) => Ok(Some(map)),
-        Value::Null => Ok(None),
-        _ => Err(Rejection::new(
+        Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(json_error),
+        Some(_) => Err(Rejection::new(
             ErrorCode::InvalidField,
             format!("`{field}` must be an object"),
         )),
     }
 }
 
-fn timestamp_field(value: &Value, field: &str) -> Result<Option<DateTime<Utc>>, Rejection> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(text) => parse_iso8601(text).map(Some).ok_or_else(|| {
+/// A JSON string's value (borrowed unless it has escapes), or `None` for anything else.
+fn string_value(raw: &RawValue) -> Option<Cow<'_, str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<Cow<'_, str>>(raw.get()).ok()
+}
+
+fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+fn timestamp_field(
+    raw: Option<&RawValue>,
+    field: &str,
+) -> Result<Option<DateTime<Utc>>, Rejection> {
+    let Some(raw) = raw else { return Ok(None) };
+    match string_value(raw) {
+        Some(text) => parse_iso8601(&text).map(Some).ok_or_else(|| {
             Rejection::new(
                 ErrorCode::InvalidTimestamp,
                 format!("`{field}` is not an ISO-8601 timestamp: {text:?}"),
             )
         }),
-        _ => Err(Rejection::new(
+        None => Err(Rejection::new(
             ErrorCode::InvalidTimestamp,
             format!("`{field}` must be an ISO-8601 string"),
         )),
@@ -229,162 +300,247 @@ fn timestamp_field(value: &Value, field: &str) -> Result<Option<DateTime<Utc>>, 
 }
 
 /// An id field: a non-empty string, or a number (some libraries send numeric user ids).
-fn id_field(message: &Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
-    match message.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) if text.trim().is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(Rejection::new(
-            ErrorCode::InvalidField,
-            format!("`{field}` must be a string"),
-        )),
+fn id_field(raw: Option<&RawValue>, field: &str) -> Result<Option<String>, Rejection> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get();
+    if let Some(value) = string_value(raw) {
+        return Ok((!value.trim().is_empty()).then(|| value.into_owned()));
     }
+    if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Ok(Some(text.to_string()));
+    }
+    Err(Rejection::new(
+        ErrorCode::InvalidField,
+        format!("`{field}` must be a string"),
+    ))
 }
 
-/// Validates one message and normalizes it for the writer.
+/// The fields of a message that Cairn reads; everything else is kept as sent. (JSON `null` reads as
+/// absent.)
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(rename = "userId", borrow, default)]
+    user_id: Option<&'a RawValue>,
+    #[serde(rename = "anonymousId", borrow, default)]
+    anonymous_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(rename = "previousId", borrow, default)]
+    previous_id: Option<&'a RawValue>,
+    #[serde(rename = "groupId", borrow, default)]
+    group_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(rename = "originalTimestamp", borrow, default)]
+    original_timestamp: Option<&'a RawValue>,
+    #[serde(rename = "sentAt", borrow, default)]
+    sent_at: Option<&'a RawValue>,
+    #[serde(rename = "messageId", borrow, default)]
+    message_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    properties: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    traits: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    integrations: Option<&'a RawValue>,
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<&'a RawValue>,
+}
+
+/// The traits inside `context`.
+#[derive(Deserialize)]
+struct ContextTraits<'a> {
+    #[serde(borrow, default)]
+    traits: Option<&'a RawValue>,
+}
+
+/// The email among traits.
+#[derive(Deserialize)]
+struct EmailTrait<'a> {
+    #[serde(borrow, default)]
+    email: Option<&'a RawValue>,
+}
+
+/// Validates one message and normalizes it for the log.
 ///
 /// `received_at` is the server's time of receipt (it comes with the input; nothing here reads a clock).
 pub fn normalize(
-    mut message: Map<String, Value>,
+    message: Message<'_>,
     envelope: &Envelope,
     received_at: DateTime<Utc>,
 ) -> Result<NormalizedMessage, Rejection> {
-    let kind = match message.get("type") {
-        Some(Value::String(text)) => MessageKind::parse(text).ok_or_else(|| {
-            Rejection::new(
-                ErrorCode::InvalidType,
-                format!("unknown message type {text:?}"),
-            )
-        })?,
-        _ => {
-            return Err(Rejection::new(
-                ErrorCode::InvalidType,
-                "a message needs a `type`",
-            ))
-        }
+    let fields: Fields = serde_json::from_str(message.raw)
+        .map_err(|error| shape_error(error, "a message must be a JSON object"))?;
+    let shared = envelope.context.is_some() || envelope.integrations.is_some();
+    if fields.write_key.is_none() && !shared {
+        return normalize_fields(
+            message.raw,
+            &fields,
+            message.endpoint_kind,
+            envelope,
+            received_at,
+        );
+    }
+    // Rare: a writeKey inside the message, or a batch-level context to share. Rewrite the message
+    // once, then normalize the rewritten text.
+    let mut object: Map<String, Value> = serde_json::from_str(message.raw).map_err(json_error)?;
+    object.remove("writeKey");
+    fill_from_envelope(&mut object, "context", envelope.context.as_ref());
+    fill_from_envelope(&mut object, "integrations", envelope.integrations.as_ref());
+    let raw = Value::Object(object).to_string();
+    let fields: Fields = serde_json::from_str(&raw).map_err(json_error)?;
+    normalize_fields(&raw, &fields, message.endpoint_kind, envelope, received_at)
+}
+
+/// Validates a message given as a JSON object (imports, tests).
+pub fn normalize_object(
+    object: Map<String, Value>,
+    envelope: &Envelope,
+    received_at: DateTime<Utc>,
+) -> Result<NormalizedMessage, Rejection> {
+    let raw = Value::Object(object).to_string();
+    check_nesting(&raw)?;
+    normalize(
+        Message {
+            raw: &raw,
+            endpoint_kind: None,
+        },
+        envelope,
+        received_at,
+    )
+}
+
+fn normalize_fields(
+    raw: &str,
+    fields: &Fields<'_>,
+    endpoint_kind: Option<MessageKind>,
+    envelope: &Envelope,
+    received_at: DateTime<Utc>,
+) -> Result<NormalizedMessage, Rejection> {
+    let kind = match endpoint_kind {
+        Some(kind) => kind,
+        None => match fields.kind.map(string_value) {
+            Some(Some(text)) => MessageKind::parse(&text).ok_or_else(|| {
+                Rejection::new(
+                    ErrorCode::InvalidType,
+                    format!("unknown message type {text:?}"),
+                )
+            })?,
+            _ => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidType,
+                    "a message needs a `type`",
+                ))
+            }
+        },
     };
-    let user_id = id_field(&message, "userId")?;
-    let anonymous_id = id_field(&message, "anonymousId")?;
+    let user_id = id_field(fields.user_id, "userId")?;
+    let anonymous_id = id_field(fields.anonymous_id, "anonymousId")?;
     if user_id.is_none() && anonymous_id.is_none() {
         return Err(Rejection::new(
             ErrorCode::MissingIdentity,
             "a message needs a `userId` or an `anonymousId`",
         ));
     }
-    for field in ["properties", "traits", "context", "integrations"] {
-        if let Some(value) = message.get(field) {
-            if !value.is_object() && !value.is_null() {
-                return Err(Rejection::new(
-                    ErrorCode::InvalidField,
-                    format!("`{field}` must be an object"),
-                ));
-            }
+    for (field, value) in [
+        ("properties", fields.properties),
+        ("traits", fields.traits),
+        ("context", fields.context),
+        ("integrations", fields.integrations),
+    ] {
+        if value.is_some_and(|raw| !is_object(raw)) {
+            return Err(Rejection::new(
+                ErrorCode::InvalidField,
+                format!("`{field}` must be an object"),
+            ));
         }
     }
     let name = match kind {
-        MessageKind::Track => match message.get("event") {
-            Some(Value::String(event)) if !event.trim().is_empty() => Some(event.clone()),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+        MessageKind::Track => match fields.event {
+            None => {
                 return Err(Rejection::new(
                     ErrorCode::MissingEvent,
                     "a track message needs an `event` name",
                 ))
             }
-            Some(_) => {
-                return Err(Rejection::new(
-                    ErrorCode::InvalidField,
-                    "`event` must be a string",
-                ))
-            }
+            Some(raw) => match string_value(raw) {
+                Some(event) if !event.trim().is_empty() => Some(event.into_owned()),
+                Some(_) => {
+                    return Err(Rejection::new(
+                        ErrorCode::MissingEvent,
+                        "a track message needs an `event` name",
+                    ))
+                }
+                None => {
+                    return Err(Rejection::new(
+                        ErrorCode::InvalidField,
+                        "`event` must be a string",
+                    ))
+                }
+            },
         },
-        MessageKind::Page | MessageKind::Screen => match message.get("name") {
-            Some(Value::String(name)) => Some(name.clone()),
-            None | Some(Value::Null) => None,
-            Some(_) => {
-                return Err(Rejection::new(
-                    ErrorCode::InvalidField,
-                    "`name` must be a string",
-                ))
-            }
+        MessageKind::Page | MessageKind::Screen => match fields.name {
+            None => None,
+            Some(raw) => Some(
+                string_value(raw)
+                    .ok_or_else(|| {
+                        Rejection::new(ErrorCode::InvalidField, "`name` must be a string")
+                    })?
+                    .into_owned(),
+            ),
         },
         _ => None,
     };
-    let previous_id = id_field(&message, "previousId")?;
+    let previous_id = id_field(fields.previous_id, "previousId")?;
     if kind == MessageKind::Alias && previous_id.is_none() {
         return Err(Rejection::new(
             ErrorCode::MissingPreviousId,
             "an alias message needs a `previousId`",
         ));
     }
-    if kind == MessageKind::Group && id_field(&message, "groupId")?.is_none() {
+    if kind == MessageKind::Group && id_field(fields.group_id, "groupId")?.is_none() {
         return Err(Rejection::new(
             ErrorCode::MissingGroupId,
             "a group message needs a `groupId`",
         ));
     }
 
-    let timestamp = timestamp_field(
-        message.get("timestamp").unwrap_or(&Value::Null),
-        "timestamp",
-    )?;
-    let original = match message.get("originalTimestamp") {
-        Some(value) => timestamp_field(value, "originalTimestamp")?,
-        None => None,
-    };
-    let sent_at = match message.get("sentAt") {
-        Some(value) => timestamp_field(value, "sentAt")?,
-        None => None,
-    }
-    .or(envelope.sent_at);
-    let original = original.or(timestamp);
+    let timestamp = timestamp_field(fields.timestamp, "timestamp")?;
+    let original = timestamp_field(fields.original_timestamp, "originalTimestamp")?.or(timestamp);
+    let sent_at = timestamp_field(fields.sent_at, "sentAt")?.or(envelope.sent_at);
     let corrected = corrected_timestamp(original, sent_at, received_at);
 
-    let message_id = match message.get("messageId") {
-        Some(Value::String(id)) if !id.is_empty() => id.clone(),
-        None | Some(Value::Null) | Some(Value::String(_)) => generated_message_id(&message),
-        Some(_) => {
-            return Err(Rejection::new(
-                ErrorCode::InvalidField,
-                "`messageId` must be a string",
-            ))
-        }
+    let message_id = match fields.message_id {
+        None => generated_message_id(raw, kind),
+        Some(value) => match string_value(value) {
+            Some(id) if !id.is_empty() => id.into_owned(),
+            Some(_) => generated_message_id(raw, kind),
+            None => {
+                return Err(Rejection::new(
+                    ErrorCode::InvalidField,
+                    "`messageId` must be a string",
+                ))
+            }
+        },
     };
 
-    fill_from_envelope(&mut message, "context", envelope.context.as_ref());
-    fill_from_envelope(&mut message, "integrations", envelope.integrations.as_ref());
-    let traits = profile_traits(kind, &message);
+    let traits = profile_traits(kind, fields)?;
     let mut identifiers = Vec::with_capacity(3);
     if let Some(user_id) = &user_id {
         identifiers.push(Identifier::new(IdentifierKind::UserId, user_id.clone()));
     }
-    if let Some(Value::String(email)) = traits.get("email") {
-        if !email.trim().is_empty() {
-            identifiers.push(Identifier::email(email));
-        }
-    }
-    if let Some(anonymous_id) = &anonymous_id {
-        identifiers.push(Identifier::new(
-            IdentifierKind::AnonymousId,
-            anonymous_id.clone(),
-        ));
-    }
-
-    if let Some(user_id) = user_id {
-        message.insert("userId".into(), Value::String(user_id));
+    if let Some(email) = traits.as_deref().and_then(email_of) {
+        identifiers.push(Identifier::email(&email));
     }
     if let Some(anonymous_id) = anonymous_id {
-        message.insert("anonymousId".into(), Value::String(anonymous_id));
+        identifiers.push(Identifier::new(IdentifierKind::AnonymousId, anonymous_id));
     }
-    message.insert("messageId".into(), Value::String(message_id.clone()));
-    if let Some(original) = original {
-        message.insert("originalTimestamp".into(), Value::String(format(original)));
-    }
-    if let Some(sent_at) = sent_at {
-        message.insert("sentAt".into(), Value::String(format(sent_at)));
-    }
-    message.insert("timestamp".into(), Value::String(format(corrected)));
-    message.insert("receivedAt".into(), Value::String(format(received_at)));
 
     Ok(NormalizedMessage {
         message_id,
@@ -393,17 +549,22 @@ pub fn normalize(
         previous_id,
         name,
         timestamp: corrected,
+        original_timestamp: original,
+        sent_at,
         received_at,
         traits,
-        body: message,
+        raw: raw.to_string(),
     })
 }
 
 /// A message without a `messageId` gets one derived from its content, so a client's retry of the same
 /// message is still recognised as a duplicate.
-fn generated_message_id(message: &Map<String, Value>) -> String {
-    let canonical = Value::Object(message.clone()).to_string();
-    format!("cairn-{:032x}", xxh3_128(canonical.as_bytes()))
+fn generated_message_id(raw: &str, kind: MessageKind) -> String {
+    let mut bytes = Vec::with_capacity(raw.len() + 10);
+    bytes.extend_from_slice(kind.as_str().as_bytes());
+    bytes.push(0x1f);
+    bytes.extend_from_slice(raw.as_bytes());
+    format!("cairn-{:032x}", xxh3_128(&bytes))
 }
 
 fn fill_from_envelope(
@@ -425,22 +586,101 @@ fn fill_from_envelope(
     }
 }
 
-/// The traits a message sets on the person: `traits` of an identify, otherwise `context.traits`.
-/// (A group's `traits` describe the group, not the person.)
-fn profile_traits(kind: MessageKind, message: &Map<String, Value>) -> Map<String, Value> {
-    let from_identify = match kind {
-        MessageKind::Identify => message.get("traits").and_then(Value::as_object),
+/// The traits a message sets on the person, as a JSON object's text: `traits` of an identify,
+/// otherwise `context.traits` (an identify's own traits win over its `context.traits`). A group's
+/// `traits` describe the group, not the person.
+fn profile_traits(kind: MessageKind, fields: &Fields<'_>) -> Result<Option<String>, Rejection> {
+    let own = match kind {
+        MessageKind::Identify => fields.traits,
         _ => None,
     };
-    let from_context = message
-        .get("context")
-        .and_then(|context| context.get("traits"))
-        .and_then(Value::as_object);
-    let mut traits = from_context.cloned().unwrap_or_default();
-    if let Some(own) = from_identify {
-        traits.extend(own.iter().map(|(key, value)| (key.clone(), value.clone())));
+    let from_context = match fields.context {
+        Some(context) => serde_json::from_str::<ContextTraits>(context.get())
+            .map_err(json_error)?
+            .traits
+            .filter(|raw| is_object(raw)),
+        None => None,
+    };
+    Ok(match (from_context, own) {
+        (None, None) => None,
+        (Some(only), None) | (None, Some(only)) => non_empty_object(only),
+        (Some(context), Some(own)) => {
+            let mut merged: Map<String, Value> =
+                serde_json::from_str(context.get()).map_err(json_error)?;
+            let own: Map<String, Value> = serde_json::from_str(own.get()).map_err(json_error)?;
+            merged.extend(own);
+            (!merged.is_empty()).then(|| Value::Object(merged).to_string())
+        }
+    })
+}
+
+fn non_empty_object(raw: &RawValue) -> Option<String> {
+    let inner = raw.get().trim_start_matches('{').trim_end_matches('}');
+    (!inner.trim().is_empty()).then(|| raw.get().to_string())
+}
+
+/// The non-blank `email` among traits.
+fn email_of(traits: &str) -> Option<String> {
+    let email = serde_json::from_str::<EmailTrait>(traits).ok()?.email?;
+    let email = string_value(email)?;
+    (!email.trim().is_empty()).then(|| email.into_owned())
+}
+
+/// The normalized fields that are laid over a stored message's text when it is read back.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    pub kind: MessageKind,
+    pub identifiers: &'a [Identifier],
+    pub message_id: &'a str,
+    pub timestamp: DateTime<Utc>,
+    pub original_timestamp: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The message as the API returns it: the client's fields with `type`, `userId`, `anonymousId` (as
+/// strings), `messageId`, `timestamp` (skew-corrected), `originalTimestamp`, `sentAt` and
+/// `receivedAt` normalized.
+pub fn message_view(
+    raw: &str,
+    view: &MessageView<'_>,
+) -> Result<Map<String, Value>, serde_json::Error> {
+    let mut message: Map<String, Value> = serde_json::from_str(raw)?;
+    message.insert("type".into(), Value::String(view.kind.as_str().into()));
+    for identifier in view.identifiers {
+        let field = match identifier.kind {
+            IdentifierKind::UserId => "userId",
+            IdentifierKind::AnonymousId => "anonymousId",
+            IdentifierKind::Email => continue,
+        };
+        message.insert(field.into(), Value::String(identifier.value.clone()));
     }
-    traits
+    message.insert("messageId".into(), Value::String(view.message_id.into()));
+    if let Some(original) = view.original_timestamp {
+        message.insert("originalTimestamp".into(), Value::String(format(original)));
+    }
+    if let Some(sent_at) = view.sent_at {
+        message.insert("sentAt".into(), Value::String(format(sent_at)));
+    }
+    message.insert("timestamp".into(), Value::String(format(view.timestamp)));
+    message.insert("receivedAt".into(), Value::String(format(view.received_at)));
+    Ok(message)
+}
+
+/// The API view of a normalized message.
+pub fn view_of(message: &NormalizedMessage) -> Result<Map<String, Value>, serde_json::Error> {
+    message_view(
+        &message.raw,
+        &MessageView {
+            kind: message.kind,
+            identifiers: &message.identifiers,
+            message_id: &message.message_id,
+            timestamp: message.timestamp,
+            original_timestamp: message.original_timestamp,
+            sent_at: message.sent_at,
+            received_at: message.received_at,
+        },
+    )
 }
 
 #[cfg(test)]

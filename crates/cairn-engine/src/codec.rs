@@ -31,12 +31,15 @@ pub struct EncodedMessage<'a> {
     pub previous_id: Option<&'a str>,
     #[serde(borrow)]
     pub name: Option<&'a str>,
+    /// The skew-corrected time of the event.
     pub timestamp_ms: i64,
+    pub original_timestamp_ms: Option<i64>,
+    pub sent_at_ms: Option<i64>,
     /// Traits to merge onto the profile, as a JSON object; `None` when there are none.
     #[serde(borrow)]
     pub traits: Option<&'a str>,
-    /// The normalized Segment message, as a JSON object.
-    pub body: &'a str,
+    /// The Segment message as the client sent it ([`cairn_core::segment::message_view`] reads it).
+    pub raw: &'a str,
 }
 
 fn kind_code(kind: MessageKind) -> u8 {
@@ -100,10 +103,6 @@ impl EncodedRequest {
         let mut bytes = Vec::with_capacity(messages.len() * 512);
         let mut ranges = Vec::with_capacity(messages.len());
         for message in messages {
-            // Serializing a JSON map into a String cannot fail.
-            let body = serde_json::to_string(&message.body).unwrap_or_default();
-            let traits = (!message.traits.is_empty())
-                .then(|| serde_json::to_string(&message.traits).unwrap_or_default());
             let encoded = EncodedMessage {
                 message_id: &message.message_id,
                 kind: kind_code(message.kind),
@@ -115,8 +114,10 @@ impl EncodedRequest {
                 previous_id: message.previous_id.as_deref(),
                 name: message.name.as_deref(),
                 timestamp_ms: message.timestamp.timestamp_millis(),
-                traits: traits.as_deref(),
-                body: &body,
+                original_timestamp_ms: message.original_timestamp.map(|t| t.timestamp_millis()),
+                sent_at_ms: message.sent_at.map(|t| t.timestamp_millis()),
+                traits: message.traits.as_deref(),
+                raw: &message.raw,
             };
             let start = bytes.len();
             // Writing into a Vec cannot fail.
@@ -182,7 +183,7 @@ pub fn decode_messages(plain: &[u8]) -> Result<Vec<EncodedMessage<'_>>, CodecErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_core::segment::{normalize, Envelope};
+    use cairn_core::segment::{normalize_object, Envelope};
     use chrono::{TimeZone, Utc};
     use proptest::prelude::*;
     use serde_json::json;
@@ -192,7 +193,7 @@ mod tests {
             .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
             .single()
             .expect("time");
-        normalize(
+        normalize_object(
             value.as_object().cloned().expect("object"),
             &Envelope::default(),
             at,
@@ -229,8 +230,7 @@ mod tests {
             );
             assert_eq!(decoded.previous_id, original.previous_id.as_deref());
             assert_eq!(decoded.timestamp_ms, original.timestamp.timestamp_millis());
-            let body: serde_json::Value = serde_json::from_str(decoded.body).expect("body");
-            assert_eq!(body, serde_json::Value::Object(original.body.clone()));
+            assert_eq!(decoded.raw, original.raw);
         }
         let traits: serde_json::Value =
             serde_json::from_str(decoded[0].traits.expect("traits")).expect("json");

@@ -127,9 +127,7 @@ impl Reader {
                                 kind: message.kind().map_err(corrupt)?,
                                 message_id: message.message_id.to_string(),
                                 name: message.name.map(str::to_string),
-                                body: serde_json::from_str(message.body).map_err(|error| {
-                                    StorageError::Corrupt(format!("event body: {error}"))
-                                })?,
+                                body: stored_message(record.received_at_ms, message)?,
                             },
                         ),
                     );
@@ -155,6 +153,31 @@ impl Reader {
     pub fn positions(&self) -> (u64, u64) {
         (self.progress.committed(), self.progress.applied())
     }
+}
+
+/// The API view of a stored message.
+fn stored_message(
+    received_at_ms: i64,
+    message: &crate::codec::EncodedMessage<'_>,
+) -> StorageResult<serde_json::Value> {
+    let corrupt = |what: String| StorageError::Corrupt(what);
+    let time = |ms: i64| {
+        DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| corrupt(format!("timestamp {ms} out of range")))
+    };
+    let identifiers = message.identifiers().map_err(|e| corrupt(e.to_string()))?;
+    let view = cairn_core::segment::MessageView {
+        kind: message.kind().map_err(|e| corrupt(e.to_string()))?,
+        identifiers: &identifiers,
+        message_id: message.message_id,
+        timestamp: time(message.timestamp_ms)?,
+        original_timestamp: message.original_timestamp_ms.map(time).transpose()?,
+        sent_at: message.sent_at_ms.map(time).transpose()?,
+        received_at: time(received_at_ms)?,
+    };
+    cairn_core::segment::message_view(message.raw, &view)
+        .map(serde_json::Value::Object)
+        .map_err(|error| corrupt(format!("event text: {error}")))
 }
 
 struct DecodedEvent {

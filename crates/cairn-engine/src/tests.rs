@@ -1,7 +1,7 @@
 //! Engine tests against the real SQLite store, with a manual clock.
 
 use super::*;
-use cairn_core::segment::{normalize, Envelope};
+use cairn_core::segment::{normalize_object, Envelope};
 use cairn_model::{Identifier, IdentifierKind, NormalizedMessage, WorkspaceId};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
@@ -30,7 +30,7 @@ fn start(options: EngineOptions) -> Fixture {
 
 fn message(fixture: &Fixture, value: Value) -> NormalizedMessage {
     let map = value.as_object().cloned().expect("object");
-    normalize(map, &Envelope::default(), fixture.clock.now()).expect("valid message")
+    normalize_object(map, &Envelope::default(), fixture.clock.now()).expect("valid message")
 }
 
 fn ws() -> WorkspaceId {
@@ -273,7 +273,7 @@ fn the_dedupe_window_survives_a_restart_and_expires() {
     let send = |engine: &Engine, clock: &ManualClock| {
         let message =
             json!({"type": "track", "userId": "u1", "event": "E", "messageId": "retry-me"});
-        let message = normalize(
+        let message = normalize_object(
             message.as_object().cloned().expect("object"),
             &Envelope::default(),
             clock.now(),
@@ -370,7 +370,7 @@ fn after_a_crash_the_log_replay_rebuilds_exactly_the_lost_state() {
                     1 => json!({"type": "track", "anonymousId": format!("a{}", n - 1), "event": "Viewed"}),
                     _ => json!({"type": "alias", "previousId": format!("u{}", n % 4), "userId": format!("u{}", (n + 1) % 4)}),
                 };
-                normalize(value.as_object().cloned().expect("object"), &Envelope::default(), clock.now())
+                normalize_object(value.as_object().cloned().expect("object"), &Envelope::default(), clock.now())
                     .expect("valid")
             })
             .collect()
@@ -439,7 +439,7 @@ mod replay {
                     clock.advance(chrono::Duration::seconds(1));
                     let mut map = value.as_object().cloned().expect("object");
                     map.insert("messageId".into(), json!(format!("m{n}")));
-                    normalize(map, &Envelope::default(), clock.now()).expect("valid")
+                    normalize_object(map, &Envelope::default(), clock.now()).expect("valid")
                 })
                 .collect();
             let split = checkpoint_after.min(normalized.len());

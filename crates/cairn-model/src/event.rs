@@ -3,7 +3,7 @@
 use crate::{Identifier, ProfileId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The six Segment message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,7 +45,11 @@ impl MessageKind {
     }
 }
 
-/// A validated message, ready for the writer: what identifies it, when it happened, and its body.
+/// A validated message, ready for the log: what identifies it, when it happened, and its text.
+///
+/// The message is kept as the client sent it (`raw`), so ingesting costs no rewrite of its JSON; the
+/// normalized fields below are stored beside it and laid over it when the message is read back
+/// (`cairn_core::segment::message_view`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NormalizedMessage {
     pub message_id: String,
@@ -58,11 +62,17 @@ pub struct NormalizedMessage {
     pub name: Option<String>,
     /// Skew-corrected time the event happened.
     pub timestamp: DateTime<Utc>,
+    /// The client's own time of the event, when it sent one.
+    pub original_timestamp: Option<DateTime<Utc>>,
+    /// When the client sent the message, when it said so.
+    pub sent_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
-    /// Traits to merge onto the profile (identify traits, or `context.traits`).
-    pub traits: Map<String, Value>,
-    /// The full normalized Segment message as it is stored and returned by the API.
-    pub body: Map<String, Value>,
+    /// Traits to merge onto the profile (identify traits, or `context.traits`), as a JSON object's
+    /// text; `None` when there are none.
+    pub traits: Option<String>,
+    /// The message's JSON object as sent (without `writeKey`, with the batch's shared `context` and
+    /// `integrations` filled in).
+    pub raw: String,
 }
 
 /// An event on a profile's timeline, as returned by the management API.

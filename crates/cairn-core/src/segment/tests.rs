@@ -12,9 +12,18 @@ fn now() -> DateTime<Utc> {
 }
 
 fn one(body: Value, kind: MessageKind) -> Result<NormalizedMessage, Rejection> {
-    let parsed = parse_request(&body.to_string(), Endpoint::Single(kind))?;
+    let text = body.to_string();
+    let parsed = parse_request(&text, Endpoint::Single(kind))?;
     let message = parsed.messages.into_iter().next().expect("one message")?;
     normalize(message, &parsed.envelope, now())
+}
+
+fn body(message: &NormalizedMessage) -> Map<String, Value> {
+    view_of(message).expect("the stored text reads back")
+}
+
+fn traits(message: &NormalizedMessage) -> Map<String, Value> {
+    serde_json::from_str(message.traits.as_deref().expect("traits")).expect("a JSON object")
 }
 
 fn code_of(result: Result<NormalizedMessage, Rejection>) -> ErrorCode {
@@ -43,17 +52,24 @@ fn a_track_is_normalized_with_ids_and_corrected_timestamp() {
     );
     // Sent 30 s after it happened; received at 12:00:00 → happened at 11:59:30 by our clock.
     assert_eq!(message.timestamp, now() - chrono::Duration::seconds(30));
-    assert_eq!(message.body["timestamp"], json!("2024-05-01T11:59:30.000Z"));
     assert_eq!(
-        message.body["originalTimestamp"],
+        body(&message)["timestamp"],
+        json!("2024-05-01T11:59:30.000Z")
+    );
+    assert_eq!(
+        body(&message)["originalTimestamp"],
         json!("2024-05-01T11:00:00.000Z")
     );
     assert_eq!(
-        message.body["receivedAt"],
+        body(&message)["receivedAt"],
         json!("2024-05-01T12:00:00.000Z")
     );
-    assert_eq!(message.body["type"], json!("track"));
-    assert!(!message.body.contains_key("writeKey"));
+    assert_eq!(body(&message)["type"], json!("track"));
+    assert!(!body(&message).contains_key("writeKey"));
+    assert!(
+        !message.raw.contains("secret"),
+        "the write key is not stored"
+    );
 }
 
 #[test]
@@ -67,8 +83,8 @@ fn identify_traits_set_profile_traits_and_numeric_user_ids_become_strings() {
         message.identifiers[0],
         Identifier::new(IdentifierKind::UserId, "42")
     );
-    assert_eq!(message.traits["plan"], json!("pro"));
-    assert_eq!(message.body["userId"], json!("42"));
+    assert_eq!(traits(&message)["plan"], json!("pro"));
+    assert_eq!(body(&message)["userId"], json!("42"));
     assert!(
         message.message_id.starts_with("cairn-"),
         "a missing messageId is generated"
@@ -82,7 +98,7 @@ fn group_traits_are_not_profile_traits() {
         MessageKind::Group,
     )
     .expect("valid");
-    assert!(message.traits.is_empty());
+    assert!(message.traits.is_none());
 }
 
 #[test]
@@ -180,8 +196,8 @@ fn request_level_errors() {
         ErrorCode::InvalidJson
     );
     // Inside a batch, a too-deep item is rejected on its own.
-    let batch = parse_request(&format!("{{\"batch\": [{deep}]}}"), Endpoint::Batch)
-        .expect("envelope parses");
+    let text = format!("{{\"batch\": [{deep}]}}");
+    let batch = parse_request(&text, Endpoint::Batch).expect("envelope parses");
     assert_eq!(
         batch.messages[0].as_ref().expect_err("too deep").code,
         ErrorCode::InvalidJson
@@ -199,7 +215,7 @@ fn request_level_errors() {
 #[test]
 fn a_batch_keeps_valid_messages_and_rejects_invalid_ones_individually() {
     let big = "x".repeat(MAX_MESSAGE_BYTES);
-    let body = json!({
+    let request = json!({
         "writeKey": "wk", "sentAt": "2024-05-01T12:00:00Z", "context": {"library": {"name": "lib"}},
         "batch": [
             {"type": "track", "userId": "u", "event": "A", "timestamp": "2024-05-01T11:00:00Z"},
@@ -208,7 +224,8 @@ fn a_batch_keeps_valid_messages_and_rejects_invalid_ones_individually() {
             {"type": "identify", "anonymousId": "a", "context": {"ip": "1.2.3.4"}},
         ]
     });
-    let parsed = parse_request(&body.to_string(), Endpoint::Batch).expect("parses");
+    let text = request.to_string();
+    let parsed = parse_request(&text, Endpoint::Batch).expect("parses");
     assert_eq!(parsed.write_key.as_deref(), Some("wk"));
     let results: Vec<_> = parsed
         .messages
@@ -227,12 +244,12 @@ fn a_batch_keeps_valid_messages_and_rejects_invalid_ones_individually() {
     let identify = results[3].as_ref().expect("valid");
     // Batch-level context fills what the message lacks, without overriding its own fields.
     assert_eq!(
-        identify.body["context"],
+        body(identify)["context"],
         json!({"ip": "1.2.3.4", "library": {"name": "lib"}})
     );
     // sentAt from the envelope: event at 11:00, sent at 12:00, received at 12:00 → 11:00.
     assert_eq!(
-        results[0].as_ref().expect("valid").body["timestamp"],
+        body(results[0].as_ref().expect("valid"))["timestamp"],
         json!("2024-05-01T11:00:00.000Z")
     );
 }
@@ -258,4 +275,61 @@ proptest! {
             prop_assert_eq!(&message.identifiers[0].value, &user);
         }
     }
+}
+
+#[test]
+fn the_stored_text_is_the_clients_and_the_view_normalizes_it() {
+    let raw = r#"{"type":"track","userId":7,"event":"E","properties":{"a":[1,{"b":null}]},"custom":"kept"}"#;
+    let message = normalize(
+        Message {
+            raw,
+            endpoint_kind: None,
+        },
+        &Envelope::default(),
+        now(),
+    )
+    .expect("valid");
+    assert_eq!(message.raw, raw, "no rewrite on the hot path");
+    let view = body(&message);
+    assert_eq!(view["userId"], json!("7"));
+    assert_eq!(view["custom"], json!("kept"));
+    assert_eq!(view["properties"], json!({"a": [1, {"b": null}]}));
+    assert_eq!(view["messageId"], json!(message.message_id));
+    assert_eq!(view["receivedAt"], json!("2024-05-01T12:00:00.000Z"));
+}
+
+#[test]
+fn identify_traits_win_over_context_traits_and_both_count() {
+    let message = one(
+        json!({"userId": "u", "traits": {"plan": "pro"}, "context": {"traits": {"plan": "free", "email": "A@B.C"}}}),
+        MessageKind::Identify,
+    )
+    .expect("valid");
+    assert_eq!(traits(&message)["plan"], json!("pro"));
+    assert_eq!(message.identifiers[1], Identifier::email("a@b.c"));
+}
+
+#[test]
+fn deep_nesting_inside_a_valid_message_is_refused() {
+    let deep = format!("{}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+    let text =
+        format!("{{\"userId\": \"u\", \"event\": \"E\", \"properties\": {{\"deep\": {deep}}}}}");
+    let code = parse_request(&text, Endpoint::Single(MessageKind::Track))
+        .expect_err("too deep")
+        .code;
+    assert_eq!(code, ErrorCode::InvalidJson);
+    assert!(
+        check_nesting(&format!("{{\"a\":\"{deep}\"}}")).is_ok(),
+        "brackets in strings do not count"
+    );
+    assert!(
+        check_nesting("{\"a\":\"\\\"[[[\"}").is_ok(),
+        "escaped quotes stay inside the string"
+    );
+    let shallow = format!(
+        "{}{}",
+        "[".repeat(MAX_NESTING - 1),
+        "]".repeat(MAX_NESTING - 1)
+    );
+    assert!(check_nesting(&format!("{{\"a\":{shallow}}}")).is_ok());
 }
