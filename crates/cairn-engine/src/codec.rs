@@ -5,9 +5,10 @@
 //! concatenates the ones that are not duplicates ([`EncodedRequest::payload`]), which yields exactly
 //! the encoding of the vector (postcard writes a length, then the elements).
 
-use cairn_model::{Identifier, IdentifierKind, MessageKind, NormalizedMessage};
+use cairn_model::{Identifier, IdentifierKind, MessageKind, NormalizedMessage, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Why a payload could not be decoded (only a corrupt store produces one).
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,16 @@ pub struct EncodedMessage<'a> {
     pub traits: Option<&'a str>,
     /// The Segment message as the client sent it ([`cairn_core::segment::message_view`] reads it).
     pub raw: &'a str,
+}
+
+/// The de-duplication key of a message: a 128-bit hash of its workspace and message id, stored with
+/// each log record (collisions: ~2⁻¹²⁸ per pair).
+pub fn dedupe_key(workspace: &WorkspaceId, message_id: &str) -> u128 {
+    let mut bytes = Vec::with_capacity(workspace.as_str().len() + message_id.len() + 1);
+    bytes.extend_from_slice(workspace.as_str().as_bytes());
+    bytes.push(0x1f);
+    bytes.extend_from_slice(message_id.as_bytes());
+    xxh3_128(&bytes)
 }
 
 fn kind_code(kind: MessageKind) -> u8 {

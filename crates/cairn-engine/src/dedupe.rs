@@ -7,19 +7,10 @@
 //! group has committed ([`GroupClaims`]); a failed commit leaves the window as it was.
 
 use crate::EngineOptions;
-use cairn_model::WorkspaceId;
 use cairn_storage::{LogReader, StorageResult};
 use std::collections::{HashSet, VecDeque};
-use xxhash_rust::xxh3::xxh3_128;
 
-/// The hash under which a message id is remembered (collisions: ~2⁻¹²⁸ per pair).
-pub(crate) fn key(workspace: &WorkspaceId, message_id: &str) -> u128 {
-    let mut bytes = Vec::with_capacity(workspace.as_str().len() + message_id.len() + 1);
-    bytes.extend_from_slice(workspace.as_str().as_bytes());
-    bytes.push(0x1f);
-    bytes.extend_from_slice(message_id.as_bytes());
-    xxh3_128(&bytes)
-}
+pub(crate) use crate::codec::dedupe_key as key;
 
 /// Rebuilds the window from the keys of the log records received within it.
 pub(crate) fn rebuild(
@@ -113,6 +104,7 @@ impl GroupClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_model::WorkspaceId;
 
     #[test]
     fn ids_are_remembered_for_the_window_and_per_workspace() {

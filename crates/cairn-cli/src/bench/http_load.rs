@@ -51,6 +51,10 @@ pub struct LoadResult {
     /// Group commits and the events in them, from the engine's metrics.
     pub commits: u64,
     pub committed_events: u64,
+    /// Events the applier applied during the window (profiles, timelines).
+    pub applied_events: u64,
+    /// Events durable in the log but not yet applied when the window closed.
+    pub apply_lag_at_end: i64,
 }
 
 impl LoadResult {
@@ -64,6 +68,11 @@ impl LoadResult {
 
     pub fn latency_ms(&self, quantile: f64) -> f64 {
         self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    /// Events applied per second during the window.
+    pub fn applied_per_s(&self) -> f64 {
+        self.applied_events as f64 / self.window_s
     }
 
     /// Mean events per group commit in the window.
@@ -132,18 +141,21 @@ pub async fn run(
         .collect();
 
     tokio::time::sleep(spec.warmup).await;
-    let (before, commits_before, events_before) = (
+    let (before, commits_before, events_before, applied_before) = (
         Snapshot::take(),
         metrics.commits.get(),
         metrics.committed_events.get(),
+        metrics.events_applied.get(),
     );
     shared.window.store(MEASURING, Ordering::Release);
     tokio::time::sleep(spec.duration).await;
     shared.window.store(DONE, Ordering::Release);
-    let (after, commits_after, events_after) = (
+    let (after, commits_after, events_after, applied_after, lag) = (
         Snapshot::take(),
         metrics.commits.get(),
         metrics.committed_events.get(),
+        metrics.events_applied.get(),
+        metrics.apply_lag_events.get(),
     );
     shared.stop.store(true, Ordering::Release);
 
@@ -158,6 +170,8 @@ pub async fn run(
         usage: before.until(&after),
         commits: commits_after - commits_before,
         committed_events: events_after - events_before,
+        applied_events: applied_after - applied_before,
+        apply_lag_at_end: lag,
     };
     result.window_s = result.usage.wall_s;
     for task in tasks {

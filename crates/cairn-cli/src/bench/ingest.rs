@@ -3,8 +3,11 @@
 //!
 //! 1. batch: clients post `/v1/batch` with 100 events each;
 //! 2. single: more clients post one event each to `/v1/track`;
-//! 3. raw: the same kind of events, already validated, go straight to the engine's writer in
-//!    transactions as large as phase 1's mean group commit (see [`super::raw`]).
+//! 3. raw: the same kind of events, already validated and encoded, are appended straight to a store's
+//!    log in transactions as large as phase 1's mean group commit (see [`super::raw`]).
+//!
+//! Acknowledgement comes from the durable log; the applier derives profiles and timelines behind it.
+//! The report gives the applier's rate in the batch window and how far behind the log it was at the end.
 //!
 //! Phases 1 and 2 share one in-process server on a fresh store; phase 3 gets its own fresh store.
 
@@ -227,9 +230,10 @@ mod tests {
         let plan = Plan::of(&args).expect("valid plan");
         let report = measure(&args, &plan).expect("the benchmark runs");
         assert!(report.batch.events > 0 && report.single.requests > 0 && report.raw.events > 0);
-        assert_eq!(
-            report.raw.transactions, report.raw.engine_commits,
-            "one transaction per raw submit"
+        assert!(report.raw.transactions > 0);
+        assert!(
+            report.batch.applied_events > 0,
+            "the applier applied events during the batch window"
         );
         let json = report.json();
         for key in [
@@ -238,6 +242,8 @@ mod tests {
             "single_p99_ms",
             "raw_limit_events_per_s",
             "ratio_to_raw",
+            "apply_events_per_s",
+            "apply_lag_events_at_end",
             "mean_commit_events",
             "cpu_cores_batch",
             "peak_rss_mib",

@@ -1,26 +1,27 @@
-//! The raw store limit: how fast the engine's writer stores the same events with no HTTP and no JSON.
+//! The raw store limit: how fast the store takes the same events with no HTTP and no JSON.
 //!
-//! The events come from the same generator as the HTTP phases and are parsed and validated
-//! (`parse_request` + `normalize`) before timing. Timed is only [`Ingestor::submit_blocking`] of
-//! groups of the size the HTTP batch phase committed on average: identity resolution, trait merge,
-//! de-duplication, event append and profile update, one durable transaction (WAL, `synchronous=FULL`)
-//! per group, exactly as in the HTTP path. One thread submits one group at a time, so each submit is
-//! exactly one transaction. The store is fresh (its own temporary directory), as the HTTP phases'
-//! was, and warmed up with as many events as the batch phase's warm-up stored.
+//! The events come from the same generator as the HTTP phases. Before timing they are parsed,
+//! validated and encoded exactly as the server does (`parse_request`, `normalize`, the engine's log
+//! encoding and compression), and cut into log records of one request each. Timed is only
+//! [`LogWriter::append`] of groups as large as the HTTP batch phase's mean group commit: one durable
+//! transaction (WAL, `synchronous=FULL`, fsync) per group, the same durability and transaction size
+//! as the HTTP path, on a fresh store in its own temporary directory, warmed up with as many events
+//! as the batch phase's warm-up stored.
 
-use super::harness::{start_engine, WORKSPACE};
+use super::harness::WORKSPACE;
 use super::payload::{RequestFactory, Stream};
 use super::usage::{Snapshot, Usage};
 use anyhow::Context;
 use cairn_core::segment::{normalize, parse_request, Endpoint, Rejection};
-use cairn_engine::Ingestor;
-use cairn_model::{NormalizedMessage, WorkspaceId};
+use cairn_engine::codec::EncodedRequest;
+use cairn_model::WorkspaceId;
+use cairn_storage::{LogRecord, LogWriter, RecordKind};
 use chrono::Utc;
 use std::time::{Duration, Instant};
 
 /// Events prepared per round; preparing happens between timed stretches, so memory stays bounded.
 const ROUND_EVENTS: usize = 50_000;
-/// Events per generated request body (only a unit of generation here).
+/// Events per generated request body (one log record each, as the HTTP batch phase sends).
 const BODY_EVENTS: usize = 100;
 
 /// What the raw phase runs.
@@ -38,8 +39,6 @@ pub struct RawSpec {
 pub struct RawResult {
     pub events: u64,
     pub transactions: u64,
-    /// Group commits the engine counted; equals `transactions` when each submit was one transaction.
-    pub engine_commits: u64,
     /// CPU over the timed stretches; its `wall_s` is the timed duration.
     pub usage: Usage,
 }
@@ -59,33 +58,31 @@ pub fn run(spec: &RawSpec) -> anyhow::Result<RawResult> {
         .prefix("cairn-bench-raw-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let engine = start_engine(dir.path())?;
-    let ingestor = engine.ingestor();
-    let metrics = engine.metrics();
+    let mut backend = cairn_store_sqlite::open(dir.path())
+        .with_context(|| format!("cannot open a store in {}", dir.path().display()))?;
+    let log = backend.log.as_mut();
     let factory = RequestFactory::batch(Stream::Raw, BODY_EVENTS, Utc::now());
-    let group_events = spec.group_events.max(1);
+    let group_records = spec.group_events.div_ceil(BODY_EVENTS).max(1);
 
     let mut warmup_left = usize::try_from(spec.warmup_events).unwrap_or(usize::MAX);
     while warmup_left > 0 {
         let events = warmup_left.min(ROUND_EVENTS);
-        for group in prepare(&factory, events, group_events)? {
-            submit(&ingestor, group)?;
+        for mut group in prepare(&factory, events, group_records)? {
+            append(log, &mut group)?;
         }
         warmup_left -= events;
     }
 
     let mut result = RawResult::default();
-    let commits_before = metrics.commits.get();
-    let round_events = ROUND_EVENTS.div_ceil(group_events) * group_events;
     while result.usage.wall_s < spec.duration.as_secs_f64() {
-        let groups = prepare(&factory, round_events, group_events)?;
+        let groups = prepare(&factory, ROUND_EVENTS, group_records)?;
         let remaining = spec
             .duration
             .saturating_sub(Duration::from_secs_f64(result.usage.wall_s));
         let before = Snapshot::take();
         let started = Instant::now();
-        for group in groups {
-            result.events += submit(&ingestor, group)?;
+        for mut group in groups {
+            result.events += append(log, &mut group)?;
             result.transactions += 1;
             if started.elapsed() >= remaining {
                 break;
@@ -93,44 +90,59 @@ pub fn run(spec: &RawSpec) -> anyhow::Result<RawResult> {
         }
         result.usage.add(&before.until(&Snapshot::take()));
     }
-    result.engine_commits = metrics.commits.get() - commits_before;
-    engine.shutdown();
     Ok(result)
 }
 
-/// Submits one group and waits until it is durable; returns the events stored or found duplicate.
-fn submit(ingestor: &Ingestor, group: Vec<NormalizedMessage>) -> anyhow::Result<u64> {
-    let receipt = ingestor
-        .submit_blocking(WorkspaceId::new(WORKSPACE), group)
-        .context("the raw store write failed")?;
-    Ok((receipt.accepted + receipt.duplicates) as u64)
+/// Appends one group durably; returns its events.
+fn append(log: &mut dyn LogWriter, group: &mut [LogRecord]) -> anyhow::Result<u64> {
+    log.append(group).context("the raw store write failed")?;
+    Ok(group.iter().map(|record| u64::from(record.count)).sum())
 }
 
-/// Generates, parses and validates `events` events, in groups of `group_events`.
+/// Generates, parses, validates and encodes `events` events into log records of one generated
+/// request each, in groups of `group_records` records.
 fn prepare(
     factory: &RequestFactory,
     events: usize,
-    group_events: usize,
-) -> anyhow::Result<Vec<Vec<NormalizedMessage>>> {
+    group_records: usize,
+) -> anyhow::Result<Vec<Vec<LogRecord>>> {
     let received_at = Utc::now();
-    let mut messages = Vec::with_capacity(events + BODY_EVENTS);
-    while messages.len() < events {
+    let mut records = Vec::with_capacity(events / BODY_EVENTS + 1);
+    let mut prepared = 0;
+    while prepared < events {
         let body =
             String::from_utf8(factory.next_body()).context("a generated body is not UTF-8")?;
         let parsed = parse_request(&body, Endpoint::Batch).map_err(rejected)?;
-        for message in parsed.messages {
-            messages.push(
+        let messages = parsed
+            .messages
+            .into_iter()
+            .map(|message| {
                 message
                     .and_then(|message| normalize(message, &parsed.envelope, received_at))
-                    .map_err(rejected)?,
-            );
-        }
+                    .map_err(rejected)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let workspace = WorkspaceId::new(WORKSPACE);
+        let keys = messages
+            .iter()
+            .map(|message| cairn_engine::codec::dedupe_key(&workspace, &message.message_id))
+            .collect();
+        let encoded = EncodedRequest::new(&messages);
+        prepared += messages.len();
+        records.push(LogRecord {
+            seq: 0,
+            kind: RecordKind::Messages,
+            workspace,
+            received_at_ms: received_at.timestamp_millis(),
+            count: messages.len() as u32,
+            keys,
+            payload: encoded.payload(|_| true),
+        });
     }
-    messages.truncate(events);
-    let mut messages = messages.into_iter();
-    let mut groups = Vec::with_capacity(events.div_ceil(group_events));
+    let mut records = records.into_iter();
+    let mut groups = Vec::new();
     loop {
-        let group: Vec<_> = messages.by_ref().take(group_events).collect();
+        let group: Vec<_> = records.by_ref().take(group_records).collect();
         if group.is_empty() {
             return Ok(groups);
         }

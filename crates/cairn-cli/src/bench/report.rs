@@ -126,8 +126,8 @@ impl IngestReport {
             ),
             String::new(),
             format!(
-                "{:<30} {:>7} {:>18} {:>8} {:>8} {:>6}  {:<21} {:>18}",
-                "phase", "clients", "throughput", "p50 ms", "p99 ms", "cores", "writer/http/clients", "written KiB/event"
+                "{:<30} {:>7} {:>18} {:>8} {:>8} {:>6}  {:<28} {:>18}",
+                "phase", "clients", "throughput", "p50 ms", "p99 ms", "cores", "log/apply/http/clients", "written KiB/event"
             ),
         ];
         let (batch, single, raw) = (&self.batch, &self.single, &self.raw);
@@ -148,7 +148,7 @@ impl IngestReport {
             single.events,
         ));
         lines.push(row(
-            "raw     engine writer → store",
+            "raw     records → log store",
             1,
             &format!("{} events/s", thousands(raw.events_per_s())),
             None,
@@ -166,6 +166,11 @@ impl IngestReport {
             self.batch.errors
         ));
         lines.push(format!(
+            "batch phase apply: {} events/s applied to profiles and timelines, {} events behind the log at the end of the window",
+            thousands(self.batch.applied_per_s()),
+            thousands(self.batch.apply_lag_at_end.max(0) as f64),
+        ));
+        lines.push(format!(
             "single phase: {} requests in {:.1} s, mean group commit {:.1} events, {} errors",
             thousands(self.single.requests as f64),
             self.single.window_s,
@@ -173,14 +178,13 @@ impl IngestReport {
             self.single.errors
         ));
         lines.push(format!(
-            "raw phase: {} events in {:.1} s as {} transactions of {} events (engine counted {} commits); \
-             timed: identity, traits, dedupe, event append, profile update and the durable commit; \
-             not timed: HTTP, JSON parsing, validation",
+            "raw phase: {} events in {:.1} s as {} transactions of ~{} events; \
+             timed: appending the encoded records and the durable commit (WAL, fsync); \
+             not timed: HTTP, JSON parsing, validation, encoding",
             thousands(self.raw.events as f64),
             self.raw.usage.wall_s,
             self.raw.transactions,
             self.batch.mean_commit_events().round(),
-            self.raw.engine_commits
         ));
         lines.push(format!("ratio batch ÷ raw: {:.2}", self.ratio_to_raw()));
         lines.push(format!(
@@ -202,7 +206,13 @@ impl IngestReport {
 
     /// Every figure as one JSON object.
     pub fn json(&self) -> Value {
-        let role = |cpu: &Usage, name: &str| round(cpu.role_cores(name), 2);
+        let roles = |cpu: &Usage| {
+            json!({
+                "log": round(cpu.role_cores("log"), 2), "apply": round(cpu.role_cores("apply"), 2),
+                "wal": round(cpu.role_cores("wal"), 2), "http": round(cpu.role_cores("http"), 2),
+                "clients": round(cpu.role_cores("clients"), 2), "other": round(cpu.role_cores("other"), 2),
+            })
+        };
         json!({
             "benchmark": "ingest",
             "events_per_s": round(self.batch.events_per_s(), 0),
@@ -213,6 +223,8 @@ impl IngestReport {
             "single_p50_ms": round(self.single.latency_ms(0.5), 2),
             "single_p99_ms": round(self.single.latency_ms(0.99), 2),
             "raw_limit_events_per_s": round(self.raw.events_per_s(), 0),
+            "apply_events_per_s": round(self.batch.applied_per_s(), 0),
+            "apply_lag_events_at_end": self.batch.apply_lag_at_end,
             "ratio_to_raw": round(self.ratio_to_raw(), 3),
             "mean_commit_events": round(self.batch.mean_commit_events(), 1),
             "single_mean_commit_events": round(self.single.mean_commit_events(), 1),
@@ -221,9 +233,9 @@ impl IngestReport {
             "cpu_cores_single": round(self.single.usage.cores(), 2),
             "cpu_cores_raw": round(self.raw.usage.cores(), 2),
             "cpu_cores_by_thread": {
-                "batch": {"writer": role(&self.batch.usage, "writer"), "http": role(&self.batch.usage, "http"), "clients": role(&self.batch.usage, "clients")},
-                "single": {"writer": role(&self.single.usage, "writer"), "http": role(&self.single.usage, "http"), "clients": role(&self.single.usage, "clients")},
-                "raw": {"writer": role(&self.raw.usage, "writer"), "submitter": role(&self.raw.usage, "other")},
+                "batch": roles(&self.batch.usage),
+                "single": roles(&self.single.usage),
+                "raw": roles(&self.raw.usage),
             },
             "store_written_kib_per_event": {
                 "batch": round(kib_per_event(&self.batch.usage, self.batch.events), 2),
@@ -254,8 +266,8 @@ impl IngestReport {
     }
 }
 
-/// One line of the table; `KiB/event` is what the writer thread wrote (WAL frames, checkpoint copies)
-/// per event.
+/// One line of the table; `KiB/event` is what the store's threads wrote (WAL frames, WAL
+/// checkpoint copies) per event.
 fn row(
     label: &str,
     clients: usize,
@@ -269,13 +281,14 @@ fn row(
         None => ("-".into(), "-".into()),
     };
     let roles = format!(
-        "{:.2} / {:.2} / {:.2}",
-        usage.role_cores("writer"),
+        "{:.2} / {:.2} / {:.2} / {:.2}",
+        usage.role_cores("log"),
+        usage.role_cores("apply"),
         usage.role_cores("http"),
         usage.role_cores("clients")
     );
     format!(
-        "{:<30} {:>7} {:>18} {:>8} {:>8} {:>6.2}  {:<21} {:>18.1}",
+        "{:<30} {:>7} {:>18} {:>8} {:>8} {:>6.2}  {:<28} {:>18.1}",
         label,
         clients,
         throughput,
@@ -291,7 +304,7 @@ fn kib_per_event(usage: &Usage, events: u64) -> f64 {
     if events == 0 {
         0.0
     } else {
-        usage.role("writer").written_bytes as f64 / 1024.0 / events as f64
+        usage.store_written_bytes() as f64 / 1024.0 / events as f64
     }
 }
 

@@ -2,9 +2,11 @@
 //! (`/proc/self/task/*/{stat,io}`).
 //!
 //! The load generator runs in the same process as the server, so the process's CPU includes the
-//! clients'. The split by role (the engine's writer thread, the HTTP server's threads, the clients'
-//! threads) comes from the names the benchmark gives its threads. The writer thread's bytes written
-//! are the store's WAL frames and checkpoint copies (SQLite checkpoints on the committing thread).
+//! clients'. The split by role comes from thread names: the engine's log writer (`cairn-log`), its
+//! applier (`cairn-apply`), the SQLite WAL checkpoint threads (`cairn-wal`), the HTTP server's
+//! threads and the clients'. What the store wrote is the `wchar` of the log writer (WAL frames of the
+//! log), the applier (WAL frames of the state checkpoints) and the WAL threads (copies into the
+//! database files).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -13,8 +15,15 @@ use std::time::Instant;
 pub const SERVER_THREADS: &str = "cairn-http";
 /// Name prefix of the load generator's runtime threads.
 pub const CLIENT_THREADS: &str = "bench-client";
-/// Name of the engine's writer thread (set by `cairn_engine`).
-const WRITER_THREAD: &str = "cairn-writer";
+/// Names of the engine's and the store's threads (set by `cairn_engine` and `cairn_store_sqlite`),
+/// with the role each is counted under.
+const ENGINE_THREADS: &[(&str, &str)] = &[
+    ("cairn-log", "log"),
+    ("cairn-apply", "apply"),
+    ("cairn-wal", "wal"),
+];
+/// Roles whose writes are the store's.
+pub const STORE_ROLES: &[&str] = &["log", "apply", "wal"];
 
 /// What the threads of one role used.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,7 +46,7 @@ pub struct Snapshot {
 pub struct Usage {
     pub wall_s: f64,
     pub cpu_s: f64,
-    /// By thread role: `writer`, `http`, `clients`, `other`.
+    /// By thread role: `log`, `apply`, `wal`, `http`, `clients`, `other`.
     pub roles: BTreeMap<&'static str, RoleUse>,
 }
 
@@ -87,6 +96,14 @@ impl Usage {
         self.roles.get(role).copied().unwrap_or_default()
     }
 
+    /// Bytes the store wrote (its threads' `wchar`).
+    pub fn store_written_bytes(&self) -> u64 {
+        STORE_ROLES
+            .iter()
+            .map(|role| self.role(role).written_bytes)
+            .sum()
+    }
+
     /// Adds another interval (for phases timed in several pieces).
     pub fn add(&mut self, other: &Usage) {
         self.wall_s += other.wall_s;
@@ -130,8 +147,11 @@ fn rusage() -> (f64, i64) {
 }
 
 fn role_of(thread_name: &str) -> &'static str {
-    if thread_name.starts_with(WRITER_THREAD) {
-        "writer"
+    if let Some((_, role)) = ENGINE_THREADS
+        .iter()
+        .find(|(prefix, _)| thread_name.starts_with(prefix))
+    {
+        role
     } else if thread_name.starts_with(SERVER_THREADS) {
         "http"
     } else if thread_name.starts_with(CLIENT_THREADS) {
@@ -198,7 +218,9 @@ mod tests {
             parse_wchar("rchar: 10\nwchar: 2048\nsyscr: 1\n"),
             Some(2048)
         );
-        assert_eq!(role_of("cairn-writer"), "writer");
+        assert_eq!(role_of("cairn-log"), "log");
+        assert_eq!(role_of("cairn-apply"), "apply");
+        assert_eq!(role_of("cairn-wal"), "wal");
         assert_eq!(role_of("bench-client-3"), "clients");
     }
 
