@@ -6,7 +6,9 @@
 //! - a local time that exists twice (02:30 on a fall-back day) means the first of the two instants.
 
 use crate::document::Weekday;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// Parses an IANA time zone name (`Europe/Berlin`); `None` if unknown.
@@ -42,8 +44,6 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> i64 {
     Utc.from_utc_datetime(&local).timestamp_millis()
 }
 
-use chrono::Timelike;
-
 /// The local date-time of an instant.
 pub fn local_date_time(tz: Tz, instant_ms: i64) -> NaiveDateTime {
     utc(instant_ms).with_timezone(&tz).naive_local()
@@ -52,6 +52,12 @@ pub fn local_date_time(tz: Tz, instant_ms: i64) -> NaiveDateTime {
 /// The UTC date-time of an instant in ms (clamped to chrono's range).
 pub fn utc(instant_ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(instant_ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// An instant written as RFC 3339 in UTC with milliseconds (`2025-03-30T01:00:00.000Z`).
+pub fn format_rfc3339(instant_ms: i64) -> Option<String> {
+    DateTime::<Utc>::from_timestamp_millis(instant_ms)
+        .map(|instant| instant.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// A set of weekdays as a bit mask (bit 0 = Monday); empty means every day.
