@@ -433,7 +433,7 @@ impl Run<'_, '_> {
         } = &step.kind
         {
             // An event at exactly the timeout instant still takes the event path.
-            if *awaited != *event.name || self.now() > self.enrollment.wake_at_ms {
+            if **awaited != *event.name || self.now() > self.enrollment.wake_at_ms {
                 return;
             }
             if let Some(filter) = filter {
