@@ -225,6 +225,38 @@ pub fn apply(
     }
 }
 
+/// Checks the goals and exit criteria that need no event (after a profile change); true if one ended
+/// the enrollment.
+pub fn check_profile_criteria(
+    live: &LiveJourney,
+    enrollment: &mut Enrollment,
+    context: &mut Context<'_>,
+    effects: &mut Effects,
+) -> bool {
+    if !enrollment.is_active() {
+        return false;
+    }
+    let had_timer = enrollment.timer().is_some();
+    let mut run = Run {
+        journey: &live.journey,
+        key: live.key,
+        hold: live.holds(),
+        enrollment: &mut *enrollment,
+        context,
+        effects: &mut *effects,
+        budget: MAX_STEPS_PER_INPUT,
+    };
+    let ended = run.check_criteria(None);
+    if ended && had_timer {
+        effects.timers.push(TimerChange {
+            enrollment: enrollment.id,
+            journey: live.key,
+            wake_at_ms: None,
+        });
+    }
+    ended
+}
+
 /// Ends an enrollment from outside the step flow (profile merges): same effects as any other end.
 pub fn end_enrollment(
     live: &LiveJourney,
