@@ -88,9 +88,16 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, format: Format) -> Result
             Ok(value)
         }
         Format::Yaml => {
-            let deserializer = serde_norway::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(deserializer)
-                .map_err(|error| yaml_error(error.path().to_string(), error.into_inner()))
+            // One-key maps (`entry: {event: ...}`) for externally tagged enums, as in JSON, instead of
+            // YAML tags (`entry: !event`).
+            let mut track = serde_path_to_error::Track::new();
+            let deserializer = serde_path_to_error::Deserializer::new(
+                serde_norway::Deserializer::from_str(text),
+                &mut track,
+            );
+            let result: Result<T, serde_norway::Error> =
+                serde_norway::with::singleton_map_recursive::deserialize(deserializer);
+            result.map_err(|error| yaml_error(track.path().to_string(), error))
         }
     }
 }
