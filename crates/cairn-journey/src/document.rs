@@ -355,6 +355,17 @@ pub enum Engagement {
     Bounced,
 }
 
+impl Engagement {
+    /// The engagement as written in documents.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engagement::Opened => "opened",
+            Engagement::Clicked => "clicked",
+            Engagement::Bounced => "bounced",
+        }
+    }
+}
+
 /// `random_split`: weights sum to 100; the branch is a stable hash of (profile, journey, step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -518,4 +529,10 @@ pub struct AudienceDocument {
     pub description: String,
     /// A condition over `profile.*` and event aggregates, e.g. `count("Product Viewed", 7d) > 0`.
     pub condition: String,
+}
+
+/// The published JSON Schema of journey documents (`docs/journey.schema.json`), pretty-printed.
+pub fn journey_schema_json() -> String {
+    let schema = schemars::schema_for!(JourneyDocument);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
 }

@@ -106,17 +106,17 @@ pub fn explain(journey: &CompiledJourney, entry: &TraceEntry) -> String {
             window_ends_ms,
             yes,
         } => match (yes, engaged_at_ms) {
-            (true, Some(at)) => format!("{engagement:?} at {}: yes path", instant(*at)).to_lowercase(),
+            (true, Some(at)) => format!("{} at {}: yes path", engagement.as_str(), instant(*at)),
             _ => format!(
-                "not {engagement:?} by {}: no path",
+                "not {} by {}: no path",
+                engagement.as_str(),
                 instant(*window_ends_ms)
-            )
-            .to_lowercase(),
+            ),
         },
         Decision::EngagementRecorded {
             engagement,
             message_id,
-        } => format!("message {message_id} {engagement:?}").to_lowercase(),
+        } => format!("message {message_id} {}", engagement.as_str()),
         Decision::Sent { message_id } => match step.map(|step| &step.kind) {
             Some(StepKind::Send(send)) => format!(
                 "sent {} `{}` as message {message_id}",

@@ -121,7 +121,7 @@ impl fmt::Display for ValidationError {
         if let Some(step) = &self.step {
             write!(formatter, " step={step}")?;
         }
-        write!(formatter, " at {}: {}", self.path, self.message)
+        write!(formatter, ": {} (at {})", self.message, self.path)
     }
 }
 
