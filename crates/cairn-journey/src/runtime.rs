@@ -1077,7 +1077,11 @@ impl Run<'_, '_> {
                         journey: self.journey_data(),
                         history: self.context.history,
                     };
-                    (attribute, Some(expression.evaluate(&evaluation).to_json()))
+                    let value = match expression.evaluate(&evaluation).to_json() {
+                        Value::Number(number) => number.as_f64().map_or(Value::Null, number_value),
+                        other => other,
+                    };
+                    (attribute, Some(value))
                 }
                 ProfileOperation::Increment { attribute, by } => {
                     let current = lookup_path(self.context.profile, attribute)
