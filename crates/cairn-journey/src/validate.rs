@@ -174,11 +174,12 @@ impl<'a> Validator<'a> {
         path: impl Into<String>,
         message: impl Into<String>,
     ) {
+        let message: String = message.into();
         self.errors.push(ValidationError {
             code,
             step: step.map(str::to_owned),
             path: path.into(),
-            message: message.into(),
+            message: message.trim_end_matches('.').to_owned(),
             condition: None,
         });
     }
