@@ -109,8 +109,8 @@ fn load_catalog(path: Option<&Path>) -> anyhow::Result<Catalog> {
         return Ok(Catalog::open());
     };
     let text = read(path)?;
-    let document: CatalogDocument = cairn_journey::parse::parse_document(&text, format_of(path, &text))
-        .map_err(|error| {
+    let document: CatalogDocument =
+        cairn_journey::parse::parse_document(&text, format_of(path, &text)).map_err(|error| {
             CliError::raise(
                 ErrorCode::InvalidInput,
                 format!("catalog {}: {error}", path.display()),
@@ -123,12 +123,13 @@ fn load_catalog(path: Option<&Path>) -> anyhow::Result<Catalog> {
 fn load(path: &Path, catalog: Option<&Path>) -> anyhow::Result<Arc<CompiledJourney>> {
     let catalog = load_catalog(catalog)?;
     let text = read(path)?;
-    let document: JourneyDocument = parse_journey(&text, format_of(path, &text)).map_err(|error| {
-        CliError::raise(
-            ErrorCode::InvalidJourney,
-            format!("{}: {error}", path.display()),
-        )
-    })?;
+    let document: JourneyDocument =
+        parse_journey(&text, format_of(path, &text)).map_err(|error| {
+            CliError::raise(
+                ErrorCode::InvalidJourney,
+                format!("{}: {error}", path.display()),
+            )
+        })?;
     match validate(&document, &catalog) {
         Ok(journey) => Ok(Arc::new(journey)),
         Err(errors) => {
@@ -229,7 +230,10 @@ fn print_table(timeline: &[Value]) {
                 text("template"),
                 text("message_id")
             ),
-            "profile_update" => line.get("changes").map(Value::to_string).unwrap_or_default(),
+            "profile_update" => line
+                .get("changes")
+                .map(Value::to_string)
+                .unwrap_or_default(),
             "ended" => format!("{} ({})", text("reason"), text("detail")),
             _ => String::new(),
         };

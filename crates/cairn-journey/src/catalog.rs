@@ -109,7 +109,9 @@ impl Catalog {
 
     /// Whether an event name is known.
     pub fn knows_event(&self, name: &str) -> bool {
-        self.events.as_ref().is_none_or(|known| known.contains(name))
+        self.events
+            .as_ref()
+            .is_none_or(|known| known.contains(name))
     }
 
     /// Whether a template is known for the channel.
@@ -123,7 +125,9 @@ impl Catalog {
 
     /// Whether an audience is known.
     pub fn knows_audience(&self, id: &str) -> bool {
-        self.audiences.as_ref().is_none_or(|known| known.contains(id))
+        self.audiences
+            .as_ref()
+            .is_none_or(|known| known.contains(id))
     }
 
     /// Builds a closed catalog from its document form.

@@ -201,7 +201,11 @@ impl StepKind {
                 branches.iter().map(|branch| branch.next).collect()
             }
             StepKind::Send(send) => match &send.await_response {
-                Some(awaiting) => vec![awaiting.on_success, awaiting.on_failure, awaiting.on_timeout],
+                Some(awaiting) => vec![
+                    awaiting.on_success,
+                    awaiting.on_failure,
+                    awaiting.on_timeout,
+                ],
                 None => send.next.into_iter().collect(),
             },
             StepKind::Exit => Vec::new(),
@@ -254,10 +258,21 @@ pub struct AwaitSpec {
 /// One `update_profile` operation.
 #[derive(Debug, Clone)]
 pub enum ProfileOperation {
-    Set { attribute: Arc<str>, value: Value },
-    SetExpression { attribute: Arc<str>, expression: Condition },
-    Increment { attribute: Arc<str>, by: f64 },
-    Unset { attribute: Arc<str> },
+    Set {
+        attribute: Arc<str>,
+        value: Value,
+    },
+    SetExpression {
+        attribute: Arc<str>,
+        expression: Condition,
+    },
+    Increment {
+        attribute: Arc<str>,
+        by: f64,
+    },
+    Unset {
+        attribute: Arc<str>,
+    },
 }
 
 /// The event names and kinds of input a journey reacts to.

@@ -20,7 +20,9 @@ impl CronSchedule {
             .year(Year::Disallowed)
             .build()
             .parse(expression)
-            .map_err(|error| format!("`{expression}` is not a five-field cron expression: {error}"))?;
+            .map_err(|error| {
+                format!("`{expression}` is not a five-field cron expression: {error}")
+            })?;
         Ok(CronSchedule { cron, time_zone })
     }
 
@@ -46,7 +48,9 @@ mod tests {
     use chrono::DateTime;
 
     fn ms(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]

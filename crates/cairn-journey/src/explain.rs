@@ -80,7 +80,9 @@ pub fn explain(journey: &CompiledJourney, entry: &TraceEntry) -> String {
                 (None, _) => "no branch matched: default path".to_owned(),
             };
             match reads {
-                Some(reads) if !reads.is_empty() => format!("{chosen} (read {})", render_reads(reads)),
+                Some(reads) if !reads.is_empty() => {
+                    format!("{chosen} (read {})", render_reads(reads))
+                }
                 _ => chosen,
             }
         }
@@ -137,7 +139,11 @@ pub fn explain(journey: &CompiledJourney, entry: &TraceEntry) -> String {
         Decision::Held => "held: the journey is paused".to_owned(),
         Decision::Resumed => "released: the journey resumed".to_owned(),
         Decision::CriterionMet { goal, index, reads } => {
-            let criteria = if *goal { &journey.goals } else { &journey.exits };
+            let criteria = if *goal {
+                &journey.goals
+            } else {
+                &journey.exits
+            };
             let criterion = criteria.get(usize::from(*index));
             let name = criterion.map_or("?", |criterion| &*criterion.id);
             let source = criterion

@@ -67,7 +67,10 @@ pub struct WeekdaySet(u8);
 impl WeekdaySet {
     /// The set of the given days.
     pub fn of(days: &[Weekday]) -> WeekdaySet {
-        WeekdaySet(days.iter().fold(0u8, |mask, day| mask | 1 << weekday_index(*day)))
+        WeekdaySet(
+            days.iter()
+                .fold(0u8, |mask, day| mask | 1 << weekday_index(*day)),
+        )
     }
 
     /// Whether the day is allowed (every day is allowed by an empty set).
@@ -123,11 +126,13 @@ pub fn parse_date_value(value: &serde_json::Value) -> Option<NaiveDate> {
     match value {
         serde_json::Value::String(text) => {
             let text = text.trim();
-            NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().or_else(|| {
-                DateTime::parse_from_rfc3339(text)
-                    .ok()
-                    .map(|instant| instant.date_naive())
-            })
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .or_else(|| {
+                    DateTime::parse_from_rfc3339(text)
+                        .ok()
+                        .map(|instant| instant.date_naive())
+                })
         }
         serde_json::Value::Number(number) => number
             .as_i64()

@@ -7,7 +7,7 @@
 //! ids (derived from them) do not either: nothing already sent is sent again. Entry histories add up.
 
 use crate::compiled::ReEntryRule;
-use crate::effects::{EndDetail, Effects};
+use crate::effects::{Effects, EndDetail};
 use crate::enrollment::EndReason;
 use crate::orchestrate::{JourneySet, ProfileJourneys};
 use crate::runtime::end_enrollment;
@@ -21,9 +21,8 @@ pub fn merge_profiles(
     now_ms: i64,
     effects: &mut Effects,
 ) {
-    let journey_id_of = |key| -> Option<Arc<str>> {
-        journeys.get(key).map(|live| live.journey.id.clone())
-    };
+    let journey_id_of =
+        |key| -> Option<Arc<str>> { journeys.get(key).map(|live| live.journey.id.clone()) };
     for mut incoming in absorbed.enrollments {
         if !incoming.is_active() {
             continue;
@@ -47,8 +46,8 @@ pub fn merge_profiles(
             None => survivor.enrollments.push(incoming),
             Some(position) => {
                 let existing = &mut survivor.enrollments[position];
-                let incoming_first = (incoming.entered_at_ms, incoming.id)
-                    < (existing.entered_at_ms, existing.id);
+                let incoming_first =
+                    (incoming.entered_at_ms, incoming.id) < (existing.entered_at_ms, existing.id);
                 let (loser, winner_id) = if incoming_first {
                     let winner_id = incoming.id;
                     std::mem::swap(existing, &mut incoming);

@@ -47,7 +47,10 @@ impl JourneySet {
         for (position, live) in self.journeys.iter().enumerate() {
             self.by_key.insert(live.key, position);
             for name in &live.journey.index.event_names {
-                self.by_event.entry(name.clone()).or_default().push(position);
+                self.by_event
+                    .entry(name.clone())
+                    .or_default()
+                    .push(position);
             }
             if live.journey.index.criteria_on_any_event {
                 self.on_any_event.push(position);
@@ -57,7 +60,9 @@ impl JourneySet {
 
     /// The journey with this key.
     pub fn get(&self, key: JourneyKey) -> Option<&LiveJourney> {
-        self.by_key.get(&key).map(|&position| &self.journeys[position])
+        self.by_key
+            .get(&key)
+            .map(|&position| &self.journeys[position])
     }
 
     /// Every journey.
@@ -161,7 +166,10 @@ pub enum ProfileInput<'a> {
     /// The profile's attributes changed: profile-only goals and exits are checked.
     ProfileChanged,
     /// The journey was stopped: its enrollments end with `stopped`.
-    JourneyStopped { journey: JourneyKey, reason: &'a str },
+    JourneyStopped {
+        journey: JourneyKey,
+        reason: &'a str,
+    },
     /// The journey resumed (already marked not paused in the set): held enrollments continue.
     JourneyResumed { journey: JourneyKey },
 }
@@ -245,7 +253,15 @@ pub fn handle(
                 seen.push(position);
                 let live = &journeys.journeys[position];
                 if live.journey.index.entry_event.as_deref() == Some(event.name.as_str()) {
-                    let _ = try_enter(journeys, live, profile, EntryTrigger::event(event), context, ids, effects);
+                    let _ = try_enter(
+                        journeys,
+                        live,
+                        profile,
+                        EntryTrigger::event(event),
+                        context,
+                        ids,
+                        effects,
+                    );
                 }
             }
         }
@@ -288,7 +304,15 @@ pub fn handle(
             for live in journeys.journeys() {
                 if matches!(&live.journey.entry, CompiledEntry::Audience { audience: entry, .. } if **entry == *audience)
                 {
-                    let _ = try_enter(journeys, live, profile, EntryTrigger::default(), context, ids, effects);
+                    let _ = try_enter(
+                        journeys,
+                        live,
+                        profile,
+                        EntryTrigger::default(),
+                        context,
+                        ids,
+                        effects,
+                    );
                 }
             }
         }
@@ -297,12 +321,28 @@ pub fn handle(
         }
         ProfileInput::ScheduleFired { journey } => {
             if let Some(live) = journeys.get(journey) {
-                let _ = try_enter(journeys, live, profile, EntryTrigger::default(), context, ids, effects);
+                let _ = try_enter(
+                    journeys,
+                    live,
+                    profile,
+                    EntryTrigger::default(),
+                    context,
+                    ids,
+                    effects,
+                );
             }
         }
         ProfileInput::EnrollByApi { journey, data } => {
             if let Some(live) = journeys.get(journey) {
-                let _ = try_enter(journeys, live, profile, EntryTrigger { event: None, data }, context, ids, effects);
+                let _ = try_enter(
+                    journeys,
+                    live,
+                    profile,
+                    EntryTrigger { event: None, data },
+                    context,
+                    ids,
+                    effects,
+                );
             }
         }
         ProfileInput::JourneyStopped { journey, reason } => {

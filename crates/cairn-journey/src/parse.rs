@@ -117,12 +117,19 @@ fn yaml_error(path: String, error: serde_norway::Error) -> ParseError {
         .location()
         .map(|location| (location.line(), location.column()))
         .unwrap_or((0, 0));
+    let path = clean_path(path);
+    let message = strip_position(&error.to_string());
+    // serde_norway starts its messages with the path, which is kept in its own field.
+    let message = match message.strip_prefix(&format!("{path}: ")) {
+        Some(rest) if !path.is_empty() => rest.to_owned(),
+        _ => message,
+    };
     ParseError {
         format: Format::Yaml.name(),
         line,
         column,
-        path: clean_path(path),
-        message: strip_position(&error.to_string()),
+        path,
+        message,
     }
 }
 

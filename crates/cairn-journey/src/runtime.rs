@@ -8,7 +8,7 @@
 use crate::compiled::{CompiledCriterion, CompiledJourney, ProfileOperation, SendSpec, StepKind};
 use crate::document::{IfMissing, PauseBehaviour};
 use crate::effects::{
-    AttributeChange, Decision, EndDetail, Ended, Entered, Effects, OutboxMessage, ProfileUpdate,
+    AttributeChange, Decision, Effects, EndDetail, Ended, Entered, OutboxMessage, ProfileUpdate,
     Reads, StepChange, StepCount, TimerChange, TraceEntry, WaitReason,
 };
 use crate::engagement::engagements_of;
@@ -196,7 +196,10 @@ pub fn apply(
     if !enrollment.is_active() {
         return;
     }
-    debug_assert_eq!(enrollment.journey, live.key, "enrollment applied to another journey");
+    debug_assert_eq!(
+        enrollment.journey, live.key,
+        "enrollment applied to another journey"
+    );
     let timer_before = enrollment.wake_at_ms;
     let entering = matches!(input, Input::Enter { .. });
     let mut run = Run {
@@ -213,7 +216,9 @@ pub fn apply(
         Input::Event(event) => run.on_event(event),
         Input::Timer => run.on_timer(),
         Input::DeliveryResult(result) => run.on_delivery_result(result),
-        Input::Stop { reason } => run.end(EndReason::Stopped, EndDetail::Stopped(Arc::from(reason))),
+        Input::Stop { reason } => {
+            run.end(EndReason::Stopped, EndDetail::Stopped(Arc::from(reason)))
+        }
         Input::Resume => run.on_resume(),
     }
     if enrollment.wake_at_ms != timer_before && !(entering && enrollment.wake_at_ms == NO_TIMER) {
@@ -547,7 +552,10 @@ impl Run<'_, '_> {
         self.enrollment.wake_at_ms = NO_TIMER;
         let journey = self.journey;
         let Some(step) = journey.step(self.enrollment.step) else {
-            self.end(EndReason::Error, EndDetail::Error("step index out of range"));
+            self.end(
+                EndReason::Error,
+                EndDetail::Error("step index out of range"),
+            );
             return;
         };
         let next = match &step.kind {
@@ -736,7 +744,10 @@ impl Run<'_, '_> {
     fn execute(&mut self) -> Next {
         let journey = self.journey;
         let Some(step) = journey.step(self.enrollment.step) else {
-            self.end(EndReason::Error, EndDetail::Error("step index out of range"));
+            self.end(
+                EndReason::Error,
+                EndDetail::Error("step index out of range"),
+            );
             return Next::Ended;
         };
         let now = self.now();

@@ -34,7 +34,10 @@ pub enum ScriptItem {
     /// message sent from that step.
     Event(Event),
     /// New profile attributes (`identify`).
-    Identify { at_ms: i64, traits: Map<String, Value> },
+    Identify {
+        at_ms: i64,
+        traits: Map<String, Value>,
+    },
     /// A webhook's delivery result, for the latest message sent from `step`.
     DeliveryResult {
         at_ms: i64,
@@ -112,10 +115,14 @@ impl SimulationReport {
         let mut path = Vec::new();
         for input in &self.inputs {
             for entry in &input.effects.trace {
-                let first_for_step = path.last().is_none_or(|(_, enrollment, step): &(i64, u64, String)| {
-                    *enrollment != entry.enrollment.0
-                        || journey.step(entry.step).is_none_or(|known| *known.id != **step)
-                });
+                let first_for_step =
+                    path.last()
+                        .is_none_or(|(_, enrollment, step): &(i64, u64, String)| {
+                            *enrollment != entry.enrollment.0
+                                || journey
+                                    .step(entry.step)
+                                    .is_none_or(|known| *known.id != **step)
+                        });
                 if first_for_step {
                     if let Some(step) = journey.step(entry.step) {
                         path.push((entry.at_ms, entry.enrollment.0, step.id.to_string()));
@@ -460,7 +467,8 @@ pub fn parse_script(text: &str, start_ms: i64) -> Result<Vec<ScriptItem>, Script
             line: line_number,
             message,
         };
-        let value: Value = serde_json::from_str(trimmed).map_err(|error| fail(error.to_string()))?;
+        let value: Value =
+            serde_json::from_str(trimmed).map_err(|error| fail(error.to_string()))?;
         let Value::Object(object) = value else {
             return Err(fail("a script line must be a JSON object".to_owned()));
         };
@@ -516,8 +524,9 @@ pub fn earliest_timestamp(text: &str) -> Option<i64> {
 
 fn script_time(object: &Map<String, Value>, start_ms: i64) -> Result<i64, String> {
     if let Some(timestamp) = object.get("timestamp") {
-        return absolute_time(timestamp)
-            .ok_or_else(|| format!("`timestamp` {timestamp} is neither RFC 3339 nor milliseconds"));
+        return absolute_time(timestamp).ok_or_else(|| {
+            format!("`timestamp` {timestamp} is neither RFC 3339 nor milliseconds")
+        });
     }
     if let Some(after) = object.get("after").and_then(Value::as_str) {
         return parse_duration_ms(after).map(|offset| start_ms.saturating_add(offset));

@@ -388,7 +388,10 @@ impl<'a> Validator<'a> {
         step: Option<&str>,
         path: &str,
     ) -> Option<String> {
-        let Some(attribute) = text.strip_prefix("profile.").filter(|rest| !rest.is_empty()) else {
+        let Some(attribute) = text
+            .strip_prefix("profile.")
+            .filter(|rest| !rest.is_empty())
+        else {
             self.error(
                 codes::INVALID_ATTRIBUTE,
                 step,
@@ -443,7 +446,9 @@ impl<'a> Validator<'a> {
         expression: bool,
     ) -> Option<Condition> {
         let mut schema = match usage {
-            ConditionUse::EventEntry(_) | ConditionUse::ProfileOnly => self.catalog.schema().clone(),
+            ConditionUse::EventEntry(_) | ConditionUse::ProfileOnly => {
+                self.catalog.schema().clone()
+            }
             ConditionUse::NamedEvent(_) | ConditionUse::InJourney => self.step_schema.clone(),
         };
         match usage {
@@ -474,7 +479,13 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn condition_error(&mut self, diagnostic: &Diagnostic, source: &str, step: Option<&str>, path: &str) {
+    fn condition_error(
+        &mut self,
+        diagnostic: &Diagnostic,
+        source: &str,
+        step: Option<&str>,
+        path: &str,
+    ) {
         self.errors.push(ValidationError {
             code: codes::INVALID_CONDITION,
             step: step.map(str::to_owned),
@@ -617,7 +628,10 @@ impl<'a> Validator<'a> {
                 codes::EMPTY_CRITERION,
                 None,
                 path,
-                format!("criterion `{}` has neither an event nor a condition", criterion.id),
+                format!(
+                    "criterion `{}` has neither an event nor a condition",
+                    criterion.id
+                ),
             );
             return None;
         }
@@ -707,9 +721,13 @@ impl<'a> Validator<'a> {
                     &format!("{base}/filter"),
                 );
                 let timeout_ms = self.duration(&wait.timeout, here, &format!("{base}/timeout"));
-                let on_event = self.reference(wait.on_event.as_ref(), here, &format!("{base}/on_event"));
-                let on_timeout =
-                    self.reference(wait.on_timeout.as_ref(), here, &format!("{base}/on_timeout"));
+                let on_event =
+                    self.reference(wait.on_event.as_ref(), here, &format!("{base}/on_event"));
+                let on_timeout = self.reference(
+                    wait.on_timeout.as_ref(),
+                    here,
+                    &format!("{base}/on_timeout"),
+                );
                 Some(StepKind::WaitForEvent {
                     event: Arc::from(wait.event.as_str()),
                     filter: filter.ok()?,
@@ -748,7 +766,8 @@ impl<'a> Validator<'a> {
                         _ => failed = true,
                     }
                 }
-                let default = self.reference(split.default.as_ref(), here, &format!("{base}/default"));
+                let default =
+                    self.reference(split.default.as_ref(), here, &format!("{base}/default"));
                 if failed || split.branches.is_empty() {
                     return None;
                 }
@@ -758,11 +777,8 @@ impl<'a> Validator<'a> {
                 })
             }
             Step::EngagementSplit(split) => {
-                let send_step = self.reference(
-                    Some(&split.send_step),
-                    here,
-                    &format!("{base}/send_step"),
-                );
+                let send_step =
+                    self.reference(Some(&split.send_step), here, &format!("{base}/send_step"));
                 if let Some(send) = send_step {
                     if !matches!(self.document.steps.get(send.get()), Some(Step::Send(_))) {
                         self.error(
@@ -794,7 +810,11 @@ impl<'a> Validator<'a> {
                     );
                     return None;
                 }
-                let total: u64 = split.branches.iter().map(|branch| u64::from(branch.weight)).sum();
+                let total: u64 = split
+                    .branches
+                    .iter()
+                    .map(|branch| u64::from(branch.weight))
+                    .sum();
                 if total != 100 {
                     self.error(
                         codes::RANDOM_WEIGHTS,
@@ -924,7 +944,8 @@ impl<'a> Validator<'a> {
                 );
                 return None;
             }
-            let attribute = self.profile_attribute_path(attribute, step, &format!("{base}/attribute"))?;
+            let attribute =
+                self.profile_attribute_path(attribute, step, &format!("{base}/attribute"))?;
             return Some(StepKind::WaitDateAttribute {
                 attribute,
                 offset_days: until.offset_days,
@@ -997,12 +1018,21 @@ impl<'a> Validator<'a> {
                 }
                 let path = format!("{base}/await_response");
                 let timeout_ms = self.duration(&awaiting.timeout, here, &format!("{path}/timeout"));
-                let on_success =
-                    self.reference(awaiting.on_success.as_ref(), here, &format!("{path}/on_success"));
-                let on_failure =
-                    self.reference(awaiting.on_failure.as_ref(), here, &format!("{path}/on_failure"));
-                let on_timeout =
-                    self.reference(awaiting.on_timeout.as_ref(), here, &format!("{path}/on_timeout"));
+                let on_success = self.reference(
+                    awaiting.on_success.as_ref(),
+                    here,
+                    &format!("{path}/on_success"),
+                );
+                let on_failure = self.reference(
+                    awaiting.on_failure.as_ref(),
+                    here,
+                    &format!("{path}/on_failure"),
+                );
+                let on_timeout = self.reference(
+                    awaiting.on_timeout.as_ref(),
+                    here,
+                    &format!("{path}/on_timeout"),
+                );
                 (
                     Some(AwaitSpec {
                         timeout_ms: timeout_ms?,
@@ -1122,7 +1152,13 @@ impl<'a> Validator<'a> {
         let count = steps.len();
         let successors: Vec<Vec<usize>> = steps
             .iter()
-            .map(|step| step.kind.targets().into_iter().map(StepIndex::get).collect())
+            .map(|step| {
+                step.kind
+                    .targets()
+                    .into_iter()
+                    .map(StepIndex::get)
+                    .collect()
+            })
             .collect();
         let reachable = reachable_from(&successors, start.get());
         for (position, step) in steps.iter().enumerate() {
@@ -1392,7 +1428,13 @@ mod tests {
 
     #[test]
     fn tarjan_finds_loops_and_self_loops_only() {
-        assert_eq!(find_cycles(&[vec![1], vec![2], vec![]]), Vec::<Vec<usize>>::new());
-        assert_eq!(find_cycles(&[vec![1], vec![0], vec![2]]), vec![vec![0, 1], vec![2]]);
+        assert_eq!(
+            find_cycles(&[vec![1], vec![2], vec![]]),
+            Vec::<Vec<usize>>::new()
+        );
+        assert_eq!(
+            find_cycles(&[vec![1], vec![0], vec![2]]),
+            vec![vec![0, 1], vec![2]]
+        );
     }
 }

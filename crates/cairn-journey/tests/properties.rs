@@ -13,7 +13,14 @@ use std::sync::Arc;
 
 const DAY_MS: i64 = 86_400_000;
 const START_MS: i64 = 1_735_689_600_000; // 2025-01-01T00:00:00Z
-const EVENT_NAMES: &[&str] = &["Start", "A", "B", "Goal", "Email Opened", "Email Link Clicked"];
+const EVENT_NAMES: &[&str] = &[
+    "Start",
+    "A",
+    "B",
+    "Goal",
+    "Email Opened",
+    "Email Link Clicked",
+];
 
 /// One generated step: its kind and parameters; targets are chosen when the graph is built.
 #[derive(Debug, Clone)]
@@ -89,9 +96,11 @@ fn build(steps: &[Gen], jumps: &[usize], with_goal: bool) -> Value {
                 ],
                 "default": next}),
             Gen::Engagement(kind, minutes) => match last_send {
-                Some(send) => json!({"id": id(index), "type": "engagement_split", "send_step": id(send),
+                Some(send) => {
+                    json!({"id": id(index), "type": "engagement_split", "send_step": id(send),
                     "engagement": (["opened", "clicked", "bounced"][usize::from(*kind)]),
-                    "window": format!("{minutes}m"), "on_yes": other, "on_no": next}),
+                    "window": format!("{minutes}m"), "on_yes": other, "on_no": next})
+                }
                 None => json!({"id": id(index), "type": "join", "next": next}),
             },
             Gen::Random(weight) => json!({"id": id(index), "type": "random_split", "branches": [
@@ -103,8 +112,10 @@ fn build(steps: &[Gen], jumps: &[usize], with_goal: bool) -> Value {
                 json!({"id": id(index), "type": "send", "channel": (["email", "sms", "push"][usize::from(*channel)]),
                        "template": "t", "next": next})
             }
-            Gen::Webhook(seconds) => json!({"id": id(index), "type": "send", "channel": "webhook", "template": "hook",
-                "await_response": {"timeout": format!("{seconds}s"), "on_success": next, "on_failure": other, "on_timeout": next}}),
+            Gen::Webhook(seconds) => {
+                json!({"id": id(index), "type": "send", "channel": "webhook", "template": "hook",
+                "await_response": {"timeout": format!("{seconds}s"), "on_success": next, "on_failure": other, "on_timeout": next}})
+            }
             Gen::Update(by) => json!({"id": id(index), "type": "update_profile",
                 "increment": {"score": by}, "set_expr": {"last_step": format!("\"{}\"", id(index))}, "next": next}),
             Gen::Join => json!({"id": id(index), "type": "join", "next": next}),
@@ -130,13 +141,20 @@ fn build(steps: &[Gen], jumps: &[usize], with_goal: bool) -> Value {
 
 /// A scripted input: an event at an offset (minutes) from the previous one.
 fn gen_script() -> impl Strategy<Value = Vec<(usize, u32, bool)>> {
-    prop::collection::vec((0usize..EVENT_NAMES.len(), 0u32..3_000, any::<bool>()), 0..25)
+    prop::collection::vec(
+        (0usize..EVENT_NAMES.len(), 0u32..3_000, any::<bool>()),
+        0..25,
+    )
 }
 
 fn script_items(script: &[(usize, u32, bool)]) -> Vec<ScriptItem> {
     let mut at = START_MS;
     // Every script begins with an entry.
-    let mut items = vec![ScriptItem::Event(Event::track("Start", START_MS, Map::new()))];
+    let mut items = vec![ScriptItem::Event(Event::track(
+        "Start",
+        START_MS,
+        Map::new(),
+    ))];
     for (event, minutes, feedback) in script {
         at += i64::from(*minutes) * 60_000;
         let name = EVENT_NAMES[*event];

@@ -4,12 +4,14 @@
 
 mod common;
 
-use cairn_journey::effects::{Decision, EndDetail, Effects, StepChange};
-use cairn_journey::orchestrate::{handle, JourneySet, ProfileInput, ProfileJourneys, SequentialIds};
+use cairn_journey::effects::{Decision, Effects, EndDetail, StepChange};
+use cairn_journey::orchestrate::{
+    handle, JourneySet, ProfileInput, ProfileJourneys, SequentialIds,
+};
 use cairn_journey::runtime::{Context, LiveJourney, NoHistory};
 use cairn_journey::{
-    merge_profiles, Catalog, CompiledJourney, DeliveryResult, EndReason, Event, Format,
-    JourneyKey, Status,
+    merge_profiles, Catalog, CompiledJourney, DeliveryResult, EndReason, Event, Format, JourneyKey,
+    Status,
 };
 use common::{at, compile_text, ms};
 use serde_json::{json, Map, Value};
@@ -128,7 +130,10 @@ fn wait_for_a_duration_sets_the_timer_then_moves_on() {
     );
     let entered = harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
     assert_eq!(entered.entered.len(), 1);
-    assert_eq!(entered.timers[0].wake_at_ms, Some(ms("2025-01-01T12:00:00Z")));
+    assert_eq!(
+        entered.timers[0].wake_at_ms,
+        Some(ms("2025-01-01T12:00:00Z"))
+    );
     assert!(entered.outbox.is_empty());
     // An early timer (stale) does nothing.
     let early = harness.input(
@@ -140,7 +145,10 @@ fn wait_for_a_duration_sets_the_timer_then_moves_on() {
     assert!(early.is_empty());
     let (when, effects) = harness.next_timer();
     assert_eq!(when, "2025-01-01T12:00:00.000Z");
-    assert_eq!(sent(&effects), [("s".to_owned(), "000000000000000100010000".to_owned())]);
+    assert_eq!(
+        sent(&effects),
+        [("s".to_owned(), "000000000000000100010000".to_owned())]
+    );
     assert_eq!(ended(&effects), [EndReason::Completed]);
     assert!(harness.state.enrollments.is_empty());
     // Counters: entered w, s, x; left w and s by advancing; x by ending.
@@ -170,7 +178,10 @@ fn wait_until_a_date_time_passes_at_once_when_it_is_over() {
     );
     let mut before = Harness::new(journey(&yaml), json!({}));
     before.event("2025-05-01T00:00:00Z", "Start", json!({}));
-    assert_eq!(before.timer_of_first().as_deref(), Some("2025-06-01T07:00:00.000Z"));
+    assert_eq!(
+        before.timer_of_first().as_deref(),
+        Some("2025-06-01T07:00:00.000Z")
+    );
     let mut after = Harness::new(journey(&yaml), json!({}));
     let effects = after.event("2025-07-01T00:00:00Z", "Start", json!({}));
     assert_eq!(ended(&effects), [EndReason::Completed]);
@@ -189,21 +200,36 @@ fn local_time_journey(default_zone: &str) -> Arc<CompiledJourney> {
 #[test]
 fn local_time_wait_on_spring_forward_day_moves_to_the_jump() {
     // Berlin 2025-03-30: 02:00 CET jumps to 03:00 CEST (01:00 UTC). 02:30 does not exist.
-    let mut berlin = Harness::new(local_time_journey("UTC"), json!({"timezone": "Europe/Berlin"}));
+    let mut berlin = Harness::new(
+        local_time_journey("UTC"),
+        json!({"timezone": "Europe/Berlin"}),
+    );
     berlin.event("2025-03-29T23:00:00Z", "Start", json!({}));
-    assert_eq!(berlin.timer_of_first().as_deref(), Some("2025-03-30T01:00:00.000Z"));
+    assert_eq!(
+        berlin.timer_of_first().as_deref(),
+        Some("2025-03-30T01:00:00.000Z")
+    );
     // New York 2025-03-09: 02:00 EST jumps to 03:00 EDT (07:00 UTC); default zone used (no profile zone).
     let mut new_york = Harness::new(local_time_journey("America/New_York"), json!({}));
     new_york.event("2025-03-09T05:00:00Z", "Start", json!({}));
-    assert_eq!(new_york.timer_of_first().as_deref(), Some("2025-03-09T07:00:00.000Z"));
+    assert_eq!(
+        new_york.timer_of_first().as_deref(),
+        Some("2025-03-09T07:00:00.000Z")
+    );
 }
 
 #[test]
 fn local_time_wait_on_fall_back_day_takes_the_first_instant_and_keeps_the_wall_clock() {
     // Berlin 2025-10-26: 02:30 happens twice (00:30 and 01:30 UTC): the first.
-    let mut berlin = Harness::new(local_time_journey("UTC"), json!({"timezone": "Europe/Berlin"}));
+    let mut berlin = Harness::new(
+        local_time_journey("UTC"),
+        json!({"timezone": "Europe/Berlin"}),
+    );
     berlin.event("2025-10-25T20:00:00Z", "Start", json!({}));
-    assert_eq!(berlin.timer_of_first().as_deref(), Some("2025-10-26T00:30:00.000Z"));
+    assert_eq!(
+        berlin.timer_of_first().as_deref(),
+        Some("2025-10-26T00:30:00.000Z")
+    );
     // An invalid profile zone falls back to the journey default, and the trace says so.
     let mut fallback = Harness::new(
         local_time_journey("America/New_York"),
@@ -211,12 +237,18 @@ fn local_time_wait_on_fall_back_day_takes_the_first_instant_and_keeps_the_wall_c
     );
     let effects = fallback.event("2025-11-01T12:00:00Z", "Start", json!({}));
     // New York 2025-11-02: 02:30 exists once, after the fall back (EST): 07:30 UTC.
-    assert_eq!(fallback.timer_of_first().as_deref(), Some("2025-11-02T07:30:00.000Z"));
+    assert_eq!(
+        fallback.timer_of_first().as_deref(),
+        Some("2025-11-02T07:30:00.000Z")
+    );
     let explanation = cairn_journey::explain::explain(
         &fallback.journeys.journeys()[0].journey,
         &effects.trace[1],
     );
-    assert!(explanation.contains("the journey's default time zone"), "{explanation}");
+    assert!(
+        explanation.contains("the journey's default time zone"),
+        "{explanation}"
+    );
 }
 
 #[test]
@@ -230,14 +262,20 @@ fn date_attribute_waits_with_offsets_and_yearly_birthdays() {
     );
     harness.event("2025-03-01T00:00:00Z", "Start", json!({}));
     // 2025-03-29 09:00 CET = 08:00 UTC.
-    assert_eq!(harness.timer_of_first().as_deref(), Some("2025-03-29T08:00:00.000Z"));
+    assert_eq!(
+        harness.timer_of_first().as_deref(),
+        Some("2025-03-29T08:00:00.000Z")
+    );
 
     let birthday = journey(&format!(
         "{HEADER}start: w\nsteps:\n  - {{id: w, type: wait, until: {{attribute: profile.birthday, yearly: true, time_of_day: \"10:00\"}}, next: x}}\n  - {{id: x, type: exit}}\n"
     ));
     let mut harness = Harness::new(birthday, json!({"birthday": "1990-02-14"}));
     harness.event("2025-03-01T00:00:00Z", "Start", json!({}));
-    assert_eq!(harness.timer_of_first().as_deref(), Some("2026-02-14T10:00:00.000Z"));
+    assert_eq!(
+        harness.timer_of_first().as_deref(),
+        Some("2026-02-14T10:00:00.000Z")
+    );
 }
 
 fn wait_for_event_journey() -> Arc<CompiledJourney> {
@@ -310,11 +348,17 @@ fn engagement_split_takes_yes_at_once_when_already_engaged() {
         "Email Opened",
         json!({"message_id": message_id}),
     );
-    assert!(matches!(open.trace[0].decision, Decision::EngagementRecorded { .. }));
+    assert!(matches!(
+        open.trace[0].decision,
+        Decision::EngagementRecorded { .. }
+    ));
     let (_, effects) = harness.next_timer();
     assert!(effects.outbox.is_empty());
     assert_eq!(ended(&effects), [EndReason::Completed]);
-    assert_eq!(&*harness.journeys.journeys()[0].journey.steps[effects.ended[0].step.get()].id, "yes");
+    assert_eq!(
+        &*harness.journeys.journeys()[0].journey.steps[effects.ended[0].step.get()].id,
+        "yes"
+    );
 }
 
 #[test]
@@ -324,7 +368,10 @@ fn engagement_split_waits_for_the_window_then_takes_no() {
     harness.next_timer();
     // At the split: waits until the window ends (1 day after the send).
     assert_eq!(harness.step_of_first(), "s");
-    assert_eq!(harness.timer_of_first().as_deref(), Some("2025-01-02T10:00:00.000Z"));
+    assert_eq!(
+        harness.timer_of_first().as_deref(),
+        Some("2025-01-02T10:00:00.000Z")
+    );
     // Feedback about another enrollment's message is ignored.
     harness.event(
         "2025-01-01T12:00:00Z",
@@ -363,9 +410,17 @@ fn random_split_is_stable_per_customer_and_honours_the_weights() {
             let mut harness = Harness::new(compiled.clone(), json!({}));
             harness.profile_id = Arc::from(format!("prof_{customer}").as_str());
             let effects = harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
-            templates.push(effects.outbox.first().map(|message| message.template.to_string()));
+            templates.push(
+                effects
+                    .outbox
+                    .first()
+                    .map(|message| message.template.to_string()),
+            );
         }
-        assert_eq!(templates[0], templates[1], "the same customer takes the same branch");
+        assert_eq!(
+            templates[0], templates[1],
+            "the same customer takes the same branch"
+        );
         let index = match templates[0].as_deref() {
             Some("a") => 0,
             Some("b") => 1,
@@ -407,13 +462,19 @@ fn webhook_response_fields_drive_a_later_split() {
     let mut harness = Harness::new(webhook_journey(), json!({}));
     let entered = harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
     assert_eq!(entered.outbox[0].channel.as_str(), "webhook");
-    assert_eq!(harness.timer_of_first().as_deref(), Some("2025-01-01T10:00:30.000Z"));
+    assert_eq!(
+        harness.timer_of_first().as_deref(),
+        Some("2025-01-01T10:00:30.000Z")
+    );
     let result = DeliveryResult {
         message_id: entered.outbox[0].message_id,
         ok: true,
         response: json!({"status": 200, "score": 80}),
     };
-    let effects = harness.input(ms("2025-01-01T10:00:02Z"), ProfileInput::DeliveryResult(&result));
+    let effects = harness.input(
+        ms("2025-01-01T10:00:02Z"),
+        ProfileInput::DeliveryResult(&result),
+    );
     assert_eq!(effects.outbox[0].template.as_ref(), "hot");
 
     let mut failing = Harness::new(webhook_journey(), json!({}));
@@ -423,7 +484,10 @@ fn webhook_response_fields_drive_a_later_split() {
         ok: false,
         response: json!({"status": 500}),
     };
-    let effects = failing.input(ms("2025-01-01T10:00:01Z"), ProfileInput::DeliveryResult(&result));
+    let effects = failing.input(
+        ms("2025-01-01T10:00:01Z"),
+        ProfileInput::DeliveryResult(&result),
+    );
     assert_eq!(effects.outbox[0].template.as_ref(), "failed");
 
     let mut silent = Harness::new(webhook_journey(), json!({}));
@@ -483,16 +547,16 @@ fn goal_reached_while_waiting_ends_the_enrollment_and_clears_its_timer() {
     let mut harness = Harness::new(goal_journey("once"), json!({}));
     harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
     // Events no journey cares about cost nothing.
-    assert!(harness.event("2025-01-01T11:00:00Z", "Page Viewed", json!({})).is_empty());
+    assert!(harness
+        .event("2025-01-01T11:00:00Z", "Page Viewed", json!({}))
+        .is_empty());
     let effects = harness.event("2025-01-01T12:00:00Z", "Order Completed", json!({}));
     assert_eq!(ended(&effects), [EndReason::GoalReached]);
     assert_eq!(effects.ended[0].detail, EndDetail::Goal(0));
     assert_eq!(effects.timers[0].wake_at_ms, None);
     assert!(harness.state.enrollments.is_empty());
-    let explanation = cairn_journey::explain::explain(
-        &harness.journeys.journeys()[0].journey,
-        &effects.trace[0],
-    );
+    let explanation =
+        cairn_journey::explain::explain(&harness.journeys.journeys()[0].journey, &effects.trace[0]);
     assert_eq!(
         explanation,
         "goal `bought` met: event.name == \"Order Completed\" (read event.name = \"Order Completed\")"
@@ -524,14 +588,30 @@ fn re_entry_rules_while_enrolled_and_after() {
     ];
     for (rule, expected) in cases {
         let mut harness = Harness::new(goal_journey(rule), json!({}));
-        assert_eq!(harness.event("2025-01-01T10:00:00Z", "Start", json!({})).entered.len(), 1);
+        assert_eq!(
+            harness
+                .event("2025-01-01T10:00:00Z", "Start", json!({}))
+                .entered
+                .len(),
+            1
+        );
         let while_enrolled = harness.event("2025-01-01T11:00:00Z", "Start", json!({}));
         // Finish everything that is enrolled.
-        while harness.state.enrollments.iter().any(|enrollment| enrollment.timer().is_some()) {
+        while harness
+            .state
+            .enrollments
+            .iter()
+            .any(|enrollment| enrollment.timer().is_some())
+        {
             harness.next_timer();
         }
         let after_exit = harness.event("2025-01-03T10:00:00Z", "Start", json!({}));
-        while harness.state.enrollments.iter().any(|enrollment| enrollment.timer().is_some()) {
+        while harness
+            .state
+            .enrollments
+            .iter()
+            .any(|enrollment| enrollment.timer().is_some())
+        {
             harness.next_timer();
         }
         let later = harness.event("2025-01-09T10:00:00Z", "Start", json!({}));
@@ -566,7 +646,10 @@ fn a_profile_merge_keeps_the_earlier_enrollment_and_never_resends() {
         &mut effects,
     );
     assert_eq!(ended(&effects), [EndReason::Merged]);
-    assert_eq!(effects.ended[0].enrollment, younger_entry.entered[0].enrollment);
+    assert_eq!(
+        effects.ended[0].enrollment,
+        younger_entry.entered[0].enrollment
+    );
     assert_eq!(
         effects.ended[0].detail,
         EndDetail::MergedInto(older_entry.entered[0].enrollment)
@@ -575,7 +658,10 @@ fn a_profile_merge_keeps_the_earlier_enrollment_and_never_resends() {
     assert_eq!(older.state.history[0].entries, 2);
     // The survivor continues with its own ids: its second message is new, its first is never re-sent.
     let (_, next) = older.next_timer();
-    assert_eq!(sent(&next), [("t".to_owned(), "000000000000000100020000".to_owned())]);
+    assert_eq!(
+        sent(&next),
+        [("t".to_owned(), "000000000000000100020000".to_owned())]
+    );
     assert_ne!(next.outbox[0].message_id, older_entry.outbox[0].message_id);
 
     // The other way round: the absorbed profile entered first, so it survives.
@@ -605,7 +691,10 @@ fn a_paused_journey_holds_customers_at_their_next_step_and_resume_continues() {
     harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
     harness.journeys.set_paused(JourneyKey(1), true);
     // New entries are refused while paused.
-    assert!(harness.event("2025-01-01T10:30:00Z", "Start", json!({})).entered.is_empty());
+    assert!(harness
+        .event("2025-01-01T10:30:00Z", "Start", json!({}))
+        .entered
+        .is_empty());
     let (_, held) = harness.next_timer();
     assert!(held.outbox.is_empty());
     assert_eq!(harness.state.enrollments[0].status, Status::Held);
@@ -647,7 +736,10 @@ fn stopping_a_journey_ends_every_enrollment_with_the_reason() {
         },
     );
     assert_eq!(ended(&effects), [EndReason::Stopped, EndReason::Stopped]);
-    assert_eq!(effects.ended[0].detail, EndDetail::Stopped(Arc::from("campaign cancelled")));
+    assert_eq!(
+        effects.ended[0].detail,
+        EndDetail::Stopped(Arc::from("campaign cancelled"))
+    );
     assert_eq!(effects.timers.len(), 2);
     assert!(harness.state.enrollments.is_empty());
 }
@@ -686,6 +778,9 @@ fn api_and_audience_entries_through_the_orchestration() {
     );
     assert_eq!(effects.outbox.len(), 1);
     assert!(harness
-        .input(ms("2025-01-01T10:00:00Z"), ProfileInput::AudienceJoined { audience: "other" })
+        .input(
+            ms("2025-01-01T10:00:00Z"),
+            ProfileInput::AudienceJoined { audience: "other" }
+        )
         .is_empty());
 }

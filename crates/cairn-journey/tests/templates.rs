@@ -90,8 +90,18 @@ fn cart_abandonment_non_buyer_who_does_not_open_gets_the_sms_next_day() {
     assert_eq!(
         messages(&report),
         [
-            message("2025-03-03T11:00:00.000Z", "reminder_email", "email", "cart-reminder"),
-            message("2025-03-04T11:00:00.000Z", "reminder_sms", "sms", "cart-reminder-sms"),
+            message(
+                "2025-03-03T11:00:00.000Z",
+                "reminder_email",
+                "email",
+                "cart-reminder"
+            ),
+            message(
+                "2025-03-04T11:00:00.000Z",
+                "reminder_sms",
+                "sms",
+                "cart-reminder-sms"
+            ),
         ]
     );
     assert_eq!(
@@ -132,8 +142,18 @@ fn welcome_series_skips_tips_for_onboarded_customers_and_waits_for_a_weekday_mor
     assert_eq!(
         messages(&onboarded),
         [
-            message("2025-03-06T08:00:00.000Z", "welcome_email", "email", "welcome"),
-            message("2025-03-10T09:00:00.000Z", "offer_email", "email", "welcome-offer"),
+            message(
+                "2025-03-06T08:00:00.000Z",
+                "welcome_email",
+                "email",
+                "welcome"
+            ),
+            message(
+                "2025-03-10T09:00:00.000Z",
+                "offer_email",
+                "email",
+                "welcome-offer"
+            ),
         ]
     );
     let new_customer = run(
@@ -148,9 +168,24 @@ fn welcome_series_skips_tips_for_onboarded_customers_and_waits_for_a_weekday_mor
     assert_eq!(
         messages(&new_customer),
         [
-            message("2025-03-06T08:00:00.000Z", "welcome_email", "email", "welcome"),
-            message("2025-03-08T08:00:00.000Z", "tips_email", "email", "welcome-tips"),
-            message("2025-03-10T14:00:00.000Z", "offer_email", "email", "welcome-offer"),
+            message(
+                "2025-03-06T08:00:00.000Z",
+                "welcome_email",
+                "email",
+                "welcome"
+            ),
+            message(
+                "2025-03-08T08:00:00.000Z",
+                "tips_email",
+                "email",
+                "welcome-tips"
+            ),
+            message(
+                "2025-03-10T14:00:00.000Z",
+                "offer_email",
+                "email",
+                "welcome-offer"
+            ),
         ]
     );
 }
@@ -170,8 +205,18 @@ fn win_back_sends_the_offer_and_a_push_to_non_clickers_unless_held_out() {
         assert_eq!(
             messages(&report),
             [
-                message("2025-03-03T09:00:00.000Z", "offer_email", "email", "win-back-offer"),
-                message("2025-03-10T09:00:00.000Z", "offer_push", "push", "win-back-push"),
+                message(
+                    "2025-03-03T09:00:00.000Z",
+                    "offer_email",
+                    "email",
+                    "win-back-offer"
+                ),
+                message(
+                    "2025-03-10T09:00:00.000Z",
+                    "offer_push",
+                    "push",
+                    "win-back-push"
+                ),
             ]
         );
     } else {
@@ -230,8 +275,18 @@ fn loyalty_onboarding_updates_points_and_rewards_a_first_order() {
     assert_eq!(
         messages(&report),
         [
-            message("2025-03-03T12:00:00.000Z", "welcome_email", "email", "loyalty-welcome"),
-            message("2025-03-05T12:00:00.000Z", "points_push", "push", "loyalty-points-earned"),
+            message(
+                "2025-03-03T12:00:00.000Z",
+                "welcome_email",
+                "email",
+                "loyalty-welcome"
+            ),
+            message(
+                "2025-03-05T12:00:00.000Z",
+                "points_push",
+                "push",
+                "loyalty-points-earned"
+            ),
         ]
     );
     assert_eq!(report.profile["loyalty_points"], json!(170));
@@ -245,7 +300,12 @@ fn loyalty_onboarding_updates_points_and_rewards_a_first_order() {
     );
     assert_eq!(
         messages(&idle)[1],
-        message("2025-03-17T12:00:00.000Z", "nudge_email", "email", "loyalty-nudge")
+        message(
+            "2025-03-17T12:00:00.000Z",
+            "nudge_email",
+            "email",
+            "loyalty-nudge"
+        )
     );
     assert_eq!(idle.profile["loyalty_points"], json!(100));
 }
@@ -264,8 +324,18 @@ fn renewal_reminder_emails_three_days_before_and_texts_manual_renewers() {
     assert_eq!(
         messages(&manual),
         [
-            message("2025-11-02T14:00:00.000Z", "reminder_email", "email", "renewal-reminder"),
-            message("2025-11-04T14:00:00.000Z", "last_call_sms", "sms", "renewal-last-call"),
+            message(
+                "2025-11-02T14:00:00.000Z",
+                "reminder_email",
+                "email",
+                "renewal-reminder"
+            ),
+            message(
+                "2025-11-04T14:00:00.000Z",
+                "last_call_sms",
+                "sms",
+                "renewal-last-call"
+            ),
         ]
     );
     let automatic = run(
@@ -278,7 +348,12 @@ fn renewal_reminder_emails_three_days_before_and_texts_manual_renewers() {
     // Berlin: 09:00 CET = 08:00 UTC.
     assert_eq!(
         messages(&automatic),
-        [message("2025-11-02T08:00:00.000Z", "reminder_email", "email", "renewal-reminder")]
+        [message(
+            "2025-11-02T08:00:00.000Z",
+            "reminder_email",
+            "email",
+            "renewal-reminder"
+        )]
     );
     let without_date = run(
         &template("renewal-reminder"),

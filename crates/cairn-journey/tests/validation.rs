@@ -34,7 +34,8 @@ steps:
 "#;
 
 fn errors_of(yaml: &str) -> Vec<ValidationError> {
-    let document = parse_journey(yaml, Format::Yaml).unwrap_or_else(|error| panic!("{error}\n{yaml}"));
+    let document =
+        parse_journey(yaml, Format::Yaml).unwrap_or_else(|error| panic!("{error}\n{yaml}"));
     match validate(&document, &catalog()) {
         Ok(_) => Vec::new(),
         Err(errors) => errors,
@@ -87,7 +88,11 @@ fn every_validation_error_is_produced_with_its_step_and_path() {
                 && error.step.as_deref() == *step
                 && error.path == *path),
             "expected {code} step={step:?} at {path}, got:\n{}",
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         for error in &errors {
             assert!(!error.message.is_empty());
@@ -103,16 +108,22 @@ fn every_code_has_a_case() {
         .iter()
         .filter(|code| !covered.contains(**code) && **code != codes::TOO_MANY_STEPS)
         .collect();
-    assert!(missing.is_empty(), "codes without a test document: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes without a test document: {missing:?}"
+    );
 }
 
 #[test]
 fn too_many_steps_is_reported() {
-    let mut yaml = String::from("id: j\nname: J\nentry: {event: {name: Start}}\nstart: s0\nsteps:\n");
+    let mut yaml =
+        String::from("id: j\nname: J\nentry: {event: {name: Start}}\nstart: s0\nsteps:\n");
     for index in 0..=cairn_journey::validate::MAX_STEPS {
         yaml.push_str(&format!("  - {{id: s{index}, type: exit}}\n"));
     }
-    assert!(errors_of(&yaml).iter().any(|error| error.code == codes::TOO_MANY_STEPS));
+    assert!(errors_of(&yaml)
+        .iter()
+        .any(|error| error.code == codes::TOO_MANY_STEPS));
 }
 
 #[test]
@@ -142,7 +153,10 @@ fn all_errors_are_reported_at_once() {
         codes::UNKNOWN_TEMPLATE,
         codes::UNKNOWN_STEP,
     ] {
-        assert!(codes.contains(expected), "{expected} missing from {codes:?}");
+        assert!(
+            codes.contains(expected),
+            "{expected} missing from {codes:?}"
+        );
     }
 }
 
@@ -156,10 +170,15 @@ fn a_loop_through_a_duration_wait_is_allowed_and_counts_message_attempts() {
 
 #[test]
 fn malformed_json_and_yaml_give_positions() {
-    let json_error = parse_journey("{\n  \"id\": \"j\",\n  \"name\": 5\n}", Format::Json).unwrap_err();
+    let json_error =
+        parse_journey("{\n  \"id\": \"j\",\n  \"name\": 5\n}", Format::Json).unwrap_err();
     assert_eq!((json_error.line, json_error.column), (3, 11));
     assert_eq!(json_error.path, "name");
-    assert!(json_error.message.contains("invalid type"), "{}", json_error.message);
+    assert!(
+        json_error.message.contains("invalid type"),
+        "{}",
+        json_error.message
+    );
 
     let syntax = parse_journey("{\"id\": \"j\",,}", Format::Json).unwrap_err();
     assert_eq!(syntax.line, 1);
@@ -178,7 +197,10 @@ fn malformed_json_and_yaml_give_positions() {
     )
     .unwrap_err();
     assert_eq!(unknown_field.line, 6);
-    assert!(unknown_field.message.contains("unknown field `colour`"), "{unknown_field}");
+    assert!(
+        unknown_field.message.contains("unknown field `colour`"),
+        "{unknown_field}"
+    );
 
     let bad_yaml = parse_journey("id: j\nname: [unclosed\n", Format::Yaml).unwrap_err();
     assert_eq!(bad_yaml.format, "yaml");
@@ -206,7 +228,8 @@ fn the_published_json_schema_is_the_derived_one() {
 #[test]
 fn the_templates_conform_to_the_published_schema_shape() {
     // Every template round-trips through the document types (which the schema is derived from).
-    for entry in std::fs::read_dir(common::repo_root().join("journeys/templates")).expect("folder") {
+    for entry in std::fs::read_dir(common::repo_root().join("journeys/templates")).expect("folder")
+    {
         let path = entry.expect("entry").path();
         if path.extension().and_then(|ext| ext.to_str()) != Some("yaml") {
             continue;
@@ -214,6 +237,9 @@ fn the_templates_conform_to_the_published_schema_shape() {
         let text = std::fs::read_to_string(&path).expect("read");
         let document = parse_journey(&text, Format::Yaml).expect("parses");
         let json = serde_json::to_string(&document).expect("serializes");
-        assert_eq!(parse_journey(&json, Format::Json).expect("re-reads"), document);
+        assert_eq!(
+            parse_journey(&json, Format::Json).expect("re-reads"),
+            document
+        );
     }
 }

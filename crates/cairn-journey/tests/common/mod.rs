@@ -108,6 +108,16 @@ pub fn ends(report: &SimulationReport) -> Vec<(String, &'static str)> {
 }
 
 /// Owned tuple helper for expected messages.
-pub fn message(time: &str, step: &str, channel: &str, template: &str) -> (String, String, String, String) {
-    (time.to_owned(), step.to_owned(), channel.to_owned(), template.to_owned())
+pub fn message(
+    time: &str,
+    step: &str,
+    channel: &str,
+    template: &str,
+) -> (String, String, String, String) {
+    (
+        time.to_owned(),
+        step.to_owned(),
+        channel.to_owned(),
+        template.to_owned(),
+    )
 }
