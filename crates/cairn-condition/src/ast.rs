@@ -29,11 +29,7 @@ pub enum ExprKind {
     Path(Path),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
-    Call {
-        name: String,
-        name_span: Range<usize>,
-        arguments: Vec<Expr>,
-    },
+    Call { name: String, arguments: Vec<Expr> },
 }
 
 /// A duration literal as written: an amount and a unit (`7d`).

@@ -8,7 +8,7 @@ use crate::compile::{Arithmetic, Comparison, CompiledPath, Elapsed, Node, ZoneAr
 use crate::diagnostics::{codes, DiagnosticSink};
 use crate::functions::{Function, FUNCTION_NAMES};
 use crate::time::{self, LocalPart, DAY_MS, HOUR_MS, MINUTE_MS};
-use crate::types::{lookup_declared, Schema, Type};
+use crate::types::{declared_prefix, lookup_declared, Schema, Type};
 use crate::value::Value;
 
 /// A checked expression: its compiled node and its static type.
@@ -122,11 +122,12 @@ impl Checker<'_, '_, '_> {
                 }
             }
             ExprKind::Binary(op, left, right) => self.binary(*op, left, right, expr.span.clone()),
-            ExprKind::Call {
+            ExprKind::Call { name, arguments } => self.call(
                 name,
-                name_span,
+                expr.span.start..expr.span.start + name.len(),
                 arguments,
-            } => self.call(name, name_span.clone(), arguments, expr.span.clone()),
+                expr.span.clone(),
+            ),
         }
     }
 
@@ -215,6 +216,18 @@ impl Checker<'_, '_, '_> {
         let dotted = keys.join(".");
         if let Some(ty) = lookup_declared(&self.schema.profile_attributes, &dotted) {
             return Some(ty);
+        }
+        if let Some((prefix, ty)) = declared_prefix(&self.schema.profile_attributes, &dotted) {
+            let field = &dotted[prefix.len() + 1..];
+            self.sink.report(
+                codes::TYPE_MISMATCH,
+                span.clone(),
+                format!(
+                    "`profile.{prefix}` is {}, it has no field `{field}`",
+                    article(&ty)
+                ),
+            );
+            return None;
         }
         if self.schema.unknown_profile_attributes_allowed {
             return Some(Type::Any);
@@ -370,6 +383,8 @@ impl Checker<'_, '_, '_> {
                 let checked_right = self.expr(right);
                 self.check_event_name_literal(&checked_left, right);
                 self.check_event_name_literal(&checked_right, left);
+                let (checked_left, checked_right) =
+                    self.coerce_timestamp_literals(checked_left, checked_right, left, right);
                 if !checked_left.ty.comparable_with(&checked_right.ty) {
                     return self.comparison_mismatch(
                         op,
@@ -384,13 +399,11 @@ impl Checker<'_, '_, '_> {
                 } else {
                     Comparison::Equal
                 };
-                let (left_node, right_node) =
-                    self.coerce_timestamp_literals(checked_left, checked_right, left, right);
                 Checked::new(
                     Node::Compare {
                         comparison,
-                        left: Box::new(left_node),
-                        right: Box::new(right_node),
+                        left: Box::new(checked_left.node),
+                        right: Box::new(checked_right.node),
                     },
                     Type::Bool,
                 )
@@ -401,6 +414,8 @@ impl Checker<'_, '_, '_> {
             | BinaryOp::GreaterOrEqual => {
                 let checked_left = self.expr(left);
                 let checked_right = self.expr(right);
+                let (checked_left, checked_right) =
+                    self.coerce_timestamp_literals(checked_left, checked_right, left, right);
                 let orderable = checked_left.ty.is_orderable()
                     && checked_right.ty.is_orderable()
                     && checked_left.ty.comparable_with(&checked_right.ty);
@@ -419,13 +434,11 @@ impl Checker<'_, '_, '_> {
                     BinaryOp::Greater => Comparison::Greater,
                     _ => Comparison::GreaterOrEqual,
                 };
-                let (left_node, right_node) =
-                    self.coerce_timestamp_literals(checked_left, checked_right, left, right);
                 Checked::new(
                     Node::Compare {
                         comparison,
-                        left: Box::new(left_node),
-                        right: Box::new(right_node),
+                        left: Box::new(checked_left.node),
+                        right: Box::new(checked_right.node),
                     },
                     Type::Bool,
                 )
@@ -537,10 +550,26 @@ impl Checker<'_, '_, '_> {
         right: Checked,
         left_expr: &Expr,
         right_expr: &Expr,
-    ) -> (Node, Node) {
-        let left_node = self.timestamp_literal(left.node, &right.ty, left_expr);
-        let right_node = self.timestamp_literal(right.node, &left.ty, right_expr);
-        (left_node, right_node)
+    ) -> (Checked, Checked) {
+        let left_type = left.ty.clone();
+        let left = self.timestamp_literal_checked(left, &right.ty, left_expr);
+        let right = self.timestamp_literal_checked(right, &left_type, right_expr);
+        (left, right)
+    }
+
+    fn timestamp_literal_checked(
+        &mut self,
+        checked: Checked,
+        other_type: &Type,
+        expr: &Expr,
+    ) -> Checked {
+        if *other_type != Type::Timestamp || !matches!(expr.kind, ExprKind::String(_)) {
+            return checked;
+        }
+        Checked::new(
+            self.timestamp_literal(checked.node, other_type, expr),
+            Type::Timestamp,
+        )
     }
 
     fn timestamp_literal(&mut self, node: Node, other_type: &Type, expr: &Expr) -> Node {
@@ -603,10 +632,15 @@ impl Checker<'_, '_, '_> {
         } else {
             format!("{minimum} to {maximum} arguments")
         };
+        let hint = if name == "count" && count == 3 {
+            " (filtering counted events by property is not supported)"
+        } else {
+            ""
+        };
         self.sink.report(
             codes::WRONG_ARITY,
             span.clone(),
-            format!("`{name}` takes {expected}, got {count}"),
+            format!("`{name}` takes {expected}, got {count}{hint}"),
         );
         false
     }

@@ -290,6 +290,7 @@ struct Compiled {
     result_type: Type,
     root: Node,
     references: References,
+    explanation: crate::explain::ExplanationPlan,
 }
 
 pub(crate) fn compile(
@@ -315,12 +316,14 @@ pub(crate) fn compile(
     }
     let root = fold_constants(checked.node);
     let references = crate::references::collect(&root);
+    let explanation = crate::explain::ExplanationPlan::new(source, &expr, schema);
     Ok(Condition {
         inner: Arc::new(Compiled {
             source: source.to_owned(),
             result_type: checked.ty,
             root,
             references,
+            explanation,
         }),
     })
 }
@@ -356,6 +359,13 @@ impl Condition {
     /// What the condition reads.
     pub fn references(&self) -> &References {
         &self.inner.references
+    }
+
+    /// For traces: each top-level clause (split at the outermost `and`s or `or`s) with its value and the
+    /// values of the paths and aggregates it read. Slower than [`Condition::evaluate`]; call it when recording
+    /// why a decision was made, not on the hot path.
+    pub fn explain(&self, ctx: &dyn EvalContext) -> Vec<crate::ClauseExplanation> {
+        self.inner.explanation.explain(ctx)
     }
 }
 

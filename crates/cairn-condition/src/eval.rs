@@ -67,12 +67,22 @@ pub(crate) fn evaluate<'a>(node: &'a Node, ctx: &'a dyn EvalContext) -> Value<'a
         Node::Call {
             function,
             arguments,
-        } => function.apply(
-            arguments
-                .iter()
-                .map(|argument| evaluate(argument, ctx))
-                .collect(),
-        ),
+        } => match arguments.as_slice() {
+            // Up to three arguments live on the stack: no allocation.
+            [only] => function.apply(&mut [evaluate(only, ctx)]),
+            [first, second] => function.apply(&mut [evaluate(first, ctx), evaluate(second, ctx)]),
+            [first, second, third] => function.apply(&mut [
+                evaluate(first, ctx),
+                evaluate(second, ctx),
+                evaluate(third, ctx),
+            ]),
+            many => function.apply(
+                &mut many
+                    .iter()
+                    .map(|argument| evaluate(argument, ctx))
+                    .collect::<Vec<_>>(),
+            ),
+        },
         Node::Matches { subject, regex } => match evaluate(subject, ctx) {
             Value::String(text) => Value::Bool(regex.is_match(&text)),
             _ => Value::Bool(false),
@@ -289,16 +299,5 @@ fn scaled_duration(ms: f64) -> Value<'static> {
         Value::Duration(ms.round() as i64)
     } else {
         Value::Null
-    }
-}
-
-/// Items of a list value as values (used by `references` and tests).
-#[cfg(test)]
-pub(crate) fn list_items<'a>(value: &'a Value<'a>) -> Vec<Value<'a>> {
-    match value {
-        Value::List(list) => (0..list.len())
-            .filter_map(|index| list.get(index))
-            .collect(),
-        _ => Vec::new(),
     }
 }

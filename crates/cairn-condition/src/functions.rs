@@ -68,8 +68,8 @@ impl Function {
 
     /// Applies the function to evaluated arguments (arity was checked at compile time; a wrong count at run
     /// time gives null rather than a panic).
-    pub(crate) fn apply<'a>(self, mut arguments: Vec<Value<'a>>) -> Value<'a> {
-        match (self, arguments.as_mut_slice()) {
+    pub(crate) fn apply<'a>(self, arguments: &mut [Value<'a>]) -> Value<'a> {
+        match (self, arguments) {
             (Function::Exists, [value]) => Value::Bool(!value.is_null()),
             (Function::Contains, [Value::String(haystack), Value::String(needle)]) => {
                 Value::Bool(haystack.contains(needle.as_ref()))
@@ -102,12 +102,6 @@ impl Function {
             (Function::String, [value]) => to_string(std::mem::take(value)),
             _ => Value::Null,
         }
-    }
-}
-
-impl Default for Value<'_> {
-    fn default() -> Self {
-        Value::Null
     }
 }
 

@@ -16,7 +16,7 @@
 
 use chrono_tz::Tz;
 
-use crate::compile::{Arithmetic, Elapsed, Node, ZoneArgument};
+use crate::compile::{Arithmetic, Comparison, Elapsed, Node, ZoneArgument};
 use crate::context::{AtTime, EvalContext};
 use crate::eval::{evaluate, resolve_zone};
 use crate::time::{self, LocalPart};
@@ -342,7 +342,11 @@ fn analyse(node: &Node, ctx: &dyn EvalContext, now: i64) -> Horizon {
                 _ => combine(&[inner]),
             }
         }
-        Node::Compare { left, right, .. } => compare_horizon(node, left, right, ctx, now),
+        Node::Compare {
+            comparison,
+            left,
+            right,
+        } => compare_horizon(*comparison, left, right, ctx, now),
         Node::Arithmetic {
             operation,
             left,
@@ -407,11 +411,11 @@ fn local_part_horizon(
         parts.push(analyse(zone, ctx, now));
     }
     match instant_horizon.trend {
-        Trend::Linear(rate) if rate == 1.0 => {
+        Trend::Linear(1.0) => {
             let zone = resolve_zone(zone, ctx).flatten().unwrap_or(chrono_tz::UTC);
             let offset = evaluate(instant, ctx)
                 .as_timestamp()
-                .map_or(0, |value| value - now);
+                .map_or(0, |value| value.saturating_sub(now));
             let breaks = Breaks::Local { zone, part, offset };
             let stepped = Horizon::with(
                 Trend::Stepped(Steps {
@@ -484,7 +488,7 @@ fn arithmetic_horizon(
 }
 
 fn compare_horizon(
-    node: &Node,
+    comparison: Comparison,
     left: &Node,
     right: &Node,
     ctx: &dyn EvalContext,
@@ -536,26 +540,31 @@ fn compare_horizon(
                 ..
             }),
             Trend::Constant,
-        ) => Some((monotone, left_value, right_value)),
+        ) => Some((monotone, left_value, right_value, true)),
         (
             Trend::Constant,
             Trend::Stepped(Steps {
                 monotone: Some(monotone),
                 ..
             }),
-        ) => Some((monotone, right_value, left_value)),
+        ) => Some((monotone, right_value, left_value, false)),
         _ => None,
     };
-    if let Some((monotone, stepped_value, constant_value)) = monotone_side {
-        return match (stepped_value, constant_value) {
-            (Some(stepped_value), Some(constant_value)) => Horizon::constant(earliest(
-                until,
-                monotone_change(monotone, stepped_value, constant_value, now),
-            )),
-            _ => Horizon::constant(until),
+    if let Some((monotone, stepped_value, constant_value, stepped_on_left)) = monotone_side {
+        let (Some(stepped_value), Some(constant_value)) = (stepped_value, constant_value) else {
+            return Horizon::constant(until);
         };
+        let predicate = |n: f64| {
+            let (left, right) = if stepped_on_left {
+                (n, constant_value)
+            } else {
+                (constant_value, n)
+            };
+            crate::eval::compare(comparison, &Value::Number(left), &Value::Number(right))
+        };
+        let change = monotone_change(monotone, stepped_value, constant_value, now, predicate);
+        return Horizon::constant(earliest(until, change));
     }
-    let _ = node;
     combine(&[left_horizon, right_horizon])
 }
 
@@ -572,37 +581,54 @@ fn crossing(difference: f64, rate: f64, now: i64) -> Option<i64> {
     if delay <= 0.0 {
         return None;
     }
+    if rate.abs() == 1.0 && difference.fract() == 0.0 && delay < 9.0e15 {
+        // Instants and durations move one millisecond per millisecond: the crossing is exact.
+        return now.checked_add(delay as i64);
+    }
     let instant = (now as f64 + delay).floor() - 1.0;
-    if !(instant < 9.0e18) {
+    if instant.is_nan() || instant >= 9.0e18 {
         return None;
     }
-    Some((instant as i64).max(now + 1))
+    Some((instant as i64).max(now.checked_add(1)?))
 }
 
-/// When a monotone integer step function with value `current` next compares differently with `constant`.
-fn monotone_change(monotone: &Monotone, current: f64, constant: f64, now: i64) -> Option<i64> {
-    if !constant.is_finite() || constant.abs() > 1e15 {
+/// When a monotone integer step function with value `current` next makes `predicate` (the comparison with
+/// the constant) change. The predicate depends only on the sign of `n - constant`, so only the integers on
+/// either side of the constant need checking.
+fn monotone_change(
+    monotone: &Monotone,
+    current: f64,
+    constant: f64,
+    now: i64,
+    predicate: impl Fn(f64) -> bool,
+) -> Option<i64> {
+    if !constant.is_finite()
+        || constant.abs() > 1e15
+        || current.fract() != 0.0
+        || current.abs() > 1e15
+    {
         return None;
     }
-    let current_integer = current as i64;
-    let target = if monotone.increasing() {
-        if current > constant {
-            return None;
-        }
-        if current == constant {
-            current_integer + 1
-        } else {
-            constant.ceil() as i64
-        }
+    let current_holds = predicate(current);
+    let mut candidates = if monotone.increasing() {
+        [constant.ceil(), constant.floor() + 1.0]
     } else {
-        if current < constant {
-            return None;
-        }
-        if current == constant {
-            current_integer - 1
+        [constant.floor(), constant.ceil() - 1.0]
+    };
+    if !monotone.increasing() {
+        candidates.sort_by(|left, right| right.total_cmp(left));
+    } else {
+        candidates.sort_by(f64::total_cmp);
+    }
+    let ahead = |candidate: f64| {
+        if monotone.increasing() {
+            candidate > current
         } else {
-            constant.floor() as i64
+            candidate < current
         }
     };
-    monotone.reaches(current_integer, target, now)
+    let target = candidates
+        .into_iter()
+        .find(|&candidate| ahead(candidate) && predicate(candidate) != current_holds)?;
+    monotone.reaches(current as i64, target as i64, now)
 }

@@ -6,6 +6,24 @@
 //! count("Product Viewed", 7d) > 0 and count("Order Completed", 7d) == 0
 //! ```
 //!
+//! ```
+//! use cairn_condition::{compile, MapContext, Schema, Type};
+//! use serde_json::json;
+//!
+//! let mut schema = Schema::new();
+//! schema.profile_attribute("plan", Type::String).profile_attribute("signup_at", Type::Timestamp);
+//! let source = "profile.plan == \"pro\" and days_since(profile.signup_at) > 30";
+//! let condition = compile(source, &schema).unwrap();
+//!
+//! let now = 1_781_524_800_000; // 2026-06-15T12:00:00Z
+//! let profile = json!({"plan": "pro", "signup_at": "2026-05-20"});
+//! let context = MapContext::new(now).with_profile(profile);
+//! assert!(!condition.matches(&context)); // 26 whole days
+//! // True from 31 whole days after signup, with no new input: the engine sets a timer for then.
+//! let signup = 1_779_235_200_000; // 2026-05-20T00:00:00Z
+//! assert_eq!(condition.next_change_after(&context), Some(signup + 31 * 86_400_000));
+//! ```
+//!
 //! A condition is parsed ([`parse`]), type-checked against a [`Schema`] and compiled ([`compile`]) once, when
 //! a journey or audience is validated; the resulting [`Condition`] evaluates against an [`EvalContext`]
 //! without re-parsing and, in the common path, without allocating. The crate is pure: no I/O and no clock
@@ -16,9 +34,9 @@
 //! ([`Condition::next_change_after`], so audiences stay current with one timer per profile instead of
 //! rescans). The language is documented in `docs/conditions.md`.
 //!
-//! Modules: [`lexer`](crate::lexer) → [`parser`](crate::parser) → [`ast`] → `check` (types, against the
-//! schema) → `compile` (the evaluable tree) → `eval` / `functions` / `time`; `horizon` answers
-//! `next_change_after`; `references` collects what a condition reads.
+//! Modules: `lexer` → `parser` → [`ast`] → `check` (types, against the schema) → `compile` (the evaluable
+//! tree) → `eval` / `functions` / `time`; `horizon` answers `next_change_after`; `references` collects what a
+//! condition reads; `explain` splits it into clauses for traces; `diagnostics` holds the codes; `context` the [`EvalContext`] trait and [`MapContext`].
 
 pub mod ast;
 mod check;
@@ -26,6 +44,7 @@ mod compile;
 mod context;
 mod diagnostics;
 mod eval;
+mod explain;
 mod functions;
 mod horizon;
 mod lexer;
@@ -41,6 +60,7 @@ pub use ast::{
 pub use compile::Condition;
 pub use context::{EvalContext, MapContext};
 pub use diagnostics::{codes, line_and_column, render, Diagnostic};
+pub use explain::ClauseExplanation;
 pub use functions::FUNCTION_NAMES;
 pub use references::References;
 pub use types::{Schema, Type};
@@ -55,7 +75,8 @@ pub enum ConditionError {
     Invalid(Vec<Diagnostic>),
 }
 
-/// Parses a condition into its syntax tree. Reports every lexical error and the first syntax error.
+/// Parses a condition into its syntax tree. Reports every lexical error and the first syntax error of each
+/// top-level `and`/`or` clause.
 pub fn parse(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     let mut sink = DiagnosticSink::new(source);
     if source.len() > parser::MAX_SOURCE_BYTES {

@@ -13,7 +13,8 @@
 //! primary    = NUMBER | DURATION | STRING | "true" | "false" | "null" | list | "(" or ")"
 //!            | IDENT "(" arguments? ")" | ROOT ("." KEY | "[" (STRING | INTEGER) "]")*
 //! ```
-//! Parsing stops at the first syntax error (lexical errors are all reported).
+//! Every lexical error is reported; after a syntax error the parser resumes at the next top-level `and` or
+//! `or`, so each clause's first syntax error is reported.
 
 use crate::ast::{BinaryOp, Expr, ExprKind, Path, Root, Segment, UnaryOp};
 use crate::diagnostics::{codes, DiagnosticSink};
@@ -50,12 +51,49 @@ impl<'tokens, 'sink, 'source> Parser<'tokens, 'sink, 'source> {
     }
 
     pub(crate) fn parse_condition(&mut self) -> Parsed {
-        let expr = self.or()?;
-        if self.peek().kind != TokenKind::End {
-            let token = self.peek().clone();
-            return Err(self.unexpected(&token, "an operator or the end of the condition"));
+        let mut first_result = None;
+        loop {
+            let result = self.or().and_then(|expr| {
+                if self.peek().kind == TokenKind::End {
+                    Ok(expr)
+                } else {
+                    let token = self.peek().clone();
+                    Err(self.unexpected(&token, "an operator or the end of the condition"))
+                }
+            });
+            let failed = result.is_err();
+            first_result.get_or_insert(result);
+            // After a syntax error, resume at the next top-level `and`/`or` so that one pass reports the
+            // errors of every clause.
+            if !failed || !self.synchronize() {
+                break;
+            }
         }
-        Ok(expr)
+        match first_result {
+            Some(Ok(expr)) => Ok(expr),
+            _ => Err(Stop),
+        }
+    }
+
+    /// Skips to just after the next `and`/`or` outside the brackets opened since the error; `false` at the end.
+    fn synchronize(&mut self) -> bool {
+        self.depth = 0;
+        let mut nesting = 0usize;
+        loop {
+            match self.peek().kind {
+                TokenKind::End => return false,
+                TokenKind::LeftParen | TokenKind::LeftBracket => nesting += 1,
+                TokenKind::RightParen | TokenKind::RightBracket => {
+                    nesting = nesting.saturating_sub(1)
+                }
+                TokenKind::And | TokenKind::Or if nesting == 0 => {
+                    self.advance();
+                    return true;
+                }
+                _ => {}
+            }
+            self.advance();
+        }
     }
 
     fn peek(&self) -> &Token {
@@ -302,11 +340,7 @@ impl<'tokens, 'sink, 'source> Parser<'tokens, 'sink, 'source> {
                     let (arguments, end) = self.list_items(&TokenKind::RightParen, "`,` or `)`")?;
                     self.leave();
                     return Ok(Expr {
-                        kind: ExprKind::Call {
-                            name,
-                            name_span: span.clone(),
-                            arguments,
-                        },
+                        kind: ExprKind::Call { name, arguments },
                         span: span.start..end,
                     });
                 }

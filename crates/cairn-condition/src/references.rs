@@ -10,7 +10,8 @@ use crate::value::{ListValue, Value};
 /// What a condition reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct References {
-    /// Profile attribute paths read, below `profile.` (`plan`, `address.city`, `tags[0]`), sorted.
+    /// Profile attribute paths read, below `profile.` (`plan`, `address.city`, `tags[0]`), sorted; `""`
+    /// when the whole profile is read (`len(profile)`).
     pub profile_paths: Vec<String>,
     /// Event names counted or looked up by aggregates (`count`, `first_at`, `last_at`), sorted.
     pub aggregate_events: Vec<String>,

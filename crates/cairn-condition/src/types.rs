@@ -80,7 +80,7 @@ impl fmt::Display for Type {
 /// Paths are written without their root and with dots between keys: `profile_attribute("address.city", ..)`
 /// declares `profile.address.city`. Declaring a nested path makes its parents objects. Below a path declared
 /// [`Type::Object`] or [`Type::Any`], every sub-path is `Any`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Schema {
     pub(crate) profile_attributes: BTreeMap<String, Type>,
     pub(crate) events: BTreeSet<String>,
@@ -95,26 +95,39 @@ pub struct Schema {
     pub(crate) unknown_journey_fields_allowed: bool,
 }
 
+/// The same as [`Schema::new`].
+impl Default for Schema {
+    fn default() -> Schema {
+        Schema::new()
+    }
+}
+
 impl Schema {
     /// A closed schema: nothing is known yet, `event.*` and `journey.*` are allowed, unknown names are errors.
     pub fn new() -> Schema {
         Schema {
+            profile_attributes: BTreeMap::new(),
+            events: BTreeSet::new(),
+            event_properties: BTreeMap::new(),
+            journey_fields: BTreeMap::new(),
+            current_event: None,
             event_root_allowed: true,
             journey_root_allowed: true,
-            ..Schema::default()
+            unknown_profile_attributes_allowed: false,
+            unknown_events_allowed: false,
+            unknown_event_properties_allowed: false,
+            unknown_journey_fields_allowed: false,
         }
     }
 
     /// An open schema: every path is `Any`, every event name is allowed.
     pub fn open() -> Schema {
         Schema {
-            event_root_allowed: true,
-            journey_root_allowed: true,
             unknown_profile_attributes_allowed: true,
             unknown_events_allowed: true,
             unknown_event_properties_allowed: true,
             unknown_journey_fields_allowed: true,
-            ..Schema::default()
+            ..Schema::new()
         }
     }
 
@@ -237,6 +250,22 @@ pub(crate) fn lookup_declared(declared: &BTreeMap<String, Type>, path: &str) -> 
         prefix_end = dot;
         if let Some(ty) = declared.get(&path[..prefix_end]) {
             return matches!(ty, Type::Object | Type::Any).then_some(Type::Any);
+        }
+    }
+    None
+}
+
+/// The longest proper prefix of `path` that is declared, with its type (to explain why a path below a
+/// scalar does not exist).
+pub(crate) fn declared_prefix<'p>(
+    declared: &BTreeMap<String, Type>,
+    path: &'p str,
+) -> Option<(&'p str, Type)> {
+    let mut prefix_end = path.len();
+    while let Some(dot) = path[..prefix_end].rfind('.') {
+        prefix_end = dot;
+        if let Some(ty) = declared.get(&path[..prefix_end]) {
+            return Some((&path[..prefix_end], ty.clone()));
         }
     }
     None

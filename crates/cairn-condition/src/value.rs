@@ -8,8 +8,9 @@ use serde_json::Map;
 use crate::time;
 
 /// A value produced by evaluating an expression.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum Value<'a> {
+    #[default]
     Null,
     Bool(bool),
     Number(f64),
