@@ -63,7 +63,7 @@ pub enum CompiledEntry {
         filter: Option<Condition>,
     },
     Schedule {
-        schedule: CronSchedule,
+        schedule: Box<CronSchedule>,
         audience: Arc<str>,
         filter: Option<Condition>,
     },

@@ -276,6 +276,7 @@ pub fn simulate(journey: Arc<CompiledJourney>, simulation: Simulation) -> Simula
     entries.reverse();
     let mut sent: BTreeMap<String, MessageId> = BTreeMap::new();
     let mut script_position = 0;
+    let mut delivery: Option<DeliveryResult> = None;
     loop {
         let next_script = script
             .get(script_position)
@@ -297,6 +298,19 @@ pub fn simulate(journey: Arc<CompiledJourney>, simulation: Simulation) -> Simula
         let Some((at, which)) = candidates.into_iter().flatten().min() else {
             break;
         };
+        // A script item is taken (and an event recorded in the history) before the context borrows it.
+        let mut item = None;
+        if which == 1 {
+            let mut taken = script[script_position].clone();
+            script_position += 1;
+            if let ScriptItem::Event(event) = &mut taken {
+                if let Some(note) = address_feedback(event, &sent) {
+                    report.notes.push(note);
+                }
+                history.record(&event.name, event.timestamp_ms);
+            }
+            item = Some(taken);
+        }
         let mut effects = Effects::default();
         let mut context = Context {
             now_ms: at,
@@ -305,8 +319,8 @@ pub fn simulate(journey: Arc<CompiledJourney>, simulation: Simulation) -> Simula
             history: &history,
             trace_values: simulation.trace_values,
         };
-        let description = match which {
-            0 => {
+        let input = match (which, &item) {
+            (0, _) => {
                 entries.pop();
                 let _ = try_enter(
                     &journeys,
@@ -317,91 +331,66 @@ pub fn simulate(journey: Arc<CompiledJourney>, simulation: Simulation) -> Simula
                     &mut ids,
                     &mut effects,
                 );
-                "entry".to_owned()
+                None
             }
-            1 => {
-                let item = script[script_position].clone();
-                script_position += 1;
-                match item {
-                    ScriptItem::Event(mut event) => {
-                        if let Some(note) = address_feedback(&mut event, &sent) {
-                            report.notes.push(note);
-                        }
-                        drop(context);
-                        history.record(&event.name, event.timestamp_ms);
-                        let mut context = Context {
-                            now_ms: at,
-                            profile_id: &profile_id,
-                            profile: &mut profile,
-                            history: &history,
-                            trace_values: simulation.trace_values,
-                        };
-                        handle(
-                            &journeys,
-                            &mut state,
-                            ProfileInput::Event(&event),
-                            &mut context,
-                            &mut ids,
-                            &mut effects,
-                        );
-                        format!("event {}", event.name)
-                    }
-                    ScriptItem::Identify { traits, .. } => {
-                        context.profile.extend(traits);
-                        handle(
-                            &journeys,
-                            &mut state,
-                            ProfileInput::ProfileChanged,
-                            &mut context,
-                            &mut ids,
-                            &mut effects,
-                        );
-                        "identify".to_owned()
-                    }
-                    ScriptItem::DeliveryResult {
-                        step, ok, response, ..
-                    } => match sent.get(&step) {
-                        Some(message_id) => {
-                            let result = DeliveryResult {
-                                message_id: *message_id,
-                                ok,
-                                response,
-                            };
-                            handle(
-                                &journeys,
-                                &mut state,
-                                ProfileInput::DeliveryResult(&result),
-                                &mut context,
-                                &mut ids,
-                                &mut effects,
-                            );
-                            format!("delivery result for {step}")
-                        }
-                        None => {
-                            report.notes.push(format!(
-                                "delivery result at {} for step `{step}` which sent nothing yet",
-                                instant(at)
-                            ));
-                            continue;
-                        }
-                    },
+            (1, Some(ScriptItem::Event(event))) => {
+                Some((ProfileInput::Event(event), format!("event {}", event.name)))
+            }
+            (1, Some(ScriptItem::Identify { traits, .. })) => {
+                context.profile.extend(traits.clone());
+                Some((ProfileInput::ProfileChanged, "identify".to_owned()))
+            }
+            (
+                1,
+                Some(ScriptItem::DeliveryResult {
+                    step, ok, response, ..
+                }),
+            ) => match sent.get(step) {
+                Some(message_id) => {
+                    delivery = Some(DeliveryResult {
+                        message_id: *message_id,
+                        ok: *ok,
+                        response: response.clone(),
+                    });
+                    None
                 }
-            }
-            _ => {
-                let Some((_, enrollment)) = next_timer else {
-                    break;
-                };
+                None => {
+                    report.notes.push(format!(
+                        "delivery result at {} for step `{step}` which sent nothing yet",
+                        instant(at)
+                    ));
+                    continue;
+                }
+            },
+            _ => next_timer
+                .map(|(_, enrollment)| (ProfileInput::Timer { enrollment }, "timer".to_owned())),
+        };
+        let description = match (input, &delivery) {
+            (Some((input, description)), _) => {
                 handle(
                     &journeys,
                     &mut state,
-                    ProfileInput::Timer { enrollment },
+                    input,
                     &mut context,
                     &mut ids,
                     &mut effects,
                 );
-                "timer".to_owned()
+                description
             }
+            (None, Some(result)) => {
+                handle(
+                    &journeys,
+                    &mut state,
+                    ProfileInput::DeliveryResult(result),
+                    &mut context,
+                    &mut ids,
+                    &mut effects,
+                );
+                "delivery result".to_owned()
+            }
+            (None, None) => "entry".to_owned(),
         };
+        delivery = None;
         for message in &effects.outbox {
             sent.insert(message.step_id.to_string(), message.message_id);
         }

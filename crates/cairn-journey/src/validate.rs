@@ -569,7 +569,7 @@ impl<'a> Validator<'a> {
                     "/entry/schedule/filter",
                 );
                 Some(CompiledEntry::Schedule {
-                    schedule: schedule?,
+                    schedule: Box::new(schedule?),
                     audience: Arc::from(entry.audience.as_str()),
                     filter: filter.ok()?,
                 })
