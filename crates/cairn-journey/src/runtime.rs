@@ -151,36 +151,15 @@ impl EvalContext for Evaluation<'_> {
     }
 }
 
-/// The values a condition read, for the trace.
+/// The values a condition read, for the trace (each path and aggregate once, in source order).
 pub(crate) fn reads_of(condition: &Condition, evaluation: &Evaluation<'_>) -> Box<Reads> {
-    let references = condition.references();
-    let mut reads: Reads = references
-        .profile_paths
-        .iter()
-        .map(|path| {
-            (
-                format!("profile.{path}"),
-                lookup_path(evaluation.profile, path)
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            )
-        })
-        .collect();
-    if references.reads_event {
-        if let Some(event) = evaluation.event {
-            let name = event
-                .get("event")
-                .or_else(|| event.get("name"))
-                .cloned()
-                .unwrap_or(Value::Null);
-            reads.push(("event.name".to_owned(), name));
+    let mut reads = Reads::new();
+    for clause in condition.explain(evaluation) {
+        for (input, value) in clause.inputs {
+            if !reads.iter().any(|(known, _)| *known == input) {
+                reads.push((input, value));
+            }
         }
-    }
-    for name in &references.aggregate_events {
-        reads.push((
-            format!("count(\"{name}\")"),
-            Value::from(evaluation.history.event_count(name, None)),
-        ));
     }
     Box::new(reads)
 }
