@@ -243,3 +243,15 @@ fn the_templates_conform_to_the_published_schema_shape() {
         );
     }
 }
+
+#[test]
+fn every_code_is_documented() {
+    let documented = std::fs::read_to_string(common::repo_root().join("docs/journeys.md"))
+        .expect("docs/journeys.md");
+    for code in codes::ALL {
+        assert!(
+            documented.contains(&format!("| `{code}` |")),
+            "docs/journeys.md does not explain `{code}`"
+        );
+    }
+}
