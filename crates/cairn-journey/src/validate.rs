@@ -144,6 +144,62 @@ pub fn validate(
     }
 }
 
+/// A validated audience: its condition compiled over profile attributes and event aggregates.
+#[derive(Debug, Clone)]
+pub struct CompiledAudience {
+    pub id: Arc<str>,
+    pub name: String,
+    pub condition: Condition,
+}
+
+/// Checks an audience document: a valid id and name, and a condition over `profile.*` and event
+/// aggregates only (no `event.*`, no `journey.*`).
+pub fn validate_audience(
+    document: &crate::document::AudienceDocument,
+    catalog: &Catalog,
+) -> Result<CompiledAudience, Vec<ValidationError>> {
+    let empty = JourneyDocument {
+        id: document.id.clone(),
+        name: document.name.clone(),
+        description: String::new(),
+        entry: Entry::Api(crate::document::ApiEntry::default()),
+        re_entry: ReEntry::Once,
+        goals: Vec::new(),
+        exits: Vec::new(),
+        start: String::new(),
+        steps: Vec::new(),
+        defaults: crate::document::Defaults::default(),
+        priority: 0,
+        pause_behaviour: crate::document::PauseBehaviour::Hold,
+    };
+    let mut validator = Validator {
+        document: &empty,
+        catalog,
+        errors: Vec::new(),
+        step_ids: HashMap::new(),
+        step_schema: Schema::new(),
+    };
+    validator.check_identifier(&document.id, "/id", "audience id");
+    if document.name.trim().is_empty() {
+        validator.error(codes::INVALID_ID, None, "/name", "the audience has no name");
+    }
+    let condition = validator.condition(
+        &document.condition,
+        ConditionUse::ProfileOnly,
+        None,
+        "/condition",
+        false,
+    );
+    match condition {
+        Some(condition) if validator.errors.is_empty() => Ok(CompiledAudience {
+            id: Arc::from(document.id.as_str()),
+            name: document.name.clone(),
+            condition,
+        }),
+        _ => Err(validator.errors),
+    }
+}
+
 struct Validator<'a> {
     document: &'a JourneyDocument,
     catalog: &'a Catalog,

@@ -255,3 +255,29 @@ fn every_code_is_documented() {
         );
     }
 }
+
+#[test]
+fn audience_documents_validate_their_condition_without_event_or_journey_data() {
+    use cairn_journey::validate::validate_audience;
+    let good = cairn_journey::parse_audience(
+        "id: big-spenders\nname: Big spenders\ncondition: 'profile.tier == \"gold\" and count(\"Order Completed\", 30d) > 2'\n",
+        Format::Yaml,
+    )
+    .expect("parses");
+    let audience = validate_audience(&good, &catalog()).expect("valid audience");
+    assert_eq!(&*audience.id, "big-spenders");
+    let bad = cairn_journey::parse_audience(
+        "{\"id\": \"x\", \"name\": \"X\", \"condition\": \"event.name == \\\"Start\\\"\"}",
+        Format::Json,
+    )
+    .expect("parses");
+    let errors =
+        validate_audience(&bad, &catalog()).expect_err("event.* is not available to audiences");
+    assert_eq!(errors[0].code, codes::INVALID_CONDITION);
+    assert_eq!(errors[0].path, "/condition");
+    let malformed = cairn_journey::parse_audience("id: x\nname: X\n", Format::Yaml).unwrap_err();
+    assert!(
+        malformed.message.contains("missing field `condition`"),
+        "{malformed}"
+    );
+}
