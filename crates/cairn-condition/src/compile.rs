@@ -122,6 +122,18 @@ pub(crate) enum Node {
         event: Box<str>,
         last: bool,
     },
+    /// `path <comparison> constant`, specialized (see [`specialize`]).
+    ComparePath {
+        comparison: Comparison,
+        path: CompiledPath,
+        constant: Value<'static>,
+    },
+    /// `path in ["a", "b", ...]` with string literals, specialized.
+    PathInStrings {
+        path: CompiledPath,
+        items: Box<[Box<str>]>,
+        negated: bool,
+    },
 }
 
 impl Node {
@@ -132,7 +144,9 @@ impl Node {
             | Node::Path(_)
             | Node::Now
             | Node::Count { .. }
-            | Node::EventTime { .. } => Vec::new(),
+            | Node::EventTime { .. }
+            | Node::ComparePath { .. }
+            | Node::PathInStrings { .. } => Vec::new(),
             Node::List(items)
             | Node::Call {
                 arguments: items, ..
@@ -174,7 +188,80 @@ impl Node {
                 | Node::Count { .. }
                 | Node::EventTime { .. }
                 | Node::Elapsed { .. }
+                | Node::ComparePath { .. }
+                | Node::PathInStrings { .. }
         )
+    }
+}
+
+impl Comparison {
+    /// The comparison with its operands swapped (`a < b` is `b > a`).
+    fn flipped(self) -> Comparison {
+        match self {
+            Comparison::Less => Comparison::Greater,
+            Comparison::LessOrEqual => Comparison::GreaterOrEqual,
+            Comparison::Greater => Comparison::Less,
+            Comparison::GreaterOrEqual => Comparison::LessOrEqual,
+            same => same,
+        }
+    }
+}
+
+/// Rewrites the most common shapes into dedicated nodes that evaluate with fewer steps: a path compared with
+/// a constant, and a path looked up in a list of string literals. Runs after `references` are collected.
+pub(crate) fn specialize(node: Node) -> Node {
+    let node = map_children(node, specialize);
+    match node {
+        Node::Compare {
+            comparison,
+            left,
+            right,
+        } => match (*left, *right) {
+            (Node::Path(path), Node::Constant(constant)) => Node::ComparePath {
+                comparison,
+                path,
+                constant,
+            },
+            (Node::Constant(constant), Node::Path(path)) => Node::ComparePath {
+                comparison: comparison.flipped(),
+                path,
+                constant,
+            },
+            (left, right) => Node::Compare {
+                comparison,
+                left: Box::new(left),
+                right: Box::new(right),
+            },
+        },
+        Node::Member {
+            item,
+            list,
+            negated,
+        } => {
+            let strings: Option<Box<[Box<str>]>> = match list.as_ref() {
+                Node::Constant(Value::List(crate::value::ListValue::Owned(items))) => items
+                    .iter()
+                    .map(|item| match item {
+                        Value::String(text) => Some(Box::from(text.as_ref())),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => None,
+            };
+            match (*item, strings) {
+                (Node::Path(path), Some(items)) if !path.timestamp => Node::PathInStrings {
+                    path,
+                    items,
+                    negated,
+                },
+                (item, _) => Node::Member {
+                    item: Box::new(item),
+                    list,
+                    negated,
+                },
+            }
+        }
+        other => other,
     }
 }
 
@@ -316,6 +403,7 @@ pub(crate) fn compile(
     }
     let root = fold_constants(checked.node);
     let references = crate::references::collect(&root);
+    let root = specialize(root);
     let explanation = crate::explain::ExplanationPlan::new(source, &expr, schema);
     Ok(Condition {
         inner: Arc::new(Compiled {

@@ -134,6 +134,22 @@ pub(crate) fn evaluate<'a>(node: &'a Node, ctx: &'a dyn EvalContext) -> Value<'a
             let since = window_ms.and_then(|window| ctx.now_ms().checked_sub(window));
             Value::Number(ctx.event_count(event, since) as f64)
         }
+        Node::ComparePath {
+            comparison,
+            path,
+            constant,
+        } => Value::Bool(compare(*comparison, &load_path(path, ctx), constant)),
+        Node::PathInStrings {
+            path,
+            items,
+            negated,
+        } => {
+            let found = match load_path(path, ctx) {
+                Value::String(text) => items.iter().any(|item| **item == *text),
+                _ => false,
+            };
+            Value::Bool(found != *negated)
+        }
         Node::EventTime { event, last } => {
             let (first_at, last_at) = ctx.event_times(event);
             let instant = if *last { last_at } else { first_at };

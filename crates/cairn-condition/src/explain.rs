@@ -4,7 +4,7 @@
 
 use crate::ast::{BinaryOp, Expr, ExprKind};
 use crate::check::check;
-use crate::compile::{fold_constants, Node};
+use crate::compile::{fold_constants, specialize, Node};
 use crate::context::EvalContext;
 use crate::diagnostics::DiagnosticSink;
 use crate::eval::evaluate;
@@ -43,7 +43,7 @@ impl ExplanationPlan {
         let compile_part = |part: &Expr| {
             // The whole expression type-checked, so its parts do too; a sink is needed but stays empty.
             let mut sink = DiagnosticSink::new(source);
-            let node = fold_constants(check(part, schema, &mut sink).node);
+            let node = specialize(fold_constants(check(part, schema, &mut sink).node));
             debug_assert!(sink.is_empty(), "a part of a checked expression checks");
             (source.get(part.span.clone()).unwrap_or("").to_owned(), node)
         };

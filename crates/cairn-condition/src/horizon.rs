@@ -248,6 +248,8 @@ fn analyse(node: &Node, ctx: &dyn EvalContext, now: i64) -> Horizon {
     match node {
         Node::Constant(_)
         | Node::Path(_)
+        | Node::ComparePath { .. }
+        | Node::PathInStrings { .. }
         | Node::EventTime { .. }
         | Node::Count {
             window_ms: None, ..

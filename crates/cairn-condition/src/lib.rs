@@ -75,6 +75,12 @@ pub enum ConditionError {
     Invalid(Vec<Diagnostic>),
 }
 
+impl From<Vec<Diagnostic>> for ConditionError {
+    fn from(diagnostics: Vec<Diagnostic>) -> Self {
+        ConditionError::Invalid(diagnostics)
+    }
+}
+
 /// Parses a condition into its syntax tree. Reports every lexical error and the first syntax error of each
 /// top-level `and`/`or` clause.
 pub fn parse(source: &str) -> Result<Expr, Vec<Diagnostic>> {

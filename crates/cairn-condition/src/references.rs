@@ -55,6 +55,10 @@ struct Collector {
 
 impl Collector {
     fn visit(&mut self, node: &Node) {
+        debug_assert!(
+            !matches!(node, Node::ComparePath { .. } | Node::PathInStrings { .. }),
+            "references are collected before specialization"
+        );
         match node {
             Node::Path(path) => match path.root {
                 Root::Profile => {

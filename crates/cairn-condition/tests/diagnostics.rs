@@ -416,3 +416,15 @@ fn the_current_event_types_its_properties() {
         codes::UNKNOWN_FIELD
     );
 }
+
+#[test]
+fn the_crate_error_lists_every_diagnostic() {
+    let error = cairn_condition::ConditionError::from(
+        compile("profile.plann == 1 and days_sinc(1)", &step_schema()).unwrap_err(),
+    );
+    assert_eq!(
+        error.to_string(),
+        "invalid condition: 1:1: unknown profile attribute `plann` [unknown_attribute]; \
+         1:24: unknown function `days_sinc`; did you mean `days_since`? [unknown_function]"
+    );
+}

@@ -313,3 +313,36 @@ proptest! {
         }
     }
 }
+
+// ---- specialized nodes agree with the general ones ----
+
+proptest! {
+    /// `path OP constant` and `path in [strings]` compile to dedicated nodes; wrapping the path in
+    /// `coalesce(...)` keeps the general ones. Both must give the same value for any data.
+    #[test]
+    fn specialized_comparisons_agree_with_the_general_ones(
+        value in json(),
+        operator in prop::sample::select(vec!["==", "!=", "<", "<=", ">", ">="]),
+        constant in prop::sample::select(vec!["1", "2.5", "\"pro\"", "\"2026-06-15\"", "true", "[1, 2]", "date(\"2026-06-15\")", "7d"]),
+        list in prop::sample::select(vec!["[\"pro\", \"free\"]", "[\"2026-06-15\"]", "[]"]),
+        negated in any::<bool>(),
+    ) {
+        let context = MapContext::new(0).with_profile(serde_json::json!({ "x": value }));
+        let schema = Schema::open();
+        let agree = |specialized: String, general: String| -> Result<(), TestCaseError> {
+            let (Ok(specialized_condition), Ok(general_condition)) = (compile(&specialized, &schema), compile(&general, &schema)) else {
+                return Ok(());
+            };
+            prop_assert_eq!(
+                specialized_condition.evaluate(&context).to_json(),
+                general_condition.evaluate(&context).to_json(),
+                "`{}` vs `{}`", specialized, general
+            );
+            Ok(())
+        };
+        agree(format!("profile.x {operator} {constant}"), format!("coalesce(profile.x) {operator} {constant}"))?;
+        agree(format!("{constant} {operator} profile.x"), format!("{constant} {operator} coalesce(profile.x)"))?;
+        let member = if negated { "not in" } else { "in" };
+        agree(format!("profile.x {member} {list}"), format!("coalesce(profile.x) {member} {list}"))?;
+    }
+}
