@@ -8,6 +8,7 @@ mod cli_error;
 mod config;
 mod demo;
 mod import;
+mod journey_cmd;
 mod profile_cmd;
 mod server;
 
@@ -61,6 +62,11 @@ enum Command {
     },
     /// Print the table of stable error codes (Markdown).
     ErrorCodes,
+    /// Journey documents offline: validate, test under a simulated clock, print the JSON Schema.
+    Journey {
+        #[command(subcommand)]
+        command: journey_cmd::JourneyCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +101,7 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Some(Command::Import(args)) => import::run(&config, args),
         Some(Command::Profile { command }) => profile_cmd::run(&config, command),
         Some(Command::Bench { command }) => bench::run(command),
+        Some(Command::Journey { command }) => journey_cmd::run(command),
         Some(Command::ErrorCodes) => {
             print!("{}", cairn_model::error_code::markdown_table());
             Ok(())

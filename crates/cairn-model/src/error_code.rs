@@ -48,6 +48,7 @@ error_codes! {
     InvalidQuery => ("invalid_query", 400, "a query parameter is missing, unknown or malformed"),
     InvalidConfig => ("invalid_config", 400, "the configuration file or environment is invalid"),
     InvalidInput => ("invalid_input", 400, "an import file or command-line argument is invalid"),
+    InvalidJourney => ("invalid_journey", 400, "a journey document is malformed or fails validation (every error is listed with its code, step and path)"),
     MissingWriteKey => ("missing_write_key", 401, "no write key in HTTP Basic auth or in the body's `writeKey`"),
     InvalidWriteKey => ("invalid_write_key", 401, "the write key belongs to no workspace"),
     MissingApiToken => ("missing_api_token", 401, "no `Authorization: Bearer` token"),
