@@ -62,6 +62,8 @@ pub struct StateConfig {
     pub checkpoint_interval_secs: u64,
     /// A checkpoint is also written once this many events wait for one.
     pub checkpoint_max_pending_events: usize,
+    /// How often (ms) the ticker checks whether a journey timer is due.
+    pub tick_interval_ms: u64,
 }
 
 impl Default for StateConfig {
@@ -70,6 +72,9 @@ impl Default for StateConfig {
         StateConfig {
             checkpoint_interval_secs: engine.checkpoint_interval.as_secs(),
             checkpoint_max_pending_events: engine.checkpoint_max_pending_events,
+            tick_interval_ms: engine
+                .tick_interval
+                .map_or(200, |interval| interval.as_millis() as u64),
         }
     }
 }
@@ -182,6 +187,7 @@ impl Config {
             checkpoint_interval: Duration::from_secs(self.state.checkpoint_interval_secs),
             checkpoint_max_pending_events: self.state.checkpoint_max_pending_events,
             checkpoint_on_shutdown: true,
+            tick_interval: Some(Duration::from_millis(self.state.tick_interval_ms.max(1))),
         }
     }
 

@@ -10,6 +10,7 @@
 
 use crate::codec::{decode_messages, decompress};
 use crate::identity::IdentityResolver;
+use crate::journeys::command::Command;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::state::State;
@@ -91,6 +92,8 @@ impl Applier {
             for record in &records {
                 events += self.apply(&mut state, record);
             }
+            self.progress.set_next_due_ms(state.next_due_ms());
+            self.metrics.timers_waiting.set(state.timer_count() as i64);
         }
         self.metrics
             .apply_seconds
@@ -133,8 +136,24 @@ impl Applier {
                     }
                 }
             }
-            RecordKind::Tick | RecordKind::Command => {
-                state.skip_record(record.seq);
+            RecordKind::Tick => {
+                state.apply_tick(record.seq, record.received_at_ms);
+                0
+            }
+            RecordKind::Command => {
+                match Command::decode(&record.payload) {
+                    Ok(command) => state.apply_command(
+                        record.seq,
+                        &record.workspace,
+                        record.received_at_ms,
+                        command,
+                    ),
+                    Err(error) => {
+                        tracing::error!(seq = record.seq, %error, "a command record cannot be decoded; skipped");
+                        self.metrics.apply_failures.inc();
+                        state.skip_record(record.seq);
+                    }
+                }
                 0
             }
         }
@@ -143,8 +162,8 @@ impl Applier {
     /// Writes what changed since the last checkpoint, if anything did.
     fn checkpoint(&mut self) {
         let copy = {
-            let state = self.state.read();
-            if state.dirty_profiles() == 0 && state.applied_seq() == self.checkpointed {
+            let mut state = self.state.write();
+            if !state.has_changes() && state.applied_seq() == self.checkpointed {
                 return;
             }
             state.checkpoint()
@@ -165,6 +184,7 @@ impl Applier {
             }
             Err(error) => {
                 // Nothing was forgotten: the next checkpoint writes it all again.
+                self.state.write().checkpoint_failed(&copy);
                 tracing::error!(%error, "checkpoint failed; will retry");
                 self.metrics.checkpoint_failures.inc();
             }

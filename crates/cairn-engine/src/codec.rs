@@ -180,6 +180,31 @@ fn write_varint(out: &mut Vec<u8>, mut value: u64) {
     }
 }
 
+/// The message as the API and conditions see it: the client's JSON with the normalized fields laid
+/// over it ([`cairn_core::segment::message_view`]).
+pub fn message_json(
+    received_at_ms: i64,
+    message: &EncodedMessage<'_>,
+) -> Result<serde_json::Value, CodecError> {
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .ok_or_else(|| CodecError::Encoding(format!("timestamp {ms} out of range")))
+    };
+    let identifiers = message.identifiers()?;
+    let view = cairn_core::segment::MessageView {
+        kind: message.kind()?,
+        identifiers: &identifiers,
+        message_id: message.message_id,
+        timestamp: time(message.timestamp_ms)?,
+        original_timestamp: message.original_timestamp_ms.map(time).transpose()?,
+        sent_at: message.sent_at_ms.map(time).transpose()?,
+        received_at: time(received_at_ms)?,
+    };
+    cairn_core::segment::message_view(message.raw, &view)
+        .map(serde_json::Value::Object)
+        .map_err(|error| CodecError::Encoding(format!("event text: {error}")))
+}
+
 /// Decompresses a payload; decode it with [`decode_messages`].
 pub fn decompress(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
     lz4_flex::decompress_size_prepended(payload)

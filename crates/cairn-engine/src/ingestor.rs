@@ -40,14 +40,35 @@ pub enum EngineError {
     Storage(Arc<StorageError>),
 }
 
-/// One request waiting for the log writer.
+/// One input waiting for the log writer.
 pub(crate) struct Pending {
     pub workspace: WorkspaceId,
     pub received_at_ms: i64,
-    /// De-duplication key of each message.
-    pub keys: Vec<u128>,
-    pub request: EncodedRequest,
+    pub input: PendingInput,
     pub reply: oneshot::Sender<Result<Receipt, EngineError>>,
+}
+
+/// What an input holds.
+pub(crate) enum PendingInput {
+    /// A request's messages, with the de-duplication key of each.
+    Messages {
+        keys: Vec<u128>,
+        request: EncodedRequest,
+    },
+    /// An operator command, encoded.
+    Command(Vec<u8>),
+    /// Time passes.
+    Tick,
+}
+
+impl Pending {
+    /// Events this input adds to the queue.
+    pub(crate) fn events(&self) -> usize {
+        match &self.input {
+            PendingInput::Messages { request, .. } => request.len(),
+            PendingInput::Command(_) | PendingInput::Tick => 1,
+        }
+    }
 }
 
 /// The log writer's end of the queue.
@@ -128,15 +149,8 @@ impl Ingestor {
         if self.progress.apply_lag_events() > self.max_apply_lag_events {
             return Err(EngineError::Overloaded);
         }
-        let reserved =
-            self.queued_events
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                    // A request larger than the whole queue is still admitted into an empty queue.
-                    (queued == 0 || queued + count <= self.capacity).then_some(queued + count)
-                });
-        if reserved.is_err() {
-            return Err(EngineError::Overloaded);
-        }
+        // A request larger than the whole queue is still admitted into an empty queue.
+        self.reserve(count)?;
         let keys = messages
             .iter()
             .map(|message| dedupe::key(&workspace, &message.message_id))
@@ -146,14 +160,94 @@ impl Ingestor {
             .map_or(0, |message| message.received_at.timestamp_millis());
         let request = EncodedRequest::new(&messages);
         drop(messages);
+        self.send(
+            workspace,
+            received_at_ms,
+            PendingInput::Messages { keys, request },
+            count,
+        )
+    }
+
+    /// Appends an operator command to the log; the receipt's `seq` is its log record.
+    pub async fn submit_command(
+        &self,
+        workspace: WorkspaceId,
+        command: &crate::journeys::command::Command,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Receipt, EngineError> {
+        let reply = self.reserve(1).and_then(|()| {
+            self.send(
+                workspace,
+                at.timestamp_millis(),
+                PendingInput::Command(command.encode()),
+                1,
+            )
+        })?;
+        reply.await.unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Like [`Ingestor::submit_command`], outside an async runtime.
+    pub fn submit_command_blocking(
+        &self,
+        workspace: WorkspaceId,
+        command: &crate::journeys::command::Command,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Receipt, EngineError> {
+        let reply = self.reserve(1).and_then(|()| {
+            self.send(
+                workspace,
+                at.timestamp_millis(),
+                PendingInput::Command(command.encode()),
+                1,
+            )
+        })?;
+        reply
+            .blocking_recv()
+            .unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Appends a tick (time has passed to `at`); the receipt's `seq` is its log record.
+    pub fn submit_tick_blocking(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Receipt, EngineError> {
+        let reply = self.reserve(1).and_then(|()| {
+            self.send(
+                WorkspaceId::new(""),
+                at.timestamp_millis(),
+                PendingInput::Tick,
+                1,
+            )
+        })?;
+        reply
+            .blocking_recv()
+            .unwrap_or(Err(EngineError::ShuttingDown))
+    }
+
+    /// Reserves room for `count` events in the queue (commands and ticks count as one).
+    fn reserve(&self, count: usize) -> Result<(), EngineError> {
+        self.queued_events
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued == 0 || queued + count <= self.capacity).then_some(queued + count)
+            })
+            .map(|_| ())
+            .map_err(|_| EngineError::Overloaded)
+    }
+
+    fn send(
+        &self,
+        workspace: WorkspaceId,
+        received_at_ms: i64,
+        input: PendingInput,
+        count: usize,
+    ) -> Result<oneshot::Receiver<Result<Receipt, EngineError>>, EngineError> {
         let (reply, receiver) = oneshot::channel();
         let sent = match self.sender.lock().as_ref() {
             Some(sender) => sender
                 .send(Pending {
                     workspace,
                     received_at_ms,
-                    keys,
-                    request,
+                    input,
                     reply,
                 })
                 .is_ok(),

@@ -22,11 +22,13 @@ pub mod codec;
 mod dedupe;
 mod identity;
 mod ingestor;
+pub mod journeys;
 mod log_writer;
 pub mod metrics;
 mod progress;
 mod reader;
 mod state;
+mod ticker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{ExactIdentity, IdentityInput, IdentityResolver};
@@ -61,6 +63,9 @@ pub struct EngineOptions {
     /// Write a last checkpoint when shutting down (on by default). Crash tests turn it off to stop
     /// as if the process had died right after its last log commit.
     pub checkpoint_on_shutdown: bool,
+    /// How often the ticker checks whether a timer is due; `None`: no ticker (tests tick by hand
+    /// with [`Engine::tick`]).
+    pub tick_interval: Option<Duration>,
 }
 
 impl Default for EngineOptions {
@@ -74,6 +79,7 @@ impl Default for EngineOptions {
             checkpoint_interval: Duration::from_secs(10),
             checkpoint_max_pending_events: 2_000_000,
             checkpoint_on_shutdown: true,
+            tick_interval: Some(Duration::from_millis(200)),
         }
     }
 }
@@ -144,6 +150,7 @@ impl Engine {
             metrics: metrics.clone(),
         }
         .spawn()?;
+        let tick_interval = options.tick_interval;
         let applier = applier::Applier {
             options,
             state: shared_state.clone(),
@@ -155,6 +162,15 @@ impl Engine {
             checkpointed,
         }
         .spawn()?;
+        let mut threads = vec![log_writer, applier];
+        if let Some(interval) = tick_interval {
+            threads.push(ticker::spawn(
+                interval,
+                ingestor.clone(),
+                clock.clone(),
+                progress.clone(),
+            )?);
+        }
         Ok(Engine {
             ingestor,
             reader: Reader {
@@ -166,7 +182,7 @@ impl Engine {
             clock,
             metrics,
             progress,
-            threads: vec![log_writer, applier],
+            threads,
         })
     }
 
@@ -191,6 +207,15 @@ impl Engine {
     pub fn wait_until_applied(&self, timeout: Duration) -> bool {
         self.progress
             .wait_for_applied(self.progress.committed(), timeout)
+    }
+
+    /// Appends a tick at the clock's time and waits until it is applied: every timer due by then has
+    /// fired. (The ticker does this by itself; tests with a manual clock call it.)
+    pub fn tick(&self) -> Result<(), EngineError> {
+        let receipt = self.ingestor.submit_tick_blocking(self.clock.now())?;
+        self.progress
+            .wait_for_applied(receipt.seq, READ_BARRIER_TIMEOUT);
+        Ok(())
     }
 
     /// Stops accepting work, lets the log writer commit what is queued and the applier apply and

@@ -7,7 +7,7 @@
 //! with the error and nothing of the group is kept.
 
 use crate::dedupe::{GroupClaims, RecentMessageIds};
-use crate::ingestor::{EngineError, Pending, Queue, Receipt};
+use crate::ingestor::{EngineError, Pending, PendingInput, Queue, Receipt};
 use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::EngineOptions;
@@ -26,6 +26,59 @@ pub(crate) struct LogWriterThread {
 }
 
 impl LogWriterThread {
+    /// The log record of one input (none when every message is a duplicate) and its receipt.
+    fn record_of(
+        &self,
+        pending: &Pending,
+        claims: &mut GroupClaims,
+    ) -> (Receipt, Option<LogRecord>) {
+        let record = |kind, count, keys, payload| LogRecord {
+            seq: 0,
+            kind,
+            workspace: pending.workspace.clone(),
+            received_at_ms: pending.received_at_ms,
+            count,
+            keys,
+            payload,
+        };
+        match &pending.input {
+            PendingInput::Messages { keys, request } => {
+                let fresh: Vec<bool> = keys
+                    .iter()
+                    .map(|key| claims.claim(&self.recent, *key, pending.received_at_ms))
+                    .collect();
+                let accepted = fresh.iter().filter(|fresh| **fresh).count();
+                let receipt = Receipt {
+                    accepted,
+                    duplicates: fresh.len() - accepted,
+                    seq: 0,
+                };
+                if accepted == 0 {
+                    return (receipt, None);
+                }
+                let kept = keys
+                    .iter()
+                    .zip(&fresh)
+                    .filter(|(_, fresh)| **fresh)
+                    .map(|(key, _)| *key)
+                    .collect();
+                let payload = request.payload(|index| fresh[index]);
+                (
+                    receipt,
+                    Some(record(RecordKind::Messages, accepted as u32, kept, payload)),
+                )
+            }
+            PendingInput::Command(payload) => (
+                Receipt::default(),
+                Some(record(RecordKind::Command, 0, Vec::new(), payload.clone())),
+            ),
+            PendingInput::Tick => (
+                Receipt::default(),
+                Some(record(RecordKind::Tick, 0, Vec::new(), Vec::new())),
+            ),
+        }
+    }
+
     pub(crate) fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("cairn-log".into())
@@ -34,12 +87,12 @@ impl LogWriterThread {
 
     fn run(mut self) {
         while let Ok(first) = self.queue.receiver.recv() {
+            let mut events = first.events();
             let mut group = vec![first];
-            let mut events = group[0].request.len();
             while events < self.options.max_commit_events {
                 match self.queue.receiver.try_recv() {
                     Ok(next) => {
-                        events += next.request.len();
+                        events += next.events();
                         group.push(next);
                     }
                     Err(_) => break,
@@ -57,37 +110,12 @@ impl LogWriterThread {
         let mut records = Vec::with_capacity(group.len());
         let mut record_of_request = Vec::with_capacity(group.len());
         for pending in &group {
-            let fresh: Vec<bool> = pending
-                .keys
-                .iter()
-                .map(|key| claims.claim(&self.recent, *key, pending.received_at_ms))
-                .collect();
-            let accepted = fresh.iter().filter(|fresh| **fresh).count();
-            receipts.push(Receipt {
-                accepted,
-                duplicates: fresh.len() - accepted,
-                seq: 0,
-            });
-            if accepted == 0 {
-                record_of_request.push(None);
-                continue;
-            }
-            record_of_request.push(Some(records.len()));
-            records.push(LogRecord {
-                seq: 0,
-                kind: RecordKind::Messages,
-                workspace: pending.workspace.clone(),
-                received_at_ms: pending.received_at_ms,
-                count: accepted as u32,
-                keys: pending
-                    .keys
-                    .iter()
-                    .zip(&fresh)
-                    .filter(|(_, fresh)| **fresh)
-                    .map(|(key, _)| *key)
-                    .collect(),
-                payload: pending.request.payload(|index| fresh[index]),
-            });
+            let (receipt, record) = self.record_of(pending, &mut claims);
+            receipts.push(receipt);
+            record_of_request.push(record.map(|record| {
+                records.push(record);
+                records.len() - 1
+            }));
         }
         let result = if records.is_empty() {
             Ok(())
@@ -106,13 +134,14 @@ impl LogWriterThread {
             Ok(()) => {
                 claims.commit_into(&mut self.recent);
                 let accepted: usize = receipts.iter().map(|r| r.accepted).sum();
+                let logged: u64 = records.iter().map(|record| u64::from(record.count)).sum();
                 let duplicates: usize = receipts.iter().map(|r| r.duplicates).sum();
                 self.metrics.events_accepted.inc_by(accepted as u64);
                 self.metrics.events_duplicate.inc_by(duplicates as u64);
                 self.metrics.commits.inc();
                 self.metrics.committed_events.inc_by(events as u64);
                 if let Some(last) = records.last() {
-                    self.progress.publish_committed(last.seq, accepted as u64);
+                    self.progress.publish_committed(last.seq, logged);
                 }
                 for ((pending, mut receipt), record) in
                     group.into_iter().zip(receipts).zip(record_of_request)

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub checkpoints: Counter,
     pub checkpoint_seconds: Histogram,
     pub checkpoint_failures: Counter,
+    /// Timer index entries (waiting enrollments, audience re-evaluations, left-behind entries).
+    pub timers_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -65,6 +67,7 @@ impl Metrics {
         let checkpoints = Counter::default();
         let checkpoint_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let checkpoint_failures = Counter::default();
+        let timers_waiting = Gauge::default();
         registry.register(
             "events_accepted",
             "Events durably stored in the log",
@@ -146,6 +149,11 @@ impl Metrics {
             "State checkpoints that failed (retried)",
             checkpoint_failures.clone(),
         );
+        registry.register(
+            "timers_waiting",
+            "Entries in the timer index (waiting enrollments and audience re-evaluations)",
+            timers_waiting.clone(),
+        );
         for code in ErrorCode::ALL {
             drop(events_rejected.get_or_create(&code_labels(*code)));
         }
@@ -168,6 +176,7 @@ impl Metrics {
             checkpoints,
             checkpoint_seconds,
             checkpoint_failures,
+            timers_waiting,
         }
     }
 

@@ -5,7 +5,7 @@
 //! ingest back-pressure bounds.
 
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -22,6 +22,8 @@ pub(crate) struct Progress {
     recovered: AtomicBool,
     /// Set when the log writer has stopped: nothing more will be committed.
     log_closed: AtomicBool,
+    /// When the next timer or schedule is due (ms), `i64::MAX` when none: the ticker's cue.
+    next_due_ms: AtomicI64,
     wakeup: Mutex<()>,
     committed_changed: Condvar,
     applied_changed: Condvar,
@@ -32,7 +34,17 @@ impl Progress {
         let progress = Progress::default();
         progress.committed.store(committed, Ordering::Release);
         progress.applied.store(applied, Ordering::Release);
+        progress.next_due_ms.store(i64::MAX, Ordering::Release);
         progress
+    }
+
+    pub(crate) fn next_due_ms(&self) -> i64 {
+        self.next_due_ms.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_next_due_ms(&self, at_ms: Option<i64>) {
+        self.next_due_ms
+            .store(at_ms.unwrap_or(i64::MAX), Ordering::Release);
     }
 
     pub(crate) fn committed(&self) -> u64 {

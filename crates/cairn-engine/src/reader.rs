@@ -6,6 +6,7 @@
 //! acknowledgement sees the acknowledged events.
 
 use crate::codec::{decode_messages, decompress};
+use crate::journeys::{AudienceRecord, CommandOutcome, JourneyRecord};
 use crate::progress::Progress;
 use crate::state::State;
 use cairn_model::{Identifier, Profile, ProfileId, StoredEvent, WorkspaceId};
@@ -127,7 +128,8 @@ impl Reader {
                                 kind: message.kind().map_err(corrupt)?,
                                 message_id: message.message_id.to_string(),
                                 name: message.name.map(str::to_string),
-                                body: stored_message(record.received_at_ms, message)?,
+                                body: crate::codec::message_json(record.received_at_ms, message)
+                                    .map_err(corrupt)?,
                             },
                         ),
                     );
@@ -149,35 +151,188 @@ impl Reader {
         Ok(self.progress.is_recovered())
     }
 
+    /// Waits until log record `seq` is applied (or the read timeout passes); returns whether it is.
+    pub fn wait_for(&self, seq: u64) -> bool {
+        self.progress.wait_for_applied(seq, READ_BARRIER_TIMEOUT)
+    }
+
+    /// What applying the command at log record `seq` did (waits for it to be applied).
+    pub fn command_outcome(&self, seq: u64) -> Option<CommandOutcome> {
+        self.wait_for(seq);
+        self.state.read().outcome(seq).cloned()
+    }
+
+    /// Every journey of a workspace.
+    pub fn journeys(&self, workspace: &WorkspaceId) -> Vec<JourneyRecord> {
+        self.barrier();
+        self.state
+            .read()
+            .registry(workspace)
+            .map(|registry| registry.journeys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One journey.
+    pub fn journey(&self, workspace: &WorkspaceId, id: &str) -> Option<JourneyRecord> {
+        self.barrier();
+        self.state.read().registry(workspace)?.journey(id).cloned()
+    }
+
+    /// Per-step statistics of every version of a journey.
+    pub fn journey_stats(&self, workspace: &WorkspaceId, id: &str) -> Option<serde_json::Value> {
+        self.barrier();
+        self.state.read().registry(workspace)?.stats(id)
+    }
+
+    /// Validation errors of a journey document against the workspace's catalog (empty: valid).
+    pub fn check_journey(
+        &self,
+        workspace: &WorkspaceId,
+        document: &cairn_journey::JourneyDocument,
+    ) -> Vec<cairn_journey::ValidationError> {
+        let state = self.state.read();
+        match state.registry(workspace) {
+            Some(registry) => registry.check_journey(document),
+            None => crate::journeys::registry::Registry::default().check_journey(document),
+        }
+    }
+
+    /// Validation errors of an audience document (empty: valid).
+    pub fn check_audience(
+        &self,
+        workspace: &WorkspaceId,
+        document: &cairn_journey::AudienceDocument,
+    ) -> Vec<cairn_journey::ValidationError> {
+        let state = self.state.read();
+        match state.registry(workspace) {
+            Some(registry) => registry.check_audience(document),
+            None => crate::journeys::registry::Registry::default().check_audience(document),
+        }
+    }
+
+    /// Event names and profile attributes seen in a workspace (what validation knows).
+    pub fn catalog(&self, workspace: &WorkspaceId) -> (Vec<String>, Vec<String>) {
+        self.barrier();
+        let state = self.state.read();
+        match state.registry(workspace) {
+            Some(registry) => {
+                let (events, attributes) = registry.seen();
+                (
+                    events.iter().cloned().collect(),
+                    attributes.iter().cloned().collect(),
+                )
+            }
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// Every audience of a workspace.
+    pub fn audiences(&self, workspace: &WorkspaceId) -> Vec<AudienceRecord> {
+        self.barrier();
+        self.state
+            .read()
+            .registry(workspace)
+            .map(|registry| registry.audience_records().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Up to `limit` members of an audience; `None` if there is no such audience.
+    pub fn audience_members(
+        &self,
+        workspace: &WorkspaceId,
+        audience: &str,
+        limit: usize,
+    ) -> Option<Vec<ProfileId>> {
+        self.barrier();
+        let state = self.state.read();
+        state.registry(workspace)?.audience_record(audience)?;
+        Some(state.audience_members(workspace, audience, limit))
+    }
+
+    /// A profile's active enrollments, entry history per journey and audiences; `None` if there is
+    /// no such profile.
+    pub fn profile_journeys(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<serde_json::Value> {
+        self.barrier();
+        let state = self.state.read();
+        let rank = state.find(workspace, id)?;
+        Some(serde_json::json!({
+            "enrollments": state.journeys_of(rank),
+            "history": state.entry_history_of(rank),
+            "audiences": state.audiences_of(rank),
+        }))
+    }
+
+    /// Why a profile took its path through a journey: every decision of every enrollment, in order,
+    /// with the data that decided it. `None` if there is no such profile.
+    pub fn trace(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+        journey: &str,
+    ) -> StorageResult<Option<Vec<serde_json::Value>>> {
+        self.barrier();
+        let (ranks, pending) = {
+            let state = self.state.read();
+            let Some(rank) = state.find(workspace, id) else {
+                return Ok(None);
+            };
+            let ranks = state.ranks_of(rank);
+            let pending = state.pending_traces(&ranks, journey);
+            (ranks, pending)
+        };
+        let mut rows = self.store.traces(&ranks, journey)?;
+        rows.extend(pending);
+        rows.sort_by_key(|row| (row.enrollment, row.profile_rank, row.position));
+        rows.dedup_by_key(|row| (row.enrollment, row.profile_rank, row.position));
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| {
+                    let mut entry: serde_json::Value =
+                        serde_json::from_str(&row.entry).unwrap_or_default();
+                    entry["enrollment"] = serde_json::json!(row.enrollment);
+                    entry
+                })
+                .collect(),
+        ))
+    }
+
+    /// A profile's outbox messages, newest first; `None` if there is no such profile.
+    pub fn messages(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+        limit: usize,
+    ) -> StorageResult<Option<Vec<serde_json::Value>>> {
+        self.barrier();
+        let (ranks, pending) = {
+            let state = self.state.read();
+            let Some(rank) = state.find(workspace, id) else {
+                return Ok(None);
+            };
+            let ranks = state.ranks_of(rank);
+            let pending = state.pending_outbox(&ranks);
+            (ranks, pending)
+        };
+        let mut rows = pending;
+        rows.extend(self.store.outbox(&ranks, limit)?);
+        rows.sort_by(|a, b| (b.at_ms, &b.message_id).cmp(&(a.at_ms, &a.message_id)));
+        rows.dedup_by(|a, b| a.message_id == b.message_id);
+        rows.truncate(limit);
+        Ok(Some(
+            rows.into_iter()
+                .map(|row| serde_json::from_str(&row.body).unwrap_or_default())
+                .collect(),
+        ))
+    }
+
     /// The last committed and the last applied log positions.
     pub fn positions(&self) -> (u64, u64) {
         (self.progress.committed(), self.progress.applied())
     }
-}
-
-/// The API view of a stored message.
-fn stored_message(
-    received_at_ms: i64,
-    message: &crate::codec::EncodedMessage<'_>,
-) -> StorageResult<serde_json::Value> {
-    let corrupt = |what: String| StorageError::Corrupt(what);
-    let time = |ms: i64| {
-        DateTime::from_timestamp_millis(ms)
-            .ok_or_else(|| corrupt(format!("timestamp {ms} out of range")))
-    };
-    let identifiers = message.identifiers().map_err(|e| corrupt(e.to_string()))?;
-    let view = cairn_core::segment::MessageView {
-        kind: message.kind().map_err(|e| corrupt(e.to_string()))?,
-        identifiers: &identifiers,
-        message_id: message.message_id,
-        timestamp: time(message.timestamp_ms)?,
-        original_timestamp: message.original_timestamp_ms.map(time).transpose()?,
-        sent_at: message.sent_at_ms.map(time).transpose()?,
-        received_at: time(received_at_ms)?,
-    };
-    cairn_core::segment::message_view(message.raw, &view)
-        .map(serde_json::Value::Object)
-        .map_err(|error| corrupt(format!("event text: {error}")))
 }
 
 struct DecodedEvent {

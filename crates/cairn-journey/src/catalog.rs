@@ -96,6 +96,17 @@ impl Catalog {
         &self.schema
     }
 
+    /// The condition schema, to open parts of it (for example unknown event properties).
+    pub fn schema_mut(&mut self) -> &mut Schema {
+        &mut self.schema
+    }
+
+    /// Accepts every template id (no template store to check against).
+    pub fn accept_any_template(&mut self) -> &mut Self {
+        self.templates = None;
+        self
+    }
+
     /// Whether a profile attribute (or a parent of it) is known.
     pub fn knows_profile_attribute(&self, path: &str) -> bool {
         self.profile_attributes.as_ref().is_none_or(|known| {

@@ -41,6 +41,31 @@ impl CompiledJourney {
         self.steps.get(index.get())
     }
 
+    /// Every condition of the journey: entry filter, goals, exits, awaited-event filters, decision
+    /// branches and `update_profile` expressions (what the engine indexes history and audiences by).
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut conditions: Vec<&Condition> = self.entry.filter().into_iter().collect();
+        for criterion in self.goals.iter().chain(&self.exits) {
+            conditions.extend(criterion.condition.as_ref());
+        }
+        for step in &self.steps {
+            match &step.kind {
+                StepKind::WaitForEvent { filter, .. } => conditions.extend(filter.as_ref()),
+                StepKind::DecisionSplit { branches, .. } => {
+                    conditions.extend(branches.iter().map(|branch| &branch.condition));
+                }
+                StepKind::UpdateProfile { operations, .. } => {
+                    conditions.extend(operations.iter().filter_map(|operation| match operation {
+                        ProfileOperation::SetExpression { expression, .. } => Some(expression),
+                        _ => None,
+                    }));
+                }
+                _ => {}
+            }
+        }
+        conditions
+    }
+
     /// The index of a step id.
     pub fn step_index(&self, id: &str) -> Option<StepIndex> {
         self.steps

@@ -57,7 +57,7 @@ impl EndReason {
 }
 
 /// One customer in one journey version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Enrollment {
     pub id: EnrollmentId,
     /// When the customer entered (ms).
@@ -108,7 +108,7 @@ impl Enrollment {
 }
 
 /// Variable enrollment data, allocated only for journeys that read it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnrollmentData {
     /// `journey.*`: `{"entered_at", "trigger", "steps": {"<step id>": {...}}}`.
     pub journey: Option<Value>,
@@ -121,7 +121,7 @@ pub struct EnrollmentData {
 }
 
 /// A message an engagement split will ask about, and what the customer did with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendRecord {
     pub step: StepIndex,
     pub attempt: u16,
@@ -158,7 +158,7 @@ impl SendRecord {
 }
 
 /// Entries into one step inside a loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepVisits {
     pub step: StepIndex,
     pub count: u16,

@@ -70,6 +70,37 @@ impl JourneySet {
         &self.journeys
     }
 
+    /// Retires a version (a newer one takes the entries, or the journey stopped); false if unknown.
+    pub fn set_retired(&mut self, key: JourneyKey) -> bool {
+        match self.by_key.get(&key) {
+            Some(&position) => {
+                self.journeys[position].retired = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds a published version (or replaces the one with the same key) and reindexes.
+    pub fn insert(&mut self, live: LiveJourney) {
+        match self.by_key.get(&live.key) {
+            Some(&position) => self.journeys[position] = live,
+            None => self.journeys.push(live),
+        }
+        self.reindex();
+    }
+
+    /// Removes a version that no enrollment uses any more; false if unknown.
+    pub fn remove(&mut self, key: JourneyKey) -> bool {
+        let before = self.journeys.len();
+        self.journeys.retain(|live| live.key != key);
+        let removed = self.journeys.len() != before;
+        if removed {
+            self.reindex();
+        }
+        removed
+    }
+
     /// Pauses or resumes a journey; false if unknown.
     pub fn set_paused(&mut self, key: JourneyKey, paused: bool) -> bool {
         match self.by_key.get(&key) {
@@ -97,7 +128,7 @@ impl JourneySet {
 }
 
 /// One profile's journey state: active enrollments and the entry history for re-entry rules.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileJourneys {
     /// Active (waiting or held) enrollments; ended ones are removed by [`handle`].
     pub enrollments: Vec<Enrollment>,
@@ -135,7 +166,7 @@ impl ProfileJourneys {
 }
 
 /// A profile's entries into one journey.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntryHistory {
     pub journey_id: Arc<str>,
     pub entries: u32,
@@ -204,6 +235,8 @@ impl EnrollmentIds for SequentialIds {
 #[serde(rename_all = "snake_case")]
 pub enum EntryRefusal {
     UnknownJourney,
+    /// A newer version takes the entries, or the journey was stopped.
+    Retired,
     Paused,
     /// `once`: entered before.
     AlreadyEntered,
@@ -437,6 +470,9 @@ pub fn try_enter(
     effects: &mut Effects,
 ) -> Result<EnrollmentId, EntryRefusal> {
     let journey = &live.journey;
+    if live.retired {
+        return Err(EntryRefusal::Retired);
+    }
     if live.paused {
         return Err(EntryRefusal::Paused);
     }

@@ -39,6 +39,8 @@ pub struct LiveJourney {
     pub journey: Arc<CompiledJourney>,
     /// Paused: no entries; with `hold`, enrollments stop at their next step.
     pub paused: bool,
+    /// Superseded by a newer version (or stopped): no entries; enrollments already in it finish here.
+    pub retired: bool,
 }
 
 impl LiveJourney {
@@ -48,6 +50,7 @@ impl LiveJourney {
             key,
             journey,
             paused: false,
+            retired: false,
         }
     }
 

@@ -118,6 +118,9 @@ pub struct ProfileRow {
     pub updated_at_ms: i64,
     /// Events on the timeline, including those of profiles merged into this one.
     pub event_count: u64,
+    /// The engine's other per-profile state (journeys, event history, audiences), encoded by the
+    /// engine; empty when there is none.
+    pub extra: Vec<u8>,
 }
 
 /// What a checkpoint writes for one profile.
@@ -131,6 +134,41 @@ pub enum ProfileWrite {
         event_count: u64,
         updated_at_ms: i64,
     },
+    /// The counters and the engine's other state changed, not the identity or the traits.
+    Extra {
+        rank: u32,
+        event_count: u64,
+        updated_at_ms: i64,
+        extra: Vec<u8>,
+    },
+}
+
+/// A message a journey decided to send, as kept for the dispatcher and the profile's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Deterministic (enrollment, step, attempt): the dispatcher sends at most once per id.
+    pub message_id: String,
+    pub workspace: WorkspaceId,
+    pub profile_rank: u32,
+    pub journey_id: String,
+    pub channel: String,
+    /// When the journey decided to send (ms).
+    pub at_ms: i64,
+    /// The whole message as JSON (template, settings, personalization data, …).
+    pub body: String,
+}
+
+/// One step decision of one enrollment, with the data that decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceRow {
+    pub profile_rank: u32,
+    pub journey_id: String,
+    pub enrollment: u64,
+    /// Order within the enrollment's trace.
+    pub position: u32,
+    pub at_ms: i64,
+    /// The decision as JSON.
+    pub entry: String,
 }
 
 /// One event on a profile's timeline.
@@ -150,6 +188,12 @@ pub struct Checkpoint {
     pub applied_seq: u64,
     pub profiles: Vec<ProfileWrite>,
     pub timeline: Vec<TimelineEntry>,
+    pub outbox: Vec<OutboxRow>,
+    pub traces: Vec<TraceRow>,
+    /// Workspace-wide state that changed (journeys, audiences, counters), encoded by the engine.
+    pub registries: Vec<(WorkspaceId, Vec<u8>)>,
+    /// Engine-wide counters (next ids), by name.
+    pub counters: Vec<(String, u64)>,
 }
 
 /// Writes and loads checkpoints. There is exactly one per data directory.
@@ -161,6 +205,10 @@ pub trait StateStore: Send {
         &mut self,
         each: &mut dyn FnMut(ProfileRow) -> StorageResult<()>,
     ) -> StorageResult<()>;
+    /// Every checkpointed workspace registry.
+    fn load_registries(&mut self) -> StorageResult<Vec<(WorkspaceId, Vec<u8>)>>;
+    /// The engine-wide counters.
+    fn load_counters(&mut self) -> StorageResult<Vec<(String, u64)>>;
     /// Writes `checkpoint` in one durable, atomic transaction.
     fn checkpoint(&mut self, checkpoint: &Checkpoint) -> StorageResult<()>;
 }
@@ -182,6 +230,12 @@ pub trait StateReader: Send + Sync {
         before: Option<EventCursor>,
         limit: usize,
     ) -> StorageResult<Vec<TimelineEntry>>;
+    /// Checkpointed outbox messages of `profiles`, newest first, at most `limit`.
+    fn outbox(&self, profiles: &[u32], limit: usize) -> StorageResult<Vec<OutboxRow>>;
+    /// A checkpointed outbox message by id.
+    fn outbox_message(&self, message_id: &str) -> StorageResult<Option<OutboxRow>>;
+    /// Checkpointed trace rows of `profiles` in journey `journey_id`, in order.
+    fn traces(&self, profiles: &[u32], journey_id: &str) -> StorageResult<Vec<TraceRow>>;
     /// Whether the store answers (readiness).
     fn ping(&self) -> StorageResult<()>;
 }

@@ -50,6 +50,34 @@ pub(crate) const STATE: &[&str] = &[
          seq INTEGER NOT NULL,
          PRIMARY KEY (profile, timestamp, seq)
      ) WITHOUT ROWID;",
+    // 2: journeys: per-profile engine state, the outbox, traces, workspace registries, counters.
+    "ALTER TABLE profiles ADD COLUMN extra BLOB NOT NULL DEFAULT x'';
+
+     CREATE TABLE outbox (
+         message_id TEXT PRIMARY KEY,
+         workspace TEXT NOT NULL,
+         profile INTEGER NOT NULL,
+         journey TEXT NOT NULL,
+         channel TEXT NOT NULL,
+         at INTEGER NOT NULL,
+         body TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX outbox_by_profile ON outbox (profile, at);
+
+     CREATE TABLE traces (
+         profile INTEGER NOT NULL,
+         journey TEXT NOT NULL,
+         enrollment INTEGER NOT NULL,
+         position INTEGER NOT NULL,
+         at INTEGER NOT NULL,
+         entry TEXT NOT NULL,
+         PRIMARY KEY (profile, journey, enrollment, position)
+     ) WITHOUT ROWID;
+
+     CREATE TABLE registries (
+         workspace TEXT PRIMARY KEY,
+         state BLOB NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// Brings `connection`'s schema up to the end of `migrations`.

@@ -6,8 +6,8 @@ use crate::wal::ManagedWal;
 use crate::{backend, connect, schema, DirLock};
 use cairn_model::{ProfileId, WorkspaceId};
 use cairn_storage::{
-    Checkpoint, EventCursor, ProfileRow, ProfileWrite, StateReader, StateStore, StorageError,
-    StorageResult, TimelineEntry,
+    Checkpoint, EventCursor, OutboxRow, ProfileRow, ProfileWrite, StateReader, StateStore,
+    StorageError, StorageResult, TimelineEntry, TraceRow,
 };
 use rusqlite::{params, Connection};
 use std::path::Path;
@@ -72,7 +72,7 @@ impl StateStore for SqliteState {
             .connection
             .prepare(
                 "SELECT rank, workspace, id, user_id, merged_into, identifiers, traits,
-                        created_at, updated_at, event_count
+                        created_at, updated_at, event_count, extra
                  FROM profiles ORDER BY rank",
             )
             .map_err(backend)?;
@@ -93,9 +93,32 @@ impl StateStore for SqliteState {
                 created_at_ms: row.get(7).map_err(backend)?,
                 updated_at_ms: row.get(8).map_err(backend)?,
                 event_count: event_count as u64,
+                extra: row.get(10).map_err(backend)?,
             })?;
         }
         Ok(())
+    }
+
+    fn load_registries(&mut self) -> StorageResult<Vec<(WorkspaceId, Vec<u8>)>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT workspace, state FROM registries ORDER BY workspace")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| Ok((WorkspaceId(row.get(0)?), row.get(1)?)))
+            .map_err(backend)?;
+        rows.map(|row| row.map_err(backend)).collect()
+    }
+
+    fn load_counters(&mut self) -> StorageResult<Vec<(String, u64)>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT key, value FROM meta WHERE key != 'applied_seq' ORDER BY key")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))
+            .map_err(backend)?;
+        rows.map(|row| row.map_err(backend)).collect()
     }
 
     fn checkpoint(&mut self, checkpoint: &Checkpoint) -> StorageResult<()> {
@@ -105,8 +128,13 @@ impl StateStore for SqliteState {
                 let mut full = transaction
                     .prepare_cached(
                         "INSERT OR REPLACE INTO profiles (rank, workspace, id, user_id, merged_into,
-                             identifiers, traits, created_at, updated_at, event_count)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             identifiers, traits, created_at, updated_at, event_count, extra)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .map_err(backend)?;
+                let mut extra = transaction
+                    .prepare_cached(
+                        "UPDATE profiles SET event_count = ?2, updated_at = ?3, extra = ?4 WHERE rank = ?1",
                     )
                     .map_err(backend)?;
                 let mut counters = transaction
@@ -128,7 +156,16 @@ impl StateStore for SqliteState {
                                 row.created_at_ms,
                                 row.updated_at_ms,
                                 row.event_count as i64,
+                                row.extra,
                             ])
+                            .map_err(backend)?,
+                        ProfileWrite::Extra {
+                            rank,
+                            event_count,
+                            updated_at_ms,
+                            extra: bytes,
+                        } => extra
+                            .execute(params![rank, *event_count as i64, updated_at_ms, bytes])
                             .map_err(backend)?,
                         ProfileWrite::Counters {
                             rank,
@@ -156,6 +193,26 @@ impl StateStore for SqliteState {
                         ])
                         .map_err(backend)?;
                 }
+                write_outbox(&transaction, &checkpoint.outbox)?;
+                write_traces(&transaction, &checkpoint.traces)?;
+                let mut registry = transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO registries (workspace, state) VALUES (?1, ?2)",
+                    )
+                    .map_err(backend)?;
+                for (workspace, state) in &checkpoint.registries {
+                    registry
+                        .execute(params![workspace.as_str(), state])
+                        .map_err(backend)?;
+                }
+                let mut counter = transaction
+                    .prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+                    .map_err(backend)?;
+                for (key, value) in &checkpoint.counters {
+                    counter
+                        .execute(params![key, *value as i64])
+                        .map_err(backend)?;
+                }
                 transaction
                     .execute(
                         "UPDATE meta SET value = ?1 WHERE key = 'applied_seq'",
@@ -171,7 +228,135 @@ impl StateStore for SqliteState {
     }
 }
 
+fn write_outbox(transaction: &rusqlite::Transaction<'_>, rows: &[OutboxRow]) -> StorageResult<()> {
+    let mut insert = transaction
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox (message_id, workspace, profile, journey, channel, at, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(backend)?;
+    for row in rows {
+        insert
+            .execute(params![
+                row.message_id,
+                row.workspace.as_str(),
+                row.profile_rank,
+                row.journey_id,
+                row.channel,
+                row.at_ms,
+                row.body
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn write_traces(transaction: &rusqlite::Transaction<'_>, rows: &[TraceRow]) -> StorageResult<()> {
+    let mut insert = transaction
+        .prepare_cached(
+            "INSERT OR IGNORE INTO traces (profile, journey, enrollment, position, at, entry)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(backend)?;
+    for row in rows {
+        insert
+            .execute(params![
+                row.profile_rank,
+                row.journey_id,
+                row.enrollment as i64,
+                row.position,
+                row.at_ms,
+                row.entry
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        message_id: row.get(0)?,
+        workspace: WorkspaceId(row.get(1)?),
+        profile_rank: row.get(2)?,
+        journey_id: row.get(3)?,
+        channel: row.get(4)?,
+        at_ms: row.get(5)?,
+        body: row.get(6)?,
+    })
+}
+
 impl StateReader for SqliteStateReader {
+    fn outbox(&self, profiles: &[u32], limit: usize) -> StorageResult<Vec<OutboxRow>> {
+        self.pool.with(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT message_id, workspace, profile, journey, channel, at, body FROM outbox
+                     WHERE profile = ?1 ORDER BY at DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let mut rows = Vec::new();
+            for &profile in profiles {
+                for row in statement
+                    .query_map(params![profile, limit as i64], outbox_row)
+                    .map_err(backend)?
+                {
+                    rows.push(row.map_err(backend)?);
+                }
+            }
+            rows.sort_by(|a: &OutboxRow, b: &OutboxRow| {
+                (b.at_ms, &b.message_id).cmp(&(a.at_ms, &a.message_id))
+            });
+            rows.truncate(limit);
+            Ok(rows)
+        })
+    }
+
+    fn outbox_message(&self, message_id: &str) -> StorageResult<Option<OutboxRow>> {
+        self.pool.with(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT message_id, workspace, profile, journey, channel, at, body FROM outbox
+                     WHERE message_id = ?1",
+                )
+                .map_err(backend)?;
+            let mut rows = statement
+                .query_map(params![message_id], outbox_row)
+                .map_err(backend)?;
+            rows.next().transpose().map_err(backend)
+        })
+    }
+
+    fn traces(&self, profiles: &[u32], journey_id: &str) -> StorageResult<Vec<TraceRow>> {
+        self.pool.with(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT profile, journey, enrollment, position, at, entry FROM traces
+                     WHERE profile = ?1 AND journey = ?2 ORDER BY enrollment, position",
+                )
+                .map_err(backend)?;
+            let mut rows = Vec::new();
+            for &profile in profiles {
+                for row in statement
+                    .query_map(params![profile, journey_id], |row| {
+                        Ok(TraceRow {
+                            profile_rank: row.get(0)?,
+                            journey_id: row.get(1)?,
+                            enrollment: row.get::<_, i64>(2)? as u64,
+                            position: row.get(3)?,
+                            at_ms: row.get(4)?,
+                            entry: row.get(5)?,
+                        })
+                    })
+                    .map_err(backend)?
+                {
+                    rows.push(row.map_err(backend)?);
+                }
+            }
+            rows.sort_by_key(|row| (row.enrollment, row.position));
+            Ok(rows)
+        })
+    }
+
     fn timeline(
         &self,
         profiles: &[u32],

@@ -3,7 +3,8 @@
 use super::*;
 use cairn_model::{Identifier, IdentifierKind, ProfileId, TraitSet, WorkspaceId};
 use cairn_storage::{
-    Checkpoint, EventCursor, LogRecord, ProfileRow, ProfileWrite, RecordKind, TimelineEntry,
+    Checkpoint, EventCursor, LogRecord, OutboxRow, ProfileRow, ProfileWrite, RecordKind,
+    TimelineEntry, TraceRow,
 };
 
 fn messages(workspace: &str, received_at_ms: i64, keys: &[u128]) -> LogRecord {
@@ -37,6 +38,7 @@ fn profile(rank: u32, event_count: u64) -> ProfileRow {
         created_at_ms: 1,
         updated_at_ms: 2,
         event_count,
+        extra: b"{}".to_vec(),
     }
 }
 
@@ -145,6 +147,7 @@ fn checkpoints_round_trip_profiles_counters_and_timelines() {
                         seq: 13,
                     },
                 ],
+                ..Checkpoint::default()
             })
             .expect("checkpoint");
         backend
@@ -161,6 +164,7 @@ fn checkpoints_round_trip_profiles_counters_and_timelines() {
                     timestamp_ms: 100,
                     seq: 14,
                 }],
+                ..Checkpoint::default()
             })
             .expect("checkpoint");
     }
@@ -190,4 +194,93 @@ fn checkpoints_round_trip_profiles_counters_and_timelines() {
         .expect("timeline");
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [12, 11]);
     reader.ping().expect("ping");
+}
+
+#[test]
+fn checkpoints_keep_engine_state_outbox_traces_registries_and_counters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let outbox = |id: &str, at_ms| OutboxRow {
+        message_id: id.into(),
+        workspace: WorkspaceId::new("acme"),
+        profile_rank: 1,
+        journey_id: "welcome".into(),
+        channel: "email".into(),
+        at_ms,
+        body: format!("{{\"message_id\":\"{id}\"}}"),
+    };
+    let trace = |position| TraceRow {
+        profile_rank: 1,
+        journey_id: "welcome".into(),
+        enrollment: 7,
+        position,
+        at_ms: 10,
+        entry: format!("{{\"n\":{position}}}"),
+    };
+    {
+        let mut backend = open(dir.path()).expect("open");
+        backend
+            .state
+            .checkpoint(&Checkpoint {
+                applied_seq: 3,
+                profiles: vec![ProfileWrite::Full(profile(1, 1))],
+                outbox: vec![outbox("m1", 10), outbox("m2", 20)],
+                traces: vec![trace(1), trace(0)],
+                registries: vec![(WorkspaceId::new("acme"), b"{\"journeys\":{}}".to_vec())],
+                counters: vec![("next_enrollment_id".into(), 8)],
+                ..Checkpoint::default()
+            })
+            .expect("checkpoint");
+        backend
+            .state
+            .checkpoint(&Checkpoint {
+                applied_seq: 4,
+                profiles: vec![ProfileWrite::Extra {
+                    rank: 1,
+                    event_count: 2,
+                    updated_at_ms: 30,
+                    extra: b"{\"journeys\":1}".to_vec(),
+                }],
+                outbox: vec![outbox("m2", 20)],
+                counters: vec![("next_enrollment_id".into(), 9)],
+                ..Checkpoint::default()
+            })
+            .expect("an outbox message written twice (a replay) is kept once");
+    }
+    let mut backend = open(dir.path()).expect("reopen");
+    let rows = load_all(&mut backend);
+    assert_eq!(rows[0].extra, b"{\"journeys\":1}");
+    assert_eq!((rows[0].event_count, rows[0].updated_at_ms), (2, 30));
+    assert_eq!(
+        rows[0].traits,
+        profile(1, 1).traits,
+        "an extra write keeps the traits"
+    );
+    assert_eq!(
+        backend.state.load_counters().expect("counters"),
+        vec![("next_enrollment_id".to_string(), 9)]
+    );
+    assert_eq!(
+        backend.state.load_registries().expect("registries"),
+        vec![(WorkspaceId::new("acme"), b"{\"journeys\":{}}".to_vec())]
+    );
+    let reader = &backend.state_reader;
+    let newest: Vec<String> = reader
+        .outbox(&[1], 10)
+        .expect("outbox")
+        .into_iter()
+        .map(|row| row.message_id)
+        .collect();
+    assert_eq!(newest, ["m2", "m1"]);
+    assert_eq!(
+        reader.outbox_message("m1").expect("read"),
+        Some(outbox("m1", 10))
+    );
+    assert_eq!(reader.outbox_message("nope").expect("read"), None);
+    let traces = reader.traces(&[1], "welcome").expect("traces");
+    assert_eq!(
+        traces,
+        vec![trace(0), trace(1)],
+        "in order within the enrollment"
+    );
+    assert!(reader.traces(&[1], "other").expect("traces").is_empty());
 }

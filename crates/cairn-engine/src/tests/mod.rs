@@ -1,5 +1,7 @@
 //! Engine tests against the real SQLite store, with a manual clock.
 
+mod journeys;
+
 use super::*;
 use cairn_core::segment::{normalize_object, Envelope};
 use cairn_model::{Identifier, IdentifierKind, NormalizedMessage, WorkspaceId};

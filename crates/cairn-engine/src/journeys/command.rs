@@ -1,0 +1,89 @@
+//! Operator commands on journeys and audiences.
+//!
+//! Commands travel through the input log like events, so they apply in order with the events around
+//! them and a replay of the log rebuilds the registry exactly. The API validates a command before it
+//! submits it; applying it can still refuse (a journey archived in between), which the outcome says.
+
+use cairn_journey::{AudienceDocument, JourneyDocument};
+use cairn_model::{Identifier, ProfileId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A change to a workspace's journeys or audiences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Creates a journey or replaces its draft.
+    SaveDraft { document: Box<JourneyDocument> },
+    /// Publishes the current draft as the next immutable version.
+    Publish { journey: String },
+    /// Stops entries (and, with the journey's `hold` behaviour, holds customers at their next step).
+    Pause { journey: String },
+    /// Lifts a pause; held customers continue.
+    Resume { journey: String },
+    /// Ends every enrollment with `stopped` and takes no more entries.
+    Stop { journey: String, reason: String },
+    /// Hides a stopped (or never published) journey.
+    Archive { journey: String },
+    /// Enrolls one profile through the API entry, with optional data (`journey.trigger`).
+    Enroll {
+        journey: String,
+        profile: ProfileRef,
+        data: Option<Value>,
+    },
+    /// Creates or replaces an audience.
+    SaveAudience { document: Box<AudienceDocument> },
+}
+
+/// How a command names a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileRef {
+    Id(ProfileId),
+    Identifier(Identifier),
+}
+
+impl Command {
+    pub fn encode(&self) -> Vec<u8> {
+        // A command is plain data: serializing it cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Command, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandOutcome {
+    pub ok: bool,
+    /// Why it was refused, or what it did.
+    pub message: String,
+    /// The version a `publish` created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The enrollment an `enroll` created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<u64>,
+}
+
+impl CommandOutcome {
+    pub fn done(message: impl Into<String>) -> Self {
+        CommandOutcome {
+            ok: true,
+            message: message.into(),
+            version: None,
+            enrollment: None,
+        }
+    }
+
+    pub fn refused(message: impl Into<String>) -> Self {
+        CommandOutcome {
+            ok: false,
+            message: message.into(),
+            version: None,
+            enrollment: None,
+        }
+    }
+}

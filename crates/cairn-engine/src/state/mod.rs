@@ -1,0 +1,473 @@
+//! The state derived from the log, in memory: profiles with their identifiers, traits, timelines and
+//! journey state, and each workspace's journeys and audiences.
+//!
+//! Only the applier changes it, one log record at a time, deterministically: the same records in the
+//! same order give the same profiles, ranks, ids, enrollments and messages. Time comes with the
+//! records ([`State::advance_time`]). Everything that changes is marked dirty and written by the next
+//! checkpoint ([`State::checkpoint`]); timeline entries, traces and outbox messages stay here until a
+//! checkpoint has committed them, so a reader always finds them either here or in the store.
+//!
+//! - [`profiles`]: identity resolution, traits and timelines of incoming messages.
+//! - [`journeys`]: journeys, audiences, timers and their effects.
+//! - [`views`]: what readers see.
+
+mod journeys;
+mod profiles;
+mod views;
+
+use crate::codec::CodecError;
+use crate::journeys::command::CommandOutcome;
+use crate::journeys::history::ProfileHistory;
+use crate::journeys::registry::Registry;
+use crate::journeys::timers::{TimerEntry, Timers, Wake};
+use cairn_journey::orchestrate::ProfileJourneys;
+use cairn_model::{Identifier, ProfileId, TraitSet, WorkspaceId};
+use cairn_storage::{
+    Checkpoint, OutboxRow, ProfileRow, ProfileWrite, StateStore, StorageError, StorageResult,
+    TimelineEntry, TraceRow,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use xxhash_rust::xxh3::xxh3_128;
+
+/// How much of a profile changed since the last checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Dirty {
+    Clean,
+    Counters,
+    /// Counters and journey state.
+    Extra,
+    Full,
+}
+
+/// A profile's journey state: enrollments, event history for conditions, audience memberships.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProfileJourneyState {
+    pub journeys: ProfileJourneys,
+    pub history: ProfileHistory,
+    /// Audiences (by index) the profile is a member of.
+    pub audiences: Vec<u32>,
+    /// Audience re-evaluations due in time: (audience index, when).
+    pub audience_timers: Vec<(u32, i64)>,
+    /// Next position in this profile's trace rows.
+    pub trace_position: u32,
+    /// Traces not yet in a committed checkpoint.
+    #[serde(skip)]
+    pub pending_traces: Vec<TraceRow>,
+    /// Outbox messages not yet in a committed checkpoint.
+    #[serde(skip)]
+    pub pending_outbox: Vec<OutboxRow>,
+}
+
+impl ProfileJourneyState {
+    fn is_empty(&self) -> bool {
+        self.journeys.enrollments.is_empty()
+            && self.journeys.history.is_empty()
+            && self.history.is_empty()
+            && self.audiences.is_empty()
+            && self.audience_timers.is_empty()
+    }
+}
+
+/// One profile in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct ProfileRecord {
+    pub rank: u32,
+    pub id: ProfileId,
+    pub workspace: WorkspaceId,
+    pub user_id: Option<String>,
+    pub identifiers: Vec<Identifier>,
+    /// The survivor this profile merged into (merge chains are kept one hop long).
+    pub merged_into: Option<u32>,
+    /// Profiles merged into this one.
+    pub merged: Vec<u32>,
+    pub traits: TraitSet,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub event_count: u64,
+    /// Timeline entries `(timestamp_ms, seq)` not yet in a committed checkpoint, oldest applied first.
+    pub pending_timeline: Vec<(i64, u64)>,
+    /// Journeys, history and audiences; `None` until the profile meets a journey or an audience.
+    pub journey: Option<Box<ProfileJourneyState>>,
+    dirty: Dirty,
+}
+
+impl ProfileRecord {
+    fn extra(&self) -> Vec<u8> {
+        match &self.journey {
+            Some(state) if !state.is_empty() => serde_json::to_vec(state).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn row(&self) -> ProfileRow {
+        ProfileRow {
+            rank: self.rank,
+            workspace: self.workspace.clone(),
+            id: self.id,
+            user_id: self.user_id.clone(),
+            merged_into: self.merged_into,
+            identifiers: self.identifiers.clone(),
+            traits: self.traits.clone(),
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: self.updated_at_ms,
+            event_count: self.event_count,
+            extra: self.extra(),
+        }
+    }
+}
+
+/// Per workspace: which profile an identifier or an id points to.
+#[derive(Debug, Default)]
+struct WorkspaceIndex {
+    /// Identifier key → rank of the surviving profile it points to.
+    by_identifier: HashMap<u128, u32>,
+    /// Profile id → rank (merged-away ids included).
+    by_id: HashMap<ProfileId, u32>,
+    event_count: u64,
+}
+
+fn identifier_key(identifier: &Identifier) -> u128 {
+    let mut bytes = Vec::with_capacity(identifier.value.len() + 1);
+    bytes.push(identifier.kind as u8);
+    bytes.extend_from_slice(identifier.value.as_bytes());
+    xxh3_128(&bytes)
+}
+
+/// Why a log record could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApplyError {
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// What applying one record did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Applied {
+    pub events: u64,
+    pub merges: u64,
+}
+
+/// What a checkpoint copied: trimmed once the checkpoint has committed.
+pub(crate) struct CheckpointCopy {
+    pub checkpoint: Checkpoint,
+    /// Per profile: timeline entries, traces and outbox messages copied.
+    copied: Vec<(u32, usize, usize, usize)>,
+}
+
+/// Names of the engine-wide counters in checkpoints.
+const NEXT_ENROLLMENT_ID: &str = "next_enrollment_id";
+const NEXT_JOURNEY_KEY: &str = "next_journey_key";
+/// Command outcomes kept for the API to read back.
+const KEPT_OUTCOMES: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) struct State {
+    applied_seq: u64,
+    /// The time of the last applied input (ms): time never runs backwards in the state.
+    clock_ms: i64,
+    workspaces: HashMap<WorkspaceId, WorkspaceIndex>,
+    registries: HashMap<WorkspaceId, Registry>,
+    /// Index `rank - 1`.
+    profiles: Vec<ProfileRecord>,
+    /// Ranks whose dirty level is above `Clean`, each once.
+    dirty: Vec<u32>,
+    pending_timeline: usize,
+    timers: Timers,
+    next_enrollment_id: u64,
+    next_journey_key: u32,
+    outcomes: VecDeque<(u64, CommandOutcome)>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            applied_seq: 0,
+            clock_ms: i64::MIN,
+            workspaces: HashMap::new(),
+            registries: HashMap::new(),
+            profiles: Vec::new(),
+            dirty: Vec::new(),
+            pending_timeline: 0,
+            timers: Timers::default(),
+            next_enrollment_id: 1,
+            next_journey_key: 1,
+            outcomes: VecDeque::new(),
+        }
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(what.to_string())
+}
+
+impl State {
+    /// Loads the last checkpoint.
+    pub(crate) fn load(store: &mut dyn StateStore) -> StorageResult<State> {
+        let mut state = State {
+            applied_seq: store.applied_seq()?,
+            ..State::default()
+        };
+        for (name, value) in store.load_counters()? {
+            match name.as_str() {
+                NEXT_ENROLLMENT_ID => state.next_enrollment_id = value,
+                NEXT_JOURNEY_KEY => {
+                    state.next_journey_key = u32::try_from(value).map_err(corrupt)?
+                }
+                _ => {}
+            }
+        }
+        for (workspace, bytes) in store.load_registries()? {
+            state
+                .registries
+                .insert(workspace, Registry::load(&bytes).map_err(corrupt)?);
+        }
+        store.load_profiles(&mut |row| state.load_profile(row))?;
+        for rank in 1..=state.profiles.len() as u32 {
+            if let Some(survivor) = state.record(rank).merged_into {
+                state.record_mut(survivor).merged.push(rank);
+            }
+        }
+        state.rebuild_timers();
+        Ok(state)
+    }
+
+    fn load_profile(&mut self, row: ProfileRow) -> StorageResult<()> {
+        if row.rank as usize != self.profiles.len() + 1 {
+            return Err(corrupt(format!(
+                "profile ranks are not consecutive at {}",
+                row.rank
+            )));
+        }
+        let index = self.workspaces.entry(row.workspace.clone()).or_default();
+        index.by_id.insert(row.id, row.rank);
+        if row.merged_into.is_none() {
+            index.event_count += row.event_count;
+            for identifier in &row.identifiers {
+                index
+                    .by_identifier
+                    .insert(identifier_key(identifier), row.rank);
+            }
+        }
+        let journey = if row.extra.is_empty() {
+            None
+        } else {
+            Some(Box::new(
+                serde_json::from_slice::<ProfileJourneyState>(&row.extra)
+                    .map_err(|error| corrupt(format!("profile {} journeys: {error}", row.id)))?,
+            ))
+        };
+        self.profiles.push(ProfileRecord {
+            rank: row.rank,
+            id: row.id,
+            workspace: row.workspace,
+            user_id: row.user_id,
+            identifiers: row.identifiers,
+            merged_into: row.merged_into,
+            merged: Vec::new(),
+            traits: row.traits,
+            created_at_ms: row.created_at_ms,
+            updated_at_ms: row.updated_at_ms,
+            event_count: row.event_count,
+            pending_timeline: Vec::new(),
+            journey,
+            dirty: Dirty::Clean,
+        });
+        Ok(())
+    }
+
+    /// The timer index from the enrollments' and audience memberships' wake-up times.
+    fn rebuild_timers(&mut self) {
+        for record in &self.profiles {
+            let Some(state) = &record.journey else {
+                continue;
+            };
+            for enrollment in &state.journeys.enrollments {
+                if let Some(at_ms) = enrollment.timer() {
+                    self.timers.add(TimerEntry {
+                        at_ms,
+                        rank: record.rank,
+                        wake: Wake::Enrollment(enrollment.id.0),
+                    });
+                }
+            }
+            for &(audience, at_ms) in &state.audience_timers {
+                self.timers.add(TimerEntry {
+                    at_ms,
+                    rank: record.rank,
+                    wake: Wake::Audience(audience),
+                });
+            }
+        }
+    }
+
+    pub(crate) fn applied_seq(&self) -> u64 {
+        self.applied_seq
+    }
+
+    pub(crate) fn profile_count(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub(crate) fn pending_timeline(&self) -> usize {
+        self.pending_timeline
+    }
+
+    /// Timers waiting (including left-behind entries of moved timers).
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// The earliest time something is due (a timer or a schedule).
+    pub(crate) fn next_due_ms(&self) -> Option<i64> {
+        let schedules = self
+            .registries
+            .values()
+            .filter_map(Registry::next_schedule_ms)
+            .min();
+        match (self.timers.next_due_ms(), schedules) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn record(&self, rank: u32) -> &ProfileRecord {
+        &self.profiles[rank as usize - 1]
+    }
+
+    fn record_mut(&mut self, rank: u32) -> &mut ProfileRecord {
+        &mut self.profiles[rank as usize - 1]
+    }
+
+    fn touch(&mut self, rank: u32, level: Dirty) {
+        let record = &mut self.profiles[rank as usize - 1];
+        if record.dirty == Dirty::Clean {
+            self.dirty.push(rank);
+        }
+        record.dirty = record.dirty.max(level);
+    }
+
+    /// The surviving profile of `rank`.
+    fn survivor(&self, rank: u32) -> u32 {
+        self.record(rank).merged_into.unwrap_or(rank)
+    }
+
+    /// Marks a record as applied without changing anything else.
+    pub(crate) fn skip_record(&mut self, seq: u64) {
+        debug_assert!(seq > self.applied_seq, "records are applied in log order");
+        self.applied_seq = seq;
+    }
+
+    /// The outcome of the command applied from log record `seq`, if it is still kept.
+    pub(crate) fn outcome(&self, seq: u64) -> Option<&CommandOutcome> {
+        self.outcomes
+            .iter()
+            .find(|(at, _)| *at == seq)
+            .map(|(_, outcome)| outcome)
+    }
+
+    fn keep_outcome(&mut self, seq: u64, outcome: CommandOutcome) {
+        if self.outcomes.len() == KEPT_OUTCOMES {
+            self.outcomes.pop_front();
+        }
+        self.outcomes.push_back((seq, outcome));
+    }
+
+    /// Copies what changed since the last checkpoint. Nothing is cleared until
+    /// [`State::checkpoint_committed`] says the store has it.
+    pub(crate) fn checkpoint(&mut self) -> CheckpointCopy {
+        let mut checkpoint = Checkpoint {
+            applied_seq: self.applied_seq,
+            timeline: Vec::with_capacity(self.pending_timeline),
+            ..Checkpoint::default()
+        };
+        let mut copied = Vec::with_capacity(self.dirty.len());
+        for &rank in &self.dirty {
+            let record = self.record(rank);
+            checkpoint.profiles.push(match record.dirty {
+                Dirty::Full => ProfileWrite::Full(record.row()),
+                Dirty::Extra => ProfileWrite::Extra {
+                    rank,
+                    event_count: record.event_count,
+                    updated_at_ms: record.updated_at_ms,
+                    extra: record.extra(),
+                },
+                _ => ProfileWrite::Counters {
+                    rank,
+                    event_count: record.event_count,
+                    updated_at_ms: record.updated_at_ms,
+                },
+            });
+            checkpoint
+                .timeline
+                .extend(
+                    record
+                        .pending_timeline
+                        .iter()
+                        .map(|&(timestamp_ms, seq)| TimelineEntry {
+                            profile_rank: rank,
+                            timestamp_ms,
+                            seq,
+                        }),
+                );
+            let (traces, outbox) = match &record.journey {
+                Some(state) => {
+                    checkpoint
+                        .traces
+                        .extend(state.pending_traces.iter().cloned());
+                    checkpoint
+                        .outbox
+                        .extend(state.pending_outbox.iter().cloned());
+                    (state.pending_traces.len(), state.pending_outbox.len())
+                }
+                None => (0, 0),
+            };
+            copied.push((rank, record.pending_timeline.len(), traces, outbox));
+        }
+        for (workspace, registry) in self.registries.iter_mut() {
+            if registry.take_dirty() {
+                checkpoint
+                    .registries
+                    .push((workspace.clone(), registry.encode()));
+            }
+        }
+        checkpoint.counters = vec![
+            (NEXT_ENROLLMENT_ID.to_string(), self.next_enrollment_id),
+            (
+                NEXT_JOURNEY_KEY.to_string(),
+                u64::from(self.next_journey_key),
+            ),
+        ];
+        CheckpointCopy { checkpoint, copied }
+    }
+
+    /// Whether anything waits for a checkpoint.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// The store committed `copy`: forget what it wrote.
+    pub(crate) fn checkpoint_committed(&mut self, copy: CheckpointCopy) {
+        for (rank, entries, traces, outbox) in copy.copied {
+            let record = self.record_mut(rank);
+            record.pending_timeline.drain(..entries);
+            if let Some(state) = &mut record.journey {
+                state.pending_traces.drain(..traces);
+                state.pending_outbox.drain(..outbox);
+            }
+            record.dirty = Dirty::Clean;
+            self.pending_timeline -= entries;
+        }
+        self.dirty
+            .retain(|&rank| self.profiles[rank as usize - 1].dirty != Dirty::Clean);
+    }
+
+    /// A registry changed outside a checkpoint's copy (a failed checkpoint): write it next time.
+    pub(crate) fn checkpoint_failed(&mut self, copy: &CheckpointCopy) {
+        for (workspace, _) in &copy.checkpoint.registries {
+            if let Some(registry) = self.registries.get_mut(workspace) {
+                registry.mark_dirty();
+            }
+        }
+    }
+}
