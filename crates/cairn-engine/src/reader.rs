@@ -288,14 +288,13 @@ impl Reader {
         rows.extend(pending);
         rows.sort_by_key(|row| (row.enrollment, row.profile_rank, row.position));
         rows.dedup_by_key(|row| (row.enrollment, row.profile_rank, row.position));
+        let state = self.state.read();
+        let Some(registry) = state.registry(workspace) else {
+            return Ok(Some(Vec::new()));
+        };
         Ok(Some(
-            rows.into_iter()
-                .map(|row| {
-                    let mut entry: serde_json::Value =
-                        serde_json::from_str(&row.entry).unwrap_or_default();
-                    entry["enrollment"] = serde_json::json!(row.enrollment);
-                    entry
-                })
+            rows.iter()
+                .map(|row| crate::state::StoredDecision::view(row, registry))
                 .collect(),
         ))
     }

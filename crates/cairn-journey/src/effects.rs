@@ -8,7 +8,7 @@ use crate::enrollment::EndReason;
 use crate::ids::{EnrollmentId, JourneyKey, MessageId, StepIndex};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -160,7 +160,7 @@ pub enum EndDetail {
 }
 
 /// One decision of one enrollment, with the data that decided it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceEntry {
     pub enrollment: EnrollmentId,
     pub journey: JourneyKey,
@@ -170,7 +170,7 @@ pub struct TraceEntry {
 }
 
 /// What was decided.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Decision {
     /// Entered the journey (with the trigger event's name, if any).
@@ -232,7 +232,7 @@ pub enum Decision {
 pub type Reads = Vec<(String, Value)>;
 
 /// Why a wait ends when it does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum WaitReason {
     /// A fixed duration.
@@ -241,14 +241,14 @@ pub enum WaitReason {
     DateTime,
     /// A local time of day and/or weekday in this time zone.
     LocalTime {
-        #[serde(serialize_with = "serialize_tz")]
+        #[serde(serialize_with = "serialize_tz", deserialize_with = "deserialize_tz")]
         time_zone: Tz,
         from_profile: bool,
     },
     /// A date attribute (with offset, maybe yearly) in this time zone.
     DateAttribute {
         date: NaiveDate,
-        #[serde(serialize_with = "serialize_tz")]
+        #[serde(serialize_with = "serialize_tz", deserialize_with = "deserialize_tz")]
         time_zone: Tz,
         from_profile: bool,
     },
@@ -266,4 +266,10 @@ pub enum WaitReason {
 
 fn serialize_tz<S: serde::Serializer>(time_zone: &Tz, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(time_zone.name())
+}
+
+fn deserialize_tz<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Tz, D::Error> {
+    let name = std::borrow::Cow::<str>::deserialize(deserializer)?;
+    name.parse()
+        .map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
 }

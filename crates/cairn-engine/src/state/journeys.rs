@@ -57,6 +57,56 @@ pub(crate) struct JourneyView {
     pub wakes_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A trace entry as stored: the version key, the step index and the decision (the explanation in
+/// words is rendered when the trace is read).
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub(crate) struct StoredDecision {
+    #[serde(rename = "k")]
+    key: u32,
+    #[serde(rename = "s")]
+    step: u16,
+    #[serde(rename = "d")]
+    decision: cairn_journey::effects::Decision,
+}
+
+impl StoredDecision {
+    fn encode(entry: &cairn_journey::effects::TraceEntry) -> String {
+        serde_json::to_string(&StoredDecision {
+            key: entry.journey.0,
+            step: entry.step.0,
+            decision: entry.decision.clone(),
+        })
+        .unwrap_or_default()
+    }
+
+    /// The trace entry of a stored row, as the API shows it: time, version, step id, decision and
+    /// its explanation in words.
+    pub(crate) fn view(row: &TraceRow, registry: &Registry) -> Value {
+        let Ok(stored) = serde_json::from_str::<StoredDecision>(&row.entry) else {
+            return json!({"at": time(row.at_ms), "enrollment": row.enrollment, "decision": null});
+        };
+        let key = JourneyKey(stored.key);
+        let entry = cairn_journey::effects::TraceEntry {
+            enrollment: EnrollmentId(row.enrollment),
+            journey: key,
+            step: cairn_journey::StepIndex(stored.step),
+            at_ms: row.at_ms,
+            decision: stored.decision,
+        };
+        let live = registry.live.get(key);
+        json!({
+            "at": time(row.at_ms),
+            "enrollment": row.enrollment,
+            "version": registry.version_of(key).map(|(_, version)| version),
+            "step": live
+                .and_then(|live| live.journey.step(entry.step))
+                .map(|step| step.id.to_string()),
+            "decision": entry.decision,
+            "explanation": live.map(|live| explain(&live.journey, &entry)),
+        })
+    }
+}
+
 /// What re-evaluating a profile's audiences changes.
 #[derive(Debug, Default)]
 struct AudienceChange {
@@ -499,27 +549,16 @@ impl State {
             return false;
         };
         registry.count(effects);
-        let traces: Vec<(String, u64, i64, Value)> = effects
+        let traces: Vec<(String, u64, i64, String)> = effects
             .trace
             .iter()
             .filter_map(|entry| {
                 let live = registry.live.get(entry.journey)?;
-                let step = live
-                    .journey
-                    .step(entry.step)
-                    .map(|step| step.id.to_string())
-                    .unwrap_or_default();
                 Some((
                     live.journey.id.to_string(),
                     entry.enrollment.0,
                     entry.at_ms,
-                    json!({
-                        "at": time(entry.at_ms),
-                        "step": step,
-                        "version": registry.version_of(entry.journey).map(|(_, version)| version),
-                        "decision": entry.decision,
-                        "explanation": explain(&live.journey, entry),
-                    }),
+                    StoredDecision::encode(entry),
                 ))
             })
             .collect();
@@ -559,7 +598,7 @@ impl State {
                 enrollment,
                 position: state.trace_position,
                 at_ms,
-                entry: entry.to_string(),
+                entry,
             });
             state.trace_position += 1;
         }

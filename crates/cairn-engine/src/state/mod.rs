@@ -15,6 +15,8 @@ mod journeys;
 mod profiles;
 mod views;
 
+pub(crate) use journeys::StoredDecision;
+
 use crate::codec::CodecError;
 use crate::journeys::command::CommandOutcome;
 use crate::journeys::history::ProfileHistory;
