@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::state::State;
 use crate::EngineOptions;
-use cairn_storage::{LogReader, LogRecord, RecordKind, StateStore, StorageResult};
+use cairn_storage::{LogReader, LogRecord, OutboxRow, RecordKind, StateStore, StorageResult};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +35,37 @@ pub(crate) struct Applier {
     pub metrics: Arc<Metrics>,
     /// The log position of the last committed checkpoint.
     pub checkpointed: u64,
+    /// Where new outbox messages go (the dispatcher), if anyone listens.
+    pub outbox_feed: OutboxFeed,
+}
+
+/// The subscriber of new outbox messages. Notices are best effort: when the subscriber falls
+/// behind, they are dropped and [`OutboxFeed::lagged`] is set, and the subscriber reconciles with the
+/// store (outbox messages are checkpointed and ids are deterministic).
+#[derive(Clone, Default)]
+pub(crate) struct OutboxFeed {
+    sender: Arc<parking_lot::Mutex<Option<std::sync::mpsc::SyncSender<OutboxRow>>>>,
+    lagged: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl OutboxFeed {
+    pub(crate) fn subscribe(&self, capacity: usize) -> (std::sync::mpsc::Receiver<OutboxRow>, Arc<std::sync::atomic::AtomicBool>) {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(capacity);
+        *self.sender.lock() = Some(sender);
+        (receiver, self.lagged.clone())
+    }
+
+    fn publish(&self, rows: Vec<OutboxRow>) {
+        let sender = self.sender.lock();
+        let Some(sender) = sender.as_ref() else {
+            return;
+        };
+        for row in rows {
+            if sender.try_send(row).is_err() {
+                self.lagged.store(true, std::sync::atomic::Ordering::Release);
+            }
+        }
+    }
 }
 
 impl Applier {
@@ -65,11 +96,17 @@ impl Applier {
                 self.progress.wait_for_commit(applied, IDLE_WAIT);
             }
             let pending = self.state.read().pending_timeline();
-            if last_checkpoint.elapsed() >= self.options.checkpoint_interval
+            let requested = self.progress.checkpoint_requested()
+                && self.progress.applied() >= self.progress.committed();
+            if requested
+                || last_checkpoint.elapsed() >= self.options.checkpoint_interval
                 || pending >= self.options.checkpoint_max_pending_events
             {
                 self.checkpoint();
                 last_checkpoint = Instant::now();
+                if requested {
+                    self.progress.checkpoint_written();
+                }
             }
         }
         if self.options.checkpoint_on_shutdown {
@@ -94,6 +131,7 @@ impl Applier {
             }
             self.progress.set_next_due_ms(state.next_due_ms());
             self.metrics.timers_waiting.set(state.timer_count() as i64);
+            self.outbox_feed.publish(state.take_fresh_outbox());
         }
         self.metrics
             .apply_seconds

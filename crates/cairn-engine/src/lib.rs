@@ -91,6 +91,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     progress: Arc<Progress>,
+    outbox_feed: applier::OutboxFeed,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -151,6 +152,7 @@ impl Engine {
         }
         .spawn()?;
         let tick_interval = options.tick_interval;
+        let outbox_feed = applier::OutboxFeed::default();
         let applier = applier::Applier {
             options,
             state: shared_state.clone(),
@@ -160,6 +162,7 @@ impl Engine {
             progress: progress.clone(),
             metrics: metrics.clone(),
             checkpointed,
+            outbox_feed: outbox_feed.clone(),
         }
         .spawn()?;
         let mut threads = vec![log_writer, applier];
@@ -182,6 +185,7 @@ impl Engine {
             clock,
             metrics,
             progress,
+            outbox_feed,
             threads,
         })
     }
@@ -207,6 +211,26 @@ impl Engine {
     pub fn wait_until_applied(&self, timeout: Duration) -> bool {
         self.progress
             .wait_for_applied(self.progress.committed(), timeout)
+    }
+
+    /// Applies everything committed so far and writes a checkpoint now; waits up to `timeout`.
+    /// Returns whether the checkpoint was written.
+    pub fn checkpoint(&self, timeout: Duration) -> bool {
+        let wanted = self.progress.request_checkpoint();
+        self.progress.wait_for_checkpoint(wanted, timeout)
+    }
+
+    /// New outbox messages as the applier produces them (one subscriber: a later call replaces an
+    /// earlier one). Best effort: if the receiver falls `capacity` behind, notices are dropped and the
+    /// returned flag is set; the outbox itself is in the state and the store.
+    pub fn subscribe_outbox(
+        &self,
+        capacity: usize,
+    ) -> (
+        std::sync::mpsc::Receiver<cairn_storage::OutboxRow>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        self.outbox_feed.subscribe(capacity)
     }
 
     /// Appends a tick at the clock's time and waits until it is applied: every timer due by then has

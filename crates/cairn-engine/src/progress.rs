@@ -24,6 +24,9 @@ pub(crate) struct Progress {
     log_closed: AtomicBool,
     /// When the next timer or schedule is due (ms), `i64::MAX` when none: the ticker's cue.
     next_due_ms: AtomicI64,
+    /// Checkpoints asked for, and checkpoints written (requested ones included).
+    checkpoints_requested: AtomicU64,
+    checkpoints_written: AtomicU64,
     wakeup: Mutex<()>,
     committed_changed: Condvar,
     applied_changed: Condvar,
@@ -36,6 +39,40 @@ impl Progress {
         progress.applied.store(applied, Ordering::Release);
         progress.next_due_ms.store(i64::MAX, Ordering::Release);
         progress
+    }
+
+    /// Asks the applier for a checkpoint; returns the count to wait for.
+    pub(crate) fn request_checkpoint(&self) -> u64 {
+        let wanted = self.checkpoints_requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let _guard = self.wakeup.lock();
+        self.committed_changed.notify_all();
+        wanted
+    }
+
+    /// Whether a checkpoint was asked for and not yet written.
+    pub(crate) fn checkpoint_requested(&self) -> bool {
+        self.checkpoints_requested.load(Ordering::Acquire)
+            > self.checkpoints_written.load(Ordering::Acquire)
+    }
+
+    /// The applier wrote every checkpoint asked for so far.
+    pub(crate) fn checkpoint_written(&self) {
+        let requested = self.checkpoints_requested.load(Ordering::Acquire);
+        self.checkpoints_written.store(requested, Ordering::Release);
+        let _guard = self.wakeup.lock();
+        self.applied_changed.notify_all();
+    }
+
+    /// Waits until checkpoint number `wanted` is written, or `timeout` passes.
+    pub(crate) fn wait_for_checkpoint(&self, wanted: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut guard = self.wakeup.lock();
+        while self.checkpoints_written.load(Ordering::Acquire) < wanted {
+            if self.applied_changed.wait_until(&mut guard, deadline).timed_out() {
+                return self.checkpoints_written.load(Ordering::Acquire) >= wanted;
+            }
+        }
+        true
     }
 
     pub(crate) fn next_due_ms(&self) -> i64 {
@@ -100,7 +137,7 @@ impl Progress {
     /// Waits until something beyond `applied` is committed, the log closes, or `timeout` passes.
     pub(crate) fn wait_for_commit(&self, applied: u64, timeout: Duration) {
         let mut guard = self.wakeup.lock();
-        if self.committed() > applied || self.is_log_closed() {
+        if self.committed() > applied || self.is_log_closed() || self.checkpoint_requested() {
             return;
         }
         let _ = self.committed_changed.wait_for(&mut guard, timeout);

@@ -580,8 +580,9 @@ impl State {
             record.updated_at_ms = record.updated_at_ms.max(now);
         }
         let state = record.journey.get_or_insert_with(Box::default);
+        let mut fresh = Vec::with_capacity(effects.outbox.len());
         for message in &effects.outbox {
-            state.pending_outbox.push(OutboxRow {
+            let row = OutboxRow {
                 message_id: message.message_id.to_string(),
                 workspace: workspace.clone(),
                 profile_rank: rank,
@@ -589,7 +590,9 @@ impl State {
                 channel: message.channel.as_str().to_string(),
                 at_ms: message.at_ms,
                 body: serde_json::to_string(message).unwrap_or_default(),
-            });
+            };
+            state.pending_outbox.push(row.clone());
+            fresh.push(row);
         }
         for (journey_id, enrollment, at_ms, entry) in traces {
             state.pending_traces.push(TraceRow {

@@ -179,6 +179,8 @@ pub(crate) struct State {
     next_enrollment_id: u64,
     next_journey_key: u32,
     outcomes: VecDeque<(u64, CommandOutcome)>,
+    /// Outbox messages produced since the applier last took them (for the outbox feed).
+    fresh_outbox: Vec<OutboxRow>,
 }
 
 impl Default for State {
@@ -195,6 +197,7 @@ impl Default for State {
             next_enrollment_id: 1,
             next_journey_key: 1,
             outcomes: VecDeque::new(),
+            fresh_outbox: Vec::new(),
         }
     }
 }
@@ -358,6 +361,11 @@ impl State {
     pub(crate) fn skip_record(&mut self, seq: u64) {
         debug_assert!(seq > self.applied_seq, "records are applied in log order");
         self.applied_seq = seq;
+    }
+
+    /// Outbox messages produced since the last call.
+    pub(crate) fn take_fresh_outbox(&mut self) -> Vec<OutboxRow> {
+        std::mem::take(&mut self.fresh_outbox)
     }
 
     /// The outcome of the command applied from log record `seq`, if it is still kept.
