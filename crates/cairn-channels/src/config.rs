@@ -22,7 +22,7 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// Validates the settings and builds the client. Needs a Tokio runtime only when sending.
+    /// Validates the settings and builds the client. Call it inside a Tokio runtime (the SMTP pool runs a background task).
     pub fn build(
         &self,
         clock: Arc<dyn WallClock>,

@@ -18,20 +18,10 @@ pub(crate) fn build_client(
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for pem in extra_roots_pem {
-        let mut reader = pem.as_bytes();
-        let mut added = 0;
-        for certificate in rustls_pemfile_certs(&mut reader) {
+        for certificate in parse_pem_certificates(provider, pem)? {
             roots.add(certificate).map_err(|error| {
                 ChannelError::config(provider, "extra_root_certificates_pem", error.to_string())
             })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ChannelError::config(
-                provider,
-                "extra_root_certificates_pem",
-                "no PEM certificate found",
-            ));
         }
     }
     let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
@@ -51,11 +41,23 @@ pub(crate) fn build_client(
         .map_err(|error| ChannelError::config(provider, "http_client", error.to_string()))
 }
 
-fn rustls_pemfile_certs(reader: &mut &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+/// The certificates of a PEM bundle; an error when it holds none.
+pub(crate) fn parse_pem_certificates(
+    provider: &'static str,
+    pem: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ChannelError> {
     use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::pem_slice_iter(reader)
+    let certificates: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
         .filter_map(Result::ok)
-        .collect()
+        .collect();
+    if certificates.is_empty() {
+        return Err(ChannelError::config(
+            provider,
+            "extra_root_certificates_pem",
+            "no PEM certificate found",
+        ));
+    }
+    Ok(certificates)
 }
 
 /// `Retry-After` as seconds or an HTTP date.

@@ -11,7 +11,10 @@ use async_trait::async_trait;
 use cairn_delivery::email_headers::{
     list_unsubscribe_header, message_id_header, LIST_UNSUBSCRIBE_POST,
 };
-use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -26,6 +29,17 @@ use crate::{
 };
 
 const PROVIDER: &str = "smtp";
+
+/// The headers DKIM signs.
+const DKIM_SIGNED_HEADERS: [&str; 7] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -156,7 +170,14 @@ fn config_error(setting: &'static str, reason: impl Into<String>) -> ChannelErro
 
 impl SmtpChannel {
     /// Validates the settings and builds the pooled transport (no connection is opened yet).
+    /// Must be called inside a Tokio runtime (the pool runs a background task).
     pub fn new(config: &SmtpConfig) -> Result<SmtpChannel, ChannelError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(config_error(
+                "runtime",
+                "the smtp pool must be built inside a Tokio runtime",
+            ));
+        }
         if config.host.trim().is_empty() {
             return Err(config_error("host", "is empty"));
         }
@@ -202,6 +223,7 @@ impl SmtpChannel {
             security => {
                 let mut builder = TlsParameters::builder(config.host.clone());
                 for pem in &config.extra_root_certificates_pem {
+                    crate::http::parse_pem_certificates(PROVIDER, pem)?;
                     let certificate = Certificate::from_pem(pem.as_bytes()).map_err(|error| {
                         config_error("extra_root_certificates_pem", error.to_string())
                     })?;
@@ -222,10 +244,22 @@ impl SmtpChannel {
             Some(settings) => {
                 let key = DkimSigningKey::new(&settings.private_key_pem, DkimSigningAlgorithm::Rsa)
                     .map_err(|error| config_error("dkim.private_key_pem", error.to_string()))?;
-                Some(DkimConfig::default_config(
+                // Relaxed/relaxed survives relays that re-fold headers; RFC 8058 requires the
+                // List-Unsubscribe headers to be covered by the signature.
+                let headers = DKIM_SIGNED_HEADERS
+                    .into_iter()
+                    .map(HeaderName::new_from_ascii_str)
+                    .collect();
+                let canonicalization = DkimCanonicalization {
+                    header: DkimCanonicalizationType::Relaxed,
+                    body: DkimCanonicalizationType::Relaxed,
+                };
+                Some(DkimConfig::new(
                     settings.selector.clone(),
                     settings.domain.clone(),
                     key,
+                    headers,
+                    canonicalization,
                 ))
             }
         };
