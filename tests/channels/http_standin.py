@@ -45,6 +45,23 @@ class State:
         self.issued_tokens = set()
 
 
+def form_serialize(pairs):
+    """The WHATWG application/x-www-form-urlencoded serializer: alphanumerics and *-._ stay, space
+    becomes +, every other byte of the UTF-8 encoding is percent-encoded (uppercase hex)."""
+    def encode(text):
+        out = []
+        for byte in text.encode("utf-8"):
+            char = chr(byte)
+            if char.isascii() and (char.isalnum() or char in "*-._"):
+                out.append(char)
+            elif char == " ":
+                out.append("+")
+            else:
+                out.append("%%%02X" % byte)
+        return "".join(out)
+    return "&".join(encode(key) + "=" + encode(value) for key, value in pairs)
+
+
 def b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -132,7 +149,7 @@ class Handler(BaseHTTPRequestHandler):
         allowed = [["To", "From", "Body"], ["To", "MessagingServiceSid", "Body"],
                    ["To", "From", "Body", "StatusCallback"], ["To", "MessagingServiceSid", "Body", "StatusCallback"]]
         self.expect(record, keys in allowed, "form fields in order To, From|MessagingServiceSid, Body[, StatusCallback]: got %s" % keys)
-        self.expect(record, urllib.parse.urlencode(pairs).encode() == body, "canonical form encoding")
+        self.expect(record, form_serialize(pairs).encode() == body, "application/x-www-form-urlencoded serialization (WHATWG)")
         fields = dict(pairs)
         to = fields.get("To", "")
         self.expect(record, E164.match(to) is not None, "To is E.164")

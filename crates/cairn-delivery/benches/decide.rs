@@ -7,7 +7,8 @@ use cairn_delivery::{
     DeliveryPolicy, FrequencyCap, MessageCategory, PriorityReservation, QuietHours, SendAttempt,
     SendHistory, SubscriptionGroup, YieldAction,
 };
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
 
 const DAY: i64 = 86_400_000;
 

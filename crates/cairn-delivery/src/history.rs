@@ -121,7 +121,7 @@ impl SendHistory {
 
     /// Decodes [`SendHistory::to_bytes`], checking length, channels and order.
     pub fn from_bytes(bytes: &[u8]) -> Result<SendHistory, DeliveryError> {
-        if bytes.len() % 8 != 0 {
+        if !bytes.len().is_multiple_of(8) {
             return Err(DeliveryError::CorruptHistory(
                 "length is not a multiple of 8",
             ));
