@@ -684,3 +684,84 @@ fn suppression_is_asked_only_when_consent_allows_and_expiry_bounds_delays() {
         "the slot frees in 7 days, after the deadline"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ZONES: [Tz; 5] = [
+        chrono_tz::UTC,
+        chrono_tz::America::New_York,
+        chrono_tz::Europe::Paris,
+        chrono_tz::Australia::Lord_Howe, // 30-minute DST shift
+        chrono_tz::Asia::Kathmandu,      // +05:45
+    ];
+
+    fn caps() -> impl Strategy<Value = Vec<FrequencyCap>> {
+        proptest::collection::vec(
+            (proptest::option::of(0u8..4), 1i64..(10 * DAY), 1u32..5, proptest::option::of((0u8..10, 0u32..5))).prop_map(
+                |(channel, window_ms, max_messages, reservation)| FrequencyCap {
+                    channel: channel.and_then(Channel::from_index),
+                    window_ms,
+                    max_messages,
+                    reservation: reservation.map(|(min_priority, slots)| PriorityReservation { min_priority, slots: slots.min(max_messages) }),
+                },
+            ),
+            0..3,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// A delay always lands on an instant where the same message would be sent; a send never
+        /// exceeds a cap; transactional messages are never delayed.
+        #[test]
+        fn decisions_are_consistent(
+            caps in caps(),
+            quiet in proptest::option::of((0u16..1440, 0u16..1440)),
+            sends in proptest::collection::vec((0i64..(20 * DAY), 0u8..4, any::<bool>()), 0..12),
+            now_offset in 0i64..(20 * DAY),
+            zone in 0usize..5,
+            channel in 0u8..4,
+            priority in 0u8..10,
+            transactional in any::<bool>(),
+        ) {
+            let quiet_hours = quiet.and_then(|(start, end)| QuietHours { start_minute: start, end_minute: end }.validated().ok());
+            let mut policy = DeliveryPolicy { frequency_caps: caps, quiet_hours, ..DeliveryPolicy::default() };
+            policy.consent.marketing = [cairn_delivery::ConsentRequirement::NotOptedOut; 4];
+            let base = at("2026-01-01T00:00:00Z");
+            let now = base + now_offset;
+            let mut history = SendHistory::new();
+            for (offset, channel, marketing) in sends {
+                let category = if marketing { MessageCategory::Marketing } else { MessageCategory::Transactional };
+                history.record((base + offset).min(now), Channel::from_index(channel).unwrap(), category, i64::MAX / 4);
+            }
+            let attempt = SendAttempt {
+                category: if transactional { MessageCategory::Transactional } else { MessageCategory::Marketing },
+                ..marketing(Channel::from_index(channel).unwrap(), priority, YieldAction::Delay)
+            };
+            let zone = Some(ZONES[zone]);
+            let decision = decide(&policy, &attempt, &ConsentState::default(), &history, zone, now, || None);
+            match decision {
+                Decision::Send if transactional => {}
+                Decision::Send => {
+                    for cap in &policy.frequency_caps {
+                        prop_assert_eq!(cap.next_free_slot(&history, attempt.channel, priority, now), Some(now));
+                    }
+                }
+                Decision::DelayUntil { at_ms } => {
+                    prop_assert!(!transactional, "transactional messages are never delayed");
+                    prop_assert!(at_ms > now);
+                    let again = decide(&policy, &attempt, &ConsentState::default(), &history, zone, at_ms, || None);
+                    prop_assert_eq!(again, Decision::Send, "at the delayed instant the message goes out");
+                }
+                Decision::Skip { reason } => {
+                    prop_assert!(!transactional, "{:?}", reason);
+                    let allowance_zero = matches!(reason, SkipReason::FrequencyCap { .. } | SkipReason::Expired);
+                    prop_assert!(allowance_zero, "with Delay everywhere, only an exhausted cap skips: {:?}", reason);
+                }
+            }
+        }
+    }
+}
