@@ -5,7 +5,7 @@
 //! `retry_after`), permanent (never retry; `invalid_recipient` says the address, number or device
 //! token should be removed) or in doubt (the provider may have accepted it: the dispatcher's in-doubt
 //! policy decides). Providers:
-//! - [`smtp::SmtpChannel`]: email over SMTP (lettre, pooled, TLS/STARTTLS, AUTH, DKIM);
+//! - [`smtp::SmtpChannel`]: email over SMTP (lettre connections in a pool, TLS/STARTTLS, AUTH, DKIM);
 //! - [`twilio::TwilioChannel`]: SMS with Twilio's Messages API wire format;
 //! - [`fcm::FcmChannel`]: push with the FCM HTTP v1 API (static token or service-account OAuth);
 //! - [`webhook::WebhookChannel`]: signed JSON POSTs with response mapping (custom activities).
@@ -22,6 +22,7 @@ mod http;
 pub mod message;
 pub mod provider;
 pub mod smtp;
+mod smtp_pool;
 pub mod twilio;
 pub mod webhook;
 

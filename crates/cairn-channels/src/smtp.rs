@@ -17,13 +17,13 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::Message;
 use serde::{Deserialize, Serialize};
 
+use crate::smtp_pool::{Security, SmtpPool};
 use crate::{
     ChannelError, ChannelProvider, OutboundMessage, ProviderCapabilities, ProviderReceipt,
 };
@@ -149,7 +149,7 @@ impl SmtpConfig {
 
 /// The SMTP client.
 pub struct SmtpChannel {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: SmtpPool,
     from: Mailbox,
     message_id_domain: String,
     dkim: Option<DkimConfig>,
@@ -169,15 +169,8 @@ fn config_error(setting: &'static str, reason: impl Into<String>) -> ChannelErro
 }
 
 impl SmtpChannel {
-    /// Validates the settings and builds the pooled transport (no connection is opened yet).
-    /// Must be called inside a Tokio runtime (the pool runs a background task).
+    /// Validates the settings and builds the pool (no connection is opened yet).
     pub fn new(config: &SmtpConfig) -> Result<SmtpChannel, ChannelError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(config_error(
-                "runtime",
-                "the smtp pool must be built inside a Tokio runtime",
-            ));
-        }
         if config.host.trim().is_empty() {
             return Err(config_error("host", "is empty"));
         }
@@ -218,8 +211,8 @@ impl SmtpChannel {
             SmtpSecurity::Starttls => 587,
             SmtpSecurity::None => 25,
         });
-        let tls = match config.security {
-            SmtpSecurity::None => Tls::None,
+        let security = match config.security {
+            SmtpSecurity::None => Security::Plain,
             security => {
                 let mut builder = TlsParameters::builder(config.host.clone());
                 for pem in &config.extra_root_certificates_pem {
@@ -233,9 +226,9 @@ impl SmtpChannel {
                     .build_rustls()
                     .map_err(|error| config_error("security", error.to_string()))?;
                 if security == SmtpSecurity::Tls {
-                    Tls::Wrapper(parameters)
+                    Security::ImplicitTls(parameters)
                 } else {
-                    Tls::Required(parameters)
+                    Security::StartTls(parameters)
                 }
             }
         };
@@ -263,26 +256,21 @@ impl SmtpChannel {
                 ))
             }
         };
-        let mut builder =
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-                .port(port)
-                .tls(tls)
-                .timeout(Some(Duration::from_millis(config.timeout_ms)))
-                .pool_config(
-                    PoolConfig::new()
-                        .max_size(config.pool_max_connections)
-                        .idle_timeout(Duration::from_secs(60)),
-                );
-        if let Some(credentials) = credentials {
-            builder = builder
-                .credentials(credentials)
-                .authentication(vec![Mechanism::Plain, Mechanism::Login]);
-        }
-        if let Some(name) = &config.hello_name {
-            builder = builder.hello_name(ClientId::Domain(name.clone()));
-        }
+        let hello = match &config.hello_name {
+            Some(name) => ClientId::Domain(name.clone()),
+            None => ClientId::default(),
+        };
+        let pool = SmtpPool::new(
+            config.host.clone(),
+            port,
+            security,
+            credentials,
+            hello,
+            Duration::from_millis(config.timeout_ms),
+            config.pool_max_connections as usize,
+        );
         Ok(SmtpChannel {
-            transport: builder.build(),
+            pool,
             from,
             message_id_domain,
             dkim,
@@ -361,33 +349,6 @@ impl SmtpChannel {
     }
 }
 
-fn classify(error: &lettre::transport::smtp::Error) -> ChannelError {
-    let code = error
-        .status()
-        .map(|code| code.to_string())
-        .unwrap_or_default();
-    if error.is_permanent() {
-        let invalid_recipient = matches!(code.as_str(), "550" | "551" | "553");
-        return ChannelError::Permanent {
-            code,
-            reason: error.to_string(),
-            invalid_recipient,
-        };
-    }
-    if error.is_transient() {
-        return ChannelError::transient(format!("{code}: {error}"));
-    }
-    if error.is_timeout() {
-        return ChannelError::InDoubt {
-            reason: format!("smtp timeout: {error}"),
-        };
-    }
-    // Connection, TLS, protocol and network errors: the DATA terminator was not acknowledged, and
-    // lettre does not tell whether it was sent; treat as transient (the usual case is a refused or
-    // dropped connection before the transaction).
-    ChannelError::transient(format!("smtp: {error}"))
-}
-
 #[async_trait]
 impl ChannelProvider for SmtpChannel {
     fn name(&self) -> &'static str {
@@ -412,12 +373,8 @@ impl ChannelProvider for SmtpChannel {
             ));
         };
         let mime = self.build_message(email)?;
-        let response = self
-            .transport
-            .send(mime)
-            .await
-            .map_err(|error| classify(&error))?;
-        let reply = response.message().collect::<Vec<_>>().join(" ");
+        let body = mime.formatted();
+        let reply = self.pool.send(mime.envelope(), &body).await?;
         Ok(ProviderReceipt {
             provider: PROVIDER,
             provider_message_id: (!reply.is_empty()).then_some(reply),
