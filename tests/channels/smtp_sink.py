@@ -12,6 +12,8 @@ Options:
   --auth USER:PASSWORD     require AUTH (PLAIN or LOGIN) with these credentials
   --dkim-public-key B64    verify DKIM-Signature against this key (the DNS TXT record is answered locally)
   --reject-rcpt ADDRESS    answer 550 5.1.1 to RCPT TO for this address
+  --slow-data-ms N         wait N ms after receiving a message before answering 250 (the message is
+                           stored first: a client that gives up meanwhile leaves it "in doubt")
 """
 
 import argparse
@@ -30,7 +32,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Handler:
-    def __init__(self, out_dir, dkim_public_key, reject_rcpt):
+    def __init__(self, out_dir, dkim_public_key, reject_rcpt, slow_data_ms):
+        self.slow_data_ms = slow_data_ms
         self.out_dir = out_dir
         self.dkim_public_key = dkim_public_key
         self.reject_rcpt = reject_rcpt
@@ -71,6 +74,8 @@ class Handler:
         }
         with open(base + ".json", "w") as handle:
             json.dump(meta, handle)
+        if self.slow_data_ms:
+            await asyncio.sleep(self.slow_data_ms / 1000.0)
         return "250 OK queued as sink-%06d" % number
 
 
@@ -83,6 +88,7 @@ def main():
     parser.add_argument("--auth")
     parser.add_argument("--dkim-public-key")
     parser.add_argument("--reject-rcpt")
+    parser.add_argument("--slow-data-ms", type=int, default=0)
     args = parser.parse_args()
 
     tls_context = None
@@ -98,7 +104,7 @@ def main():
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user and auth_data.password.decode() == password
             return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
-    handler = Handler(args.out_dir, args.dkim_public_key, args.reject_rcpt)
+    handler = Handler(args.out_dir, args.dkim_public_key, args.reject_rcpt, args.slow_data_ms)
     kwargs = {}
     if tls_context is not None:
         kwargs.update(tls_context=tls_context, require_starttls=True)

@@ -68,7 +68,9 @@ impl std::fmt::Display for TerminatedBody<'_> {
 
 /// Where in the transaction a failure happened.
 enum Stage {
-    /// Nothing of the message was sent.
+    /// The connection broke (or timed out) before any of the message was sent.
+    BrokenBeforeBody,
+    /// The server refused the envelope (a 4xx or 5xx reply to MAIL, RCPT or DATA).
     BeforeBody,
     /// The body (or part of it) was sent.
     Body,
@@ -248,15 +250,17 @@ impl SmtpPool {
         };
         match tokio::time::timeout(self.timeout, steps_before_body).await {
             Err(_) => {
-                return Err(before(ChannelError::transient(format!(
+                let reason = format!(
                     "smtp: no answer within {:?} before the body was sent",
                     self.timeout
-                ))))
+                );
+                return Err((Stage::BrokenBeforeBody, ChannelError::transient(reason)));
             }
             Ok(Err(error)) => {
-                return Err(before(
-                    classify_reply(&error).unwrap_or_else(|| network(error)),
-                ))
+                return Err(match classify_reply(&error) {
+                    Some(refused) => before(refused),
+                    None => (Stage::BrokenBeforeBody, network(error)),
+                })
             }
             Ok(Ok(_)) => {}
         }
@@ -297,7 +301,7 @@ impl SmtpPool {
                     self.idle.lock().await.push((connection, Instant::now()));
                     return Ok(reply);
                 }
-                Err((Stage::BeforeBody, ChannelError::Transient { .. })) => {}
+                Err((Stage::BrokenBeforeBody, _)) => {}
                 Err((_, error)) => return Err(error),
             }
         }

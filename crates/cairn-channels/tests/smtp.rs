@@ -484,3 +484,36 @@ async fn bad_smtp_settings_are_clear_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_timeout_after_the_body_is_in_doubt_and_the_server_did_get_the_message() {
+    support::init_crypto();
+    let out = tempfile::tempdir().unwrap();
+    let server = sink(out.path(), &["--slow-data-ms".into(), "1500".into()]);
+    let mut settings = config(server.port, SmtpSecurity::None);
+    settings.timeout_ms = 300;
+    let smtp = SmtpChannel::new(&settings).unwrap();
+    let error = smtp
+        .send(
+            &OutboundMessage::Email(welcome_email("msg_doubt", "ann@example.com")),
+            "msg_doubt",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ChannelError::InDoubt { .. }), "{error:?}");
+    // The server stored it while the client gave up: exactly why the dispatcher's in-doubt policy
+    // (not a blind retry) decides what happens next.
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while received(out.path()).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(stored.is_ok());
+    let (raw, _) = &received(out.path())[0];
+    let mail = mailparse::parse_mail(raw).unwrap();
+    assert_eq!(
+        mail.headers.get_first_value("Message-ID").unwrap(),
+        "<msg_doubt@mail.example.com>"
+    );
+}
