@@ -699,14 +699,23 @@ mod properties {
 
     fn caps() -> impl Strategy<Value = Vec<FrequencyCap>> {
         proptest::collection::vec(
-            (proptest::option::of(0u8..4), 1i64..(10 * DAY), 1u32..5, proptest::option::of((0u8..10, 0u32..5))).prop_map(
-                |(channel, window_ms, max_messages, reservation)| FrequencyCap {
-                    channel: channel.and_then(Channel::from_index),
-                    window_ms,
-                    max_messages,
-                    reservation: reservation.map(|(min_priority, slots)| PriorityReservation { min_priority, slots: slots.min(max_messages) }),
-                },
-            ),
+            (
+                proptest::option::of(0u8..4),
+                1i64..(10 * DAY),
+                1u32..5,
+                proptest::option::of((0u8..10, 0u32..5)),
+            )
+                .prop_map(|(channel, window_ms, max_messages, reservation)| {
+                    FrequencyCap {
+                        channel: channel.and_then(Channel::from_index),
+                        window_ms,
+                        max_messages,
+                        reservation: reservation.map(|(min_priority, slots)| PriorityReservation {
+                            min_priority,
+                            slots: slots.min(max_messages),
+                        }),
+                    }
+                }),
             0..3,
         )
     }
