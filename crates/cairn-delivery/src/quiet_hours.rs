@@ -85,42 +85,57 @@ impl QuietHours {
             u32::from(self.end_minute % 60),
             0,
         )?;
-        let end_ms = first_instant_at_or_after(zone, end_date.and_time(end_time))?;
-        debug_assert!(end_ms > at_ms, "quiet hours end after they are observed");
-        Some(end_ms.max(at_ms + 1))
+        // The first instant after `at_ms` at which the wall clock reads the end time. Inside a
+        // fall-back overlap the earlier reading may already be past (the customer is in the repeated
+        // hour): then the later reading, or the next day's, is the end.
+        (0..3).find_map(|extra_days| {
+            let date = end_date.checked_add_days(chrono::Days::new(extra_days))?;
+            readings_of(zone, date.and_time(end_time))
+                .into_iter()
+                .flatten()
+                .find(|&end_ms| end_ms > at_ms)
+        })
     }
 }
 
-/// The first instant whose wall-clock reading in `zone` is `local` or later: the earlier of two
-/// readings in a fall-back overlap, the end of the gap in a spring-forward gap.
-pub(crate) fn first_instant_at_or_after(zone: Tz, local: NaiveDateTime) -> Option<i64> {
+/// The instants at which the wall clock in `zone` reads `local`, earliest first: one, two in a
+/// fall-back overlap, or the end of the gap when a spring-forward gap skips `local`.
+pub(crate) fn readings_of(zone: Tz, local: NaiveDateTime) -> [Option<i64>; 2] {
     match zone.from_local_datetime(&local) {
-        LocalResult::Single(instant) => Some(instant.timestamp_millis()),
-        LocalResult::Ambiguous(earliest, _) => Some(earliest.timestamp_millis()),
-        LocalResult::None => {
-            // In a gap: binary-search the transition over the previous 6 hours of UTC, where the
-            // local reading grows monotonically across the gap.
-            let upper_guess = Utc.from_utc_datetime(&local).timestamp_millis();
-            let (mut low, mut high) = (upper_guess - 12 * 3_600_000, upper_guess + 12 * 3_600_000);
-            let reads_at_or_after = |ms: i64| {
-                DateTime::<Utc>::from_timestamp_millis(ms)
-                    .is_some_and(|t| t.with_timezone(&zone).naive_local() >= local)
-            };
-            if !reads_at_or_after(high) {
-                return None;
-            }
-            while high - low > 1_000 {
-                let middle = low + (high - low) / 2;
-                if reads_at_or_after(middle) {
-                    high = middle;
-                } else {
-                    low = middle;
-                }
-            }
-            // Transitions happen on whole seconds.
-            Some(high - high.rem_euclid(1_000))
+        LocalResult::Single(instant) => [Some(instant.timestamp_millis()), None],
+        LocalResult::Ambiguous(earliest, latest) => [
+            Some(earliest.timestamp_millis()),
+            Some(latest.timestamp_millis()),
+        ],
+        LocalResult::None => [end_of_gap(zone, local), None],
+    }
+}
+
+/// The first instant whose wall-clock reading in `zone` is `local` or later, for a `local` inside a
+/// spring-forward gap.
+fn end_of_gap(zone: Tz, local: NaiveDateTime) -> Option<i64> {
+    // Binary-search the transition: UTC offsets are within ±14 hours, so the instant lies within
+    // 15 hours of `local` read as UTC, and across a gap the wall clock only moves forward.
+    const WINDOW_MS: i64 = 15 * 3_600_000;
+    let as_utc = Utc.from_utc_datetime(&local).timestamp_millis();
+    let (mut low, mut high) = (as_utc - WINDOW_MS, as_utc + WINDOW_MS);
+    let reads_at_or_after = |ms: i64| {
+        DateTime::<Utc>::from_timestamp_millis(ms)
+            .is_some_and(|t| t.with_timezone(&zone).naive_local() >= local)
+    };
+    if reads_at_or_after(low) || !reads_at_or_after(high) {
+        return None;
+    }
+    while high - low > 1_000 {
+        let middle = low + (high - low) / 2;
+        if reads_at_or_after(middle) {
+            high = middle;
+        } else {
+            low = middle;
         }
     }
+    // Transitions happen on whole seconds.
+    Some(high - high.rem_euclid(1_000))
 }
 
 #[cfg(test)]
@@ -197,6 +212,34 @@ mod tests {
     }
 
     #[test]
+    fn inside_the_repeated_hour_the_later_reading_ends_quiet_hours() {
+        // Paris, 2026-10-25: 03:00 CEST → 02:00 CET. Quiet 22:00–02:45. At 02:30 CET (01:30Z, the
+        // second pass through 02:30), the first 02:45 (00:45Z) is already past: the end is 02:45 CET.
+        let quiet = QuietHours::parse("22:00", "02:45").unwrap();
+        let zone = chrono_tz::Europe::Paris;
+        assert_eq!(
+            quiet.quiet_until(ms("2026-10-25T01:30:00Z"), zone),
+            Some(ms("2026-10-25T01:45:00Z"))
+        );
+        assert_eq!(
+            quiet.quiet_until(ms("2026-10-25T00:30:00Z"), zone),
+            Some(ms("2026-10-25T00:45:00Z"))
+        );
+    }
+
+    #[test]
+    fn gaps_far_from_utc_are_found() {
+        // Auckland springs forward 2026-09-27 02:00 NZST (+12) → 03:00 NZDT (+13), at 14:00Z the day
+        // before. Quiet 21:00–02:30: 02:30 does not exist; quiet hours end with the gap.
+        let quiet = QuietHours::parse("21:00", "02:30").unwrap();
+        let zone = chrono_tz::Pacific::Auckland;
+        assert_eq!(
+            quiet.quiet_until(ms("2026-09-26T10:00:00Z"), zone),
+            Some(ms("2026-09-26T14:00:00Z"))
+        );
+    }
+
+    #[test]
     fn daytime_window_and_other_zones() {
         let quiet = QuietHours::parse("12:00", "14:00").unwrap();
         let tokyo = chrono_tz::Asia::Tokyo;
@@ -206,5 +249,25 @@ mod tests {
             Some(ms("2026-06-01T05:00:00Z"))
         );
         assert_eq!(quiet.quiet_until(ms("2026-06-01T05:00:00Z"), tokyo), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_end_is_later_and_not_quiet(
+            start in 0u16..1440,
+            end in 0u16..1440,
+            at in 1_700_000_000_000i64..1_900_000_000_000,
+            zone in proptest::sample::select(vec![
+                chrono_tz::America::New_York, chrono_tz::Europe::Paris, chrono_tz::Pacific::Auckland,
+                chrono_tz::Australia::Lord_Howe, chrono_tz::America::Santiago, chrono_tz::Asia::Tokyo,
+            ]),
+        ) {
+            let Ok(quiet) = (QuietHours { start_minute: start, end_minute: end }).validated() else { return Ok(()) };
+            if let Some(end_ms) = quiet.quiet_until(at, zone) {
+                proptest::prop_assert!(end_ms > at);
+                proptest::prop_assert!(end_ms - at <= 26 * 3_600_000, "quiet hours last less than a day");
+                proptest::prop_assert_eq!(quiet.quiet_until(end_ms, zone), None);
+            }
+        }
     }
 }
