@@ -37,7 +37,7 @@ pub use decide::{
     decide, decide_batch, Decision, DeliveryPolicy, SendAttempt, SkipReason, YieldAction,
 };
 pub use error::DeliveryError;
-pub use feedback::{BounceType, FeedbackEvent, FeedbackKind, ParsedCallback};
+pub use feedback::{BounceType, FeedbackEvent, FeedbackKind, ParsedCallback, RecipientAction};
 pub use frequency_cap::{FrequencyCap, PriorityReservation};
 pub use history::{SendHistory, SentEntry};
 pub use quiet_hours::QuietHours;

@@ -17,7 +17,7 @@ pub mod twilio;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{Channel, SubscriptionGroupId};
+use crate::{Channel, ConsentChange, ConsentTarget, SubscriptionGroupId, TrackingClaims};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -175,6 +175,53 @@ impl FeedbackEvent {
     }
 }
 
+/// What a feedback event asks the engine to do to the profile, beyond recording the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecipientAction {
+    /// Apply a consent change (a complaint or an unsubscribe).
+    Consent(ConsentChange),
+    /// The address is undeliverable (a hard bounce): stop using it.
+    SuppressAddress,
+}
+
+impl FeedbackEvent {
+    /// The feedback event a verified tracking token stands for (`Email Opened`, `Email Clicked` with
+    /// the URL, `Email Unsubscribed` with the group), at `occurred_at_ms`.
+    pub fn from_tracking(claims: &TrackingClaims, occurred_at_ms: i64) -> FeedbackEvent {
+        let ids = claims.ids();
+        let kind = match claims {
+            TrackingClaims::Open { .. } => FeedbackKind::Opened,
+            TrackingClaims::Click { .. } => FeedbackKind::Clicked,
+            TrackingClaims::Unsubscribe { .. } => FeedbackKind::Unsubscribed,
+        };
+        let mut event = FeedbackEvent::new(kind, Channel::Email, "cairn", occurred_at_ms);
+        event.message_id = Some(ids.message_id.clone());
+        match claims {
+            TrackingClaims::Click { url, .. } => event.url = Some(url.clone()),
+            TrackingClaims::Unsubscribe { group, .. } => event.subscription_group = *group,
+            TrackingClaims::Open { .. } => {}
+        }
+        event
+    }
+
+    /// What the event changes on the profile: complaints and unsubscribes opt out (of the group
+    /// when one is named, else of the channel), hard bounces suppress the address.
+    pub fn recipient_action(&self) -> Option<RecipientAction> {
+        let opt_out = |target| RecipientAction::Consent(ConsentChange::OptOut { target });
+        match self.kind() {
+            FeedbackKind::Complained => Some(opt_out(ConsentTarget::Channel(self.channel()))),
+            FeedbackKind::Unsubscribed => Some(opt_out(match self.subscription_group {
+                Some(group) => ConsentTarget::Group(group),
+                None => ConsentTarget::Channel(self.channel()),
+            })),
+            FeedbackKind::Bounced if self.bounce_type != Some(BounceType::Soft) => {
+                Some(RecipientAction::SuppressAddress)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `"<Channel> <Kind>"`, for the documentation table and the engine.
 pub fn event_name(channel: Channel, kind: FeedbackKind) -> String {
     format!("{} {}", channel.event_prefix(), kind.verb())
@@ -219,6 +266,55 @@ pub(crate) fn string_field(object: &Map<String, Value>, name: &str) -> Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracking_tokens_and_actions() {
+        use crate::TrackingIds;
+        let ids = TrackingIds {
+            message_id: "msg_1".into(),
+            profile_id: "prof_1".into(),
+        };
+        let click = FeedbackEvent::from_tracking(
+            &TrackingClaims::Click {
+                ids: ids.clone(),
+                link_index: 0,
+                url: "https://x".into(),
+            },
+            7,
+        );
+        assert_eq!(click.event_name(), "Email Clicked");
+        assert_eq!(click.url.as_deref(), Some("https://x"));
+        assert_eq!(click.recipient_action(), None);
+        let unsubscribe = FeedbackEvent::from_tracking(
+            &TrackingClaims::Unsubscribe {
+                ids,
+                group: Some(4),
+            },
+            7,
+        );
+        assert_eq!(unsubscribe.event_name(), "Email Unsubscribed");
+        assert_eq!(
+            unsubscribe.recipient_action(),
+            Some(RecipientAction::Consent(ConsentChange::OptOut {
+                target: ConsentTarget::Group(4)
+            }))
+        );
+        let mut bounce = FeedbackEvent::new(FeedbackKind::Bounced, Channel::Email, "x", 1);
+        bounce.bounce_type = Some(BounceType::Hard);
+        assert_eq!(
+            bounce.recipient_action(),
+            Some(RecipientAction::SuppressAddress)
+        );
+        bounce.bounce_type = Some(BounceType::Soft);
+        assert_eq!(bounce.recipient_action(), None);
+        let complaint = FeedbackEvent::new(FeedbackKind::Complained, Channel::Email, "x", 1);
+        assert_eq!(
+            complaint.recipient_action(),
+            Some(RecipientAction::Consent(ConsentChange::OptOut {
+                target: ConsentTarget::Channel(Channel::Email)
+            }))
+        );
+    }
 
     #[test]
     fn names_follow_channel_and_kind() {
