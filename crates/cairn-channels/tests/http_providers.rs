@@ -270,10 +270,10 @@ async fn twilio_429_then_500_then_success_follows_the_retry_schedule() {
 #[tokio::test]
 async fn a_timeout_after_sending_is_in_doubt_and_a_resend_is_deduplicated_by_twilio() {
     let standin = standin();
-    let channel = twilio(&standin, 300);
+    let channel = twilio(&standin, 1_000);
     inject(
         &standin,
-        json!([{"path_prefix": "/2010-04-01", "delay_ms": 1500}]),
+        json!([{"path_prefix": "/2010-04-01", "delay_ms": 3000}]),
     )
     .await;
     let error = channel
@@ -577,10 +577,10 @@ async fn webhooks_are_signed_and_their_answers_mapped_onto_attributes() {
     );
     inject(
         &standin,
-        json!([{"path_prefix": "/hooks", "delay_ms": 1500}]),
+        json!([{"path_prefix": "/hooks", "delay_ms": 3000}]),
     )
     .await;
-    let slow = webhook(300)
+    let slow = webhook(1_000)
         .send(&call(&standin, "crm"), "k")
         .await
         .unwrap_err();

@@ -489,9 +489,9 @@ async fn bad_smtp_settings_are_clear_errors() {
 async fn a_timeout_after_the_body_is_in_doubt_and_the_server_did_get_the_message() {
     support::init_crypto();
     let out = tempfile::tempdir().unwrap();
-    let server = sink(out.path(), &["--slow-data-ms".into(), "1500".into()]);
+    let server = sink(out.path(), &["--slow-data-ms".into(), "3000".into()]);
     let mut settings = config(server.port, SmtpSecurity::None);
-    settings.timeout_ms = 300;
+    settings.timeout_ms = 1_000;
     let smtp = SmtpChannel::new(&settings).unwrap();
     let error = smtp
         .send(
