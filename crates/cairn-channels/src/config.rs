@@ -22,7 +22,7 @@ pub enum ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// Validates the settings and builds the client. Call it inside a Tokio runtime (the SMTP pool runs a background task).
+    /// Validates the settings and builds the client (no connection is opened until the first send).
     pub fn build(
         &self,
         clock: Arc<dyn WallClock>,
