@@ -66,6 +66,12 @@ error_codes! {
     Internal => ("internal", 500, "an unexpected internal error"),
     ShuttingDown => ("shutting_down", 503, "the server is shutting down; nothing from the request was committed"),
     NotReady => ("not_ready", 503, "the server is starting: its state is still catching up with the log"),
+    InvalidTemplate => ("invalid_template", 400, "a message template has a syntax error, an unknown variable, invalid MJML or no variant for its default locale"),
+    TemplateRenderFailed => ("template_render_failed", 422, "a template could not be rendered for this profile (a value it needs is missing or has the wrong type)"),
+    InvalidRecipient => ("invalid_recipient", 400, "an email address, phone number (E.164) or device token is not valid"),
+    InvalidChannelConfig => ("invalid_channel_config", 400, "a channel provider setting is missing or invalid"),
+    InvalidSignature => ("invalid_signature", 403, "a tracking, unsubscribe, opt-in or webhook signature does not verify"),
+    InvalidProviderCallback => ("invalid_provider_callback", 400, "a provider callback (bounce, complaint, status, inbound SMS) is not in a supported format"),
 }
 
 impl std::fmt::Display for ErrorCode {
