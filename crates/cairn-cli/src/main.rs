@@ -70,6 +70,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every HTTP client in the process (reqwest is built without one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let overrides = Overrides {
         listen: cli.listen,

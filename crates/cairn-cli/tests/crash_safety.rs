@@ -102,6 +102,7 @@ impl Server {
 
     /// Polls `/readyz`; false if the process exited first (e.g. its port was taken).
     async fn wait_ready(&mut self) -> bool {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -160,6 +161,7 @@ fn free_port() -> u16 {
 }
 
 fn http_client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()

@@ -49,7 +49,13 @@ pub(crate) struct OutboxFeed {
 }
 
 impl OutboxFeed {
-    pub(crate) fn subscribe(&self, capacity: usize) -> (std::sync::mpsc::Receiver<OutboxRow>, Arc<std::sync::atomic::AtomicBool>) {
+    pub(crate) fn subscribe(
+        &self,
+        capacity: usize,
+    ) -> (
+        std::sync::mpsc::Receiver<OutboxRow>,
+        Arc<std::sync::atomic::AtomicBool>,
+    ) {
         let (sender, receiver) = std::sync::mpsc::sync_channel(capacity);
         *self.sender.lock() = Some(sender);
         (receiver, self.lagged.clone())
@@ -62,7 +68,8 @@ impl OutboxFeed {
         };
         for row in rows {
             if sender.try_send(row).is_err() {
-                self.lagged.store(true, std::sync::atomic::Ordering::Release);
+                self.lagged
+                    .store(true, std::sync::atomic::Ordering::Release);
             }
         }
     }

@@ -66,6 +66,36 @@ pub struct EngineOptions {
     /// How often the ticker checks whether a timer is due; `None`: no ticker (tests tick by hand
     /// with [`Engine::tick`]).
     pub tick_interval: Option<Duration>,
+    /// A breakpoint for tests: while the gate is closed, the log writer commits nothing (requests
+    /// queue up, so a test can fill the queue deterministically).
+    pub log_gate: Option<Gate>,
+}
+
+/// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    state: Arc<(parking_lot::Mutex<bool>, parking_lot::Condvar)>,
+}
+
+impl Gate {
+    /// Closes the gate: the thread that waits on it stops at its next breakpoint.
+    pub fn close(&self) {
+        *self.state.0.lock() = true;
+    }
+
+    /// Opens the gate and wakes the waiting thread.
+    pub fn open(&self) {
+        *self.state.0.lock() = false;
+        self.state.1.notify_all();
+    }
+
+    /// Returns once the gate is open.
+    pub(crate) fn pass(&self) {
+        let mut closed = self.state.0.lock();
+        while *closed {
+            self.state.1.wait(&mut closed);
+        }
+    }
 }
 
 impl Default for EngineOptions {
@@ -80,6 +110,7 @@ impl Default for EngineOptions {
             checkpoint_max_pending_events: 2_000_000,
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(200)),
+            log_gate: None,
         }
     }
 }

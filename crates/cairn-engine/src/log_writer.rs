@@ -87,6 +87,9 @@ impl LogWriterThread {
 
     fn run(mut self) {
         while let Ok(first) = self.queue.receiver.recv() {
+            if let Some(gate) = &self.options.log_gate {
+                gate.pass();
+            }
             let mut events = first.events();
             let mut group = vec![first];
             while events < self.options.max_commit_events {

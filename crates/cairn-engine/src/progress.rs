@@ -68,7 +68,11 @@ impl Progress {
         let deadline = std::time::Instant::now() + timeout;
         let mut guard = self.wakeup.lock();
         while self.checkpoints_written.load(Ordering::Acquire) < wanted {
-            if self.applied_changed.wait_until(&mut guard, deadline).timed_out() {
+            if self
+                .applied_changed
+                .wait_until(&mut guard, deadline)
+                .timed_out()
+            {
                 return self.checkpoints_written.load(Ordering::Acquire) >= wanted;
             }
         }

@@ -124,6 +124,7 @@ pub async fn run(
     factory: Arc<RequestFactory>,
     metrics: &Metrics,
 ) -> anyhow::Result<LoadResult> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.clients)
         .tcp_nodelay(true)

@@ -3,6 +3,7 @@
 mod journeys;
 
 use super::*;
+use crate::Gate;
 use cairn_core::segment::{normalize_object, Envelope};
 use cairn_model::{Identifier, IdentifierKind, NormalizedMessage, WorkspaceId};
 use chrono::{TimeZone, Utc};
@@ -198,35 +199,53 @@ fn late_events_do_not_overwrite_newer_traits() {
 
 #[test]
 fn a_full_queue_refuses_work_instead_of_growing() {
+    let gate = Gate::default();
     let fixture = start(EngineOptions {
-        queue_capacity_events: 1,
+        queue_capacity_events: 60,
+        log_gate: Some(gate.clone()),
         ..EngineOptions::default()
     });
     let ingestor = fixture.engine.ingestor();
-    // Fill the queue from many threads at once; at least one request must be refused, and every
-    // accepted one must be stored.
-    let handles: Vec<_> = (0..16)
-        .map(|n| {
-            let ingestor = ingestor.clone();
-            let messages: Vec<_> = (0..50)
-                .map(|i| message(&fixture, json!({"type": "track", "userId": format!("u{n}"), "event": "E", "messageId": format!("{n}-{i}")})))
-                .collect();
-            std::thread::spawn(move || ingestor.submit_blocking(ws(), messages))
-        })
-        .collect();
-    let results: Vec<_> = handles
-        .into_iter()
-        .map(|h| h.join().expect("thread"))
-        .collect();
-    let accepted: usize = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|r| r.accepted)
-        .sum();
-    assert!(results
-        .iter()
-        .any(|r| matches!(r, Err(EngineError::Overloaded))));
-    assert_eq!(fixture.engine.reader().event_count(&ws()), accepted as u64);
+    let batch = |n: usize| -> Vec<NormalizedMessage> {
+        (0..50)
+            .map(|i| message(&fixture, json!({"type": "track", "userId": format!("u{n}"), "event": "E", "messageId": format!("{n}-{i}")})))
+            .collect()
+    };
+    // The log writer is held at its breakpoint: the first request waits in the queue.
+    gate.close();
+    let first = {
+        let ingestor = ingestor.clone();
+        let messages = batch(0);
+        std::thread::spawn(move || ingestor.submit_blocking(ws(), messages))
+    };
+    while ingestor.queued_events() < 50 {
+        std::thread::yield_now();
+    }
+    assert!(
+        matches!(
+            ingestor.submit_blocking(ws(), batch(1)),
+            Err(EngineError::Overloaded)
+        ),
+        "50 queued + 50 more exceed the capacity of 60"
+    );
+    gate.open();
+    let receipt = first
+        .join()
+        .expect("thread")
+        .expect("the queued request commits");
+    assert_eq!(receipt.accepted, 50);
+    assert_eq!(
+        ingestor
+            .submit_blocking(ws(), batch(2))
+            .expect("room again")
+            .accepted,
+        50
+    );
+    assert_eq!(
+        fixture.engine.reader().event_count(&ws()),
+        100,
+        "nothing of the refused request"
+    );
 }
 
 #[test]
