@@ -604,20 +604,6 @@ async fn overload_answers_429_with_retry_after_and_loses_no_acknowledged_event()
     );
 }
 
-async fn futures_join<F: std::future::Future + Send + 'static>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    for handle in handles {
-        outputs.push(handle.await.expect("task"));
-    }
-    outputs
-}
-
 #[tokio::test]
 async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_errors() {
     let server = start(EngineOptions::default()).await;
