@@ -258,6 +258,22 @@ impl ConsentState {
         }
     }
 
+    /// Takes in another profile's consent (a merge): for every channel, group and the global
+    /// setting, the later decision wins, exactly as if both profiles' changes had been applied here.
+    pub fn absorb(&mut self, other: &ConsentState) {
+        for (index, status) in other.channels.iter().enumerate() {
+            self.channels[index].update(*status);
+        }
+        for (group, status) in &other.groups {
+            self.set(ConsentTarget::Group(*group), *status);
+        }
+        if let Some(status) = other.global_unsubscribe {
+            self.global_unsubscribe
+                .get_or_insert(ConsentStatus::Unknown)
+                .update(status);
+        }
+    }
+
     /// Whether a globally unsubscribed customer is currently unsubscribed.
     pub fn is_globally_unsubscribed(&self) -> bool {
         matches!(
@@ -553,5 +569,61 @@ mod tests {
             let signer = DoubleOptInSigner::new(SigningKey::new(vec![3; 32], "k").unwrap(), 1);
             prop_assert!(signer.verify(&token, 0).is_err());
         }
+    }
+}
+
+#[cfg(test)]
+mod absorb_tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_keeps_the_later_decision_per_channel_and_group() {
+        let mut survivor = ConsentState::default();
+        survivor.apply(
+            ConsentChange::OptIn {
+                target: ConsentTarget::Channel(Channel::Email),
+            },
+            10,
+        );
+        survivor.apply(
+            ConsentChange::OptOut {
+                target: ConsentTarget::Group(7),
+            },
+            50,
+        );
+        let mut absorbed = ConsentState::default();
+        absorbed.apply(
+            ConsentChange::OptOut {
+                target: ConsentTarget::Channel(Channel::Email),
+            },
+            20,
+        );
+        absorbed.apply(
+            ConsentChange::OptIn {
+                target: ConsentTarget::Group(7),
+            },
+            40,
+        );
+        absorbed.apply(
+            ConsentChange::OptIn {
+                target: ConsentTarget::Channel(Channel::Sms),
+            },
+            5,
+        );
+        absorbed.apply(ConsentChange::GlobalUnsubscribe, 30);
+        survivor.absorb(&absorbed);
+        assert_eq!(
+            survivor.status(ConsentTarget::Channel(Channel::Email)),
+            ConsentStatus::OptedOut { at_ms: 20 }
+        );
+        assert_eq!(
+            survivor.status(ConsentTarget::Group(7)),
+            ConsentStatus::OptedOut { at_ms: 50 }
+        );
+        assert_eq!(
+            survivor.status(ConsentTarget::Channel(Channel::Sms)),
+            ConsentStatus::OptedIn { at_ms: 5 }
+        );
+        assert!(survivor.is_globally_unsubscribed());
     }
 }

@@ -83,6 +83,14 @@ impl SendHistory {
             .all(|pair| pair[0].sent_at_ms() <= pair[1].sent_at_ms()));
     }
 
+    /// Inserts an entry taken from another history (a merge), keeping the order; nothing is pruned.
+    pub fn record_entry(&mut self, entry: SentEntry) {
+        let position = self
+            .entries
+            .partition_point(|existing| existing.sent_at_ms() <= entry.sent_at_ms());
+        self.entries.insert(position, entry);
+    }
+
     /// Drops entries sent at or before `cutoff_ms`.
     pub fn prune_before(&mut self, cutoff_ms: i64) {
         let first_kept = self

@@ -226,6 +226,45 @@ impl Reader {
         }
     }
 
+    /// Every message template of a workspace (drafts and published versions).
+    pub fn templates(&self, workspace: &WorkspaceId) -> Vec<cairn_template::TemplateHistory> {
+        self.barrier();
+        self.state
+            .read()
+            .registry(workspace)
+            .map(|registry| registry.templates().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One message template.
+    pub fn template(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Option<cairn_template::TemplateHistory> {
+        self.barrier();
+        self.state.read().registry(workspace)?.template(id).cloned()
+    }
+
+    /// What templates of a workspace may read (for validation and previews).
+    pub fn template_schema(&self, workspace: &WorkspaceId) -> cairn_template::VariableSchema {
+        let state = self.state.read();
+        match state.registry(workspace) {
+            Some(registry) => registry.template_schema(),
+            None => crate::journeys::registry::Registry::default().template_schema(),
+        }
+    }
+
+    /// A workspace's delivery policy.
+    pub fn policy(&self, workspace: &WorkspaceId) -> crate::journeys::command::WorkspacePolicy {
+        self.barrier();
+        self.state
+            .read()
+            .registry(workspace)
+            .map(|registry| registry.policy().clone())
+            .unwrap_or_default()
+    }
+
     /// Every audience of a workspace.
     pub fn audiences(&self, workspace: &WorkspaceId) -> Vec<AudienceRecord> {
         self.barrier();

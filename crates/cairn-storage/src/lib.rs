@@ -154,7 +154,10 @@ pub struct OutboxRow {
     pub channel: String,
     /// When the journey decided to send (ms).
     pub at_ms: i64,
-    /// The whole message as JSON (template, settings, personalization data, …).
+    /// `ready` (for the dispatcher), `delayed` (quiet hours or a cap; decided again later) or
+    /// `skipped` (consent, suppression, cap or quiet hours said no).
+    pub status: String,
+    /// The whole message as JSON (template, settings, personalization data, the delivery decision).
     pub body: String,
 }
 
@@ -234,6 +237,9 @@ pub trait StateReader: Send + Sync {
     fn outbox(&self, profiles: &[u32], limit: usize) -> StorageResult<Vec<OutboxRow>>;
     /// A checkpointed outbox message by id.
     fn outbox_message(&self, message_id: &str) -> StorageResult<Option<OutboxRow>>;
+    /// Checkpointed `ready` outbox messages decided at or after `since_ms`, oldest first, at most
+    /// `limit` (the dispatcher catches up with these after a restart).
+    fn ready_outbox(&self, since_ms: i64, limit: usize) -> StorageResult<Vec<OutboxRow>>;
     /// Checkpointed trace rows of `profiles` in journey `journey_id`, in order.
     fn traces(&self, profiles: &[u32], journey_id: &str) -> StorageResult<Vec<TraceRow>>;
     /// Whether the store answers (readiness).

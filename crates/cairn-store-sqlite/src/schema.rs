@@ -78,6 +78,9 @@ pub(crate) const STATE: &[&str] = &[
          workspace TEXT PRIMARY KEY,
          state BLOB NOT NULL
      ) WITHOUT ROWID;",
+    // 3: the delivery decision of each outbox message (ready, delayed, skipped).
+    "ALTER TABLE outbox ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
+     CREATE INDEX outbox_ready ON outbox (status, at) WHERE status = 'ready';",
 ];
 
 /// Brings `connection`'s schema up to the end of `migrations`.

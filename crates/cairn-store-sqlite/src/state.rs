@@ -231,8 +231,8 @@ impl StateStore for SqliteState {
 fn write_outbox(transaction: &rusqlite::Transaction<'_>, rows: &[OutboxRow]) -> StorageResult<()> {
     let mut insert = transaction
         .prepare_cached(
-            "INSERT OR IGNORE INTO outbox (message_id, workspace, profile, journey, channel, at, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT OR REPLACE INTO outbox (message_id, workspace, profile, journey, channel, at, body, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(backend)?;
     for row in rows {
@@ -244,7 +244,8 @@ fn write_outbox(transaction: &rusqlite::Transaction<'_>, rows: &[OutboxRow]) -> 
                 row.journey_id,
                 row.channel,
                 row.at_ms,
-                row.body
+                row.body,
+                row.status
             ])
             .map_err(backend)?;
     }
@@ -282,6 +283,7 @@ fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
         channel: row.get(4)?,
         at_ms: row.get(5)?,
         body: row.get(6)?,
+        status: row.get(7)?,
     })
 }
 
@@ -290,7 +292,7 @@ impl StateReader for SqliteStateReader {
         self.pool.with(|connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT message_id, workspace, profile, journey, channel, at, body FROM outbox
+                    "SELECT message_id, workspace, profile, journey, channel, at, body, status FROM outbox
                      WHERE profile = ?1 ORDER BY at DESC LIMIT ?2",
                 )
                 .map_err(backend)?;
@@ -315,7 +317,7 @@ impl StateReader for SqliteStateReader {
         self.pool.with(|connection| {
             let mut statement = connection
                 .prepare_cached(
-                    "SELECT message_id, workspace, profile, journey, channel, at, body FROM outbox
+                    "SELECT message_id, workspace, profile, journey, channel, at, body, status FROM outbox
                      WHERE message_id = ?1",
                 )
                 .map_err(backend)?;
@@ -323,6 +325,21 @@ impl StateReader for SqliteStateReader {
                 .query_map(params![message_id], outbox_row)
                 .map_err(backend)?;
             rows.next().transpose().map_err(backend)
+        })
+    }
+
+    fn ready_outbox(&self, since_ms: i64, limit: usize) -> StorageResult<Vec<OutboxRow>> {
+        self.pool.with(|connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT message_id, workspace, profile, journey, channel, at, body, status FROM outbox
+                     WHERE status = 'ready' AND at >= ?1 ORDER BY at, message_id LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![since_ms, limit as i64], outbox_row)
+                .map_err(backend)?;
+            rows.map(|row| row.map_err(backend)).collect()
         })
     }
 

@@ -206,6 +206,7 @@ fn checkpoints_keep_engine_state_outbox_traces_registries_and_counters() {
         journey_id: "welcome".into(),
         channel: "email".into(),
         at_ms,
+        status: "ready".into(),
         body: format!("{{\"message_id\":\"{id}\"}}"),
     };
     let trace = |position| TraceRow {
@@ -276,6 +277,13 @@ fn checkpoints_keep_engine_state_outbox_traces_registries_and_counters() {
         Some(outbox("m1", 10))
     );
     assert_eq!(reader.outbox_message("nope").expect("read"), None);
+    let ready: Vec<String> = reader
+        .ready_outbox(15, 10)
+        .expect("ready")
+        .into_iter()
+        .map(|row| row.message_id)
+        .collect();
+    assert_eq!(ready, ["m2"], "ready messages decided since 15");
     let traces = reader.traces(&[1], "welcome").expect("traces");
     assert_eq!(
         traces,

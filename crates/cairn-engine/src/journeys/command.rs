@@ -4,8 +4,10 @@
 //! them and a replay of the log rebuilds the registry exactly. The API validates a command before it
 //! submits it; applying it can still refuse (a journey archived in between), which the outcome says.
 
+use cairn_delivery::DeliveryPolicy;
 use cairn_journey::{AudienceDocument, JourneyDocument};
 use cairn_model::{Identifier, ProfileId};
+use cairn_template::TemplateDocument;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,6 +35,35 @@ pub enum Command {
     },
     /// Creates or replaces an audience.
     SaveAudience { document: Box<AudienceDocument> },
+    /// Replaces the workspace's delivery policy (consent rules, caps, quiet hours, suppressions).
+    SetPolicy { policy: Box<WorkspacePolicy> },
+    /// Creates a message template or replaces its draft.
+    SaveTemplate { document: Box<TemplateDocument> },
+    /// Publishes a template's draft as its next version.
+    PublishTemplate { template: String },
+}
+
+/// A workspace's delivery policy: the volume-control settings and the suppression rules.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePolicy {
+    #[serde(default)]
+    pub delivery: DeliveryPolicy,
+    /// Conditions over the profile and its event history; a message is not sent while one holds
+    /// ("not if the customer bought in the last 14 days": `count("Order Completed", 14d) > 0`).
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionRule>,
+}
+
+/// One suppression rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionRule {
+    pub name: String,
+    pub condition: String,
+    /// The channels it applies to (all when empty).
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// How a command names a profile.

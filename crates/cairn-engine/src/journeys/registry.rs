@@ -5,18 +5,19 @@
 //! part (compiled journeys and audiences, tracked event names) is rebuilt from it on load by compiling
 //! the stored documents again, which is deterministic.
 
-use super::command::{Command, CommandOutcome, ProfileRef};
+use super::command::{Command, CommandOutcome, ProfileRef, WorkspacePolicy};
 use super::history::Tracking;
 use cairn_condition::{Condition, Type};
 use cairn_journey::compiled::CompiledEntry;
 use cairn_journey::cron_schedule::next_fire_after;
-use cairn_journey::document::Step;
+use cairn_journey::document::{Channel, Step};
 use cairn_journey::effects::{EndDetail, StepChange};
 use cairn_journey::validate::validate_audience;
 use cairn_journey::{
     validate, AudienceDocument, Catalog, CompiledJourney, Effects, EndReason, JourneyDocument,
     JourneyKey, JourneySet, LiveJourney, ValidationError,
 };
+use cairn_template::{TemplateChannel, TemplateDocument, TemplateHistory, VariableSchema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -123,6 +124,12 @@ struct Persisted {
     events: BTreeSet<String>,
     /// Top-level profile attributes seen.
     attributes: BTreeSet<String>,
+    /// Volume control, consent rules and suppressions.
+    #[serde(default)]
+    policy: WorkspacePolicy,
+    /// Message templates: drafts and published versions.
+    #[serde(default)]
+    templates: BTreeMap<String, TemplateHistory>,
 }
 
 /// An audience ready to evaluate.
@@ -161,7 +168,35 @@ pub(crate) struct Registry {
     pub audiences: Vec<LiveAudience>,
     /// Event names some condition counts, and over how long.
     pub tracked: HashMap<String, Tracking>,
+    /// The policy's suppression rules, compiled (channel names they apply to; empty: all).
+    pub suppressions: Vec<(Vec<String>, Condition)>,
     dirty: bool,
+}
+
+/// The journey crate's channel for a template's channel.
+fn journey_channel(channel: TemplateChannel) -> Channel {
+    match channel {
+        TemplateChannel::Email => Channel::Email,
+        TemplateChannel::Sms => Channel::Sms,
+        TemplateChannel::Push => Channel::Push,
+        TemplateChannel::Webhook => Channel::Webhook,
+    }
+}
+
+/// Compiles the policy's suppression rules over the profile and its event history.
+fn compile_suppressions(
+    policy: &WorkspacePolicy,
+) -> Result<Vec<(Vec<String>, Condition)>, Vec<cairn_condition::Diagnostic>> {
+    let mut schema = cairn_condition::Schema::open();
+    schema.allow_event_root(false).allow_journey_root(false);
+    policy
+        .suppressions
+        .iter()
+        .map(|rule| {
+            cairn_condition::compile(&rule.condition, &schema)
+                .map(|condition| (rule.channels.clone(), condition))
+        })
+        .collect()
 }
 
 /// Compiles a stored document: it was validated when saved, so an open catalog accepts it again.
@@ -241,6 +276,8 @@ impl Registry {
             })
             .collect::<Result<_, _>>()?;
         self.audiences.sort_by_key(|audience| audience.index);
+        self.suppressions = compile_suppressions(&self.persisted.policy)
+            .map_err(|errors| format!("suppression rules: {errors:?}"))?;
         self.retrack();
         Ok(())
     }
@@ -255,7 +292,11 @@ impl Registry {
             .filter(|live| !live.retired)
             .flat_map(|live| live.journey.conditions());
         let audience_conditions = self.audiences.iter().map(|audience| &audience.condition);
-        for condition in journey_conditions.chain(audience_conditions) {
+        let suppression_conditions = self.suppressions.iter().map(|(_, condition)| condition);
+        for condition in journey_conditions
+            .chain(audience_conditions)
+            .chain(suppression_conditions)
+        {
             let references = condition.references();
             for name in &references.aggregate_events {
                 let entry = tracked
@@ -394,7 +435,15 @@ impl Registry {
     /// template (until templates are stored).
     pub(crate) fn catalog_for(&self, document: Option<&JourneyDocument>) -> Catalog {
         let mut catalog = Catalog::new();
-        catalog.accept_any_template();
+        if self.persisted.templates.is_empty() {
+            // A workspace without templates yet (journeys drafted before their messages).
+            catalog.accept_any_template();
+        }
+        for history in self.persisted.templates.values() {
+            if history.latest().is_some() {
+                catalog.template(journey_channel(history.draft.channel), &history.draft.id);
+            }
+        }
         catalog.schema_mut().allow_unknown_event_properties(true);
         for event in &self.persisted.events {
             catalog.event(event);
@@ -455,6 +504,9 @@ impl Registry {
                 data,
             } => self.enroll(&journey, profile, data),
             Command::SaveAudience { document } => self.save_audience(*document, now_ms),
+            Command::SetPolicy { policy } => self.set_policy(*policy),
+            Command::SaveTemplate { document } => self.save_template(*document),
+            Command::PublishTemplate { template } => self.publish_template(&template, now_ms),
         };
         match result {
             Ok((outcome, follow_up)) => {
@@ -743,6 +795,90 @@ impl Registry {
             CommandOutcome::done(format!("audience {:?} saved", document.id)),
             FollowUp::EvaluateAudience(index),
         ))
+    }
+
+    fn set_policy(
+        &mut self,
+        policy: WorkspacePolicy,
+    ) -> Result<(CommandOutcome, FollowUp), String> {
+        let delivery = policy
+            .delivery
+            .clone()
+            .validated()
+            .map_err(|error| format!("the delivery policy is invalid: {error}"))?;
+        let policy = WorkspacePolicy { delivery, ..policy };
+        self.suppressions = compile_suppressions(&policy)
+            .map_err(|errors| format!("a suppression rule does not compile: {errors:?}"))?;
+        self.persisted.policy = policy;
+        self.retrack();
+        Ok((CommandOutcome::done("delivery policy set"), FollowUp::None))
+    }
+
+    fn save_template(
+        &mut self,
+        document: TemplateDocument,
+    ) -> Result<(CommandOutcome, FollowUp), String> {
+        let id = document.id.clone();
+        match self.persisted.templates.get_mut(&id) {
+            Some(history) => history.draft = document,
+            None => {
+                self.persisted
+                    .templates
+                    .insert(id.clone(), TemplateHistory::new(document));
+            }
+        }
+        Ok((
+            CommandOutcome::done(format!("template draft {id:?} saved")),
+            FollowUp::None,
+        ))
+    }
+
+    fn publish_template(
+        &mut self,
+        template: &str,
+        now_ms: i64,
+    ) -> Result<(CommandOutcome, FollowUp), String> {
+        let schema = self.template_schema();
+        let history = self
+            .persisted
+            .templates
+            .get_mut(template)
+            .ok_or_else(|| format!("no template {template:?}"))?;
+        let (published, _) = history
+            .publish(&schema, now_ms)
+            .map_err(|error| format!("the template does not validate: {error}"))?;
+        let mut outcome = CommandOutcome::done(format!(
+            "template {template:?} version {} published",
+            published.version
+        ));
+        outcome.version = Some(published.version);
+        Ok((outcome, FollowUp::None))
+    }
+
+    /// What a template may read: the profile attributes seen (and anything below them), the
+    /// event's and the journey's fields, federated attributes.
+    pub(crate) fn template_schema(&self) -> VariableSchema {
+        let mut schema = VariableSchema::from_paths(["event.*", "journey.*", "federated.*"]);
+        for attribute in &self.persisted.attributes {
+            schema.declare(&format!("profile.{attribute}"));
+            schema.declare(&format!("profile.{attribute}.*"));
+        }
+        schema.declare("profile.id");
+        schema
+    }
+
+    /// A template's history.
+    pub(crate) fn template(&self, id: &str) -> Option<&TemplateHistory> {
+        self.persisted.templates.get(id)
+    }
+
+    pub(crate) fn templates(&self) -> impl Iterator<Item = &TemplateHistory> {
+        self.persisted.templates.values()
+    }
+
+    /// The delivery policy.
+    pub(crate) fn policy(&self) -> &WorkspacePolicy {
+        &self.persisted.policy
     }
 
     /// Counts what one input did into the versions' counters.

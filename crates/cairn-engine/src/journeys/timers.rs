@@ -10,11 +10,13 @@
 
 use std::collections::BTreeMap;
 
-/// What a timer wakes: an enrollment, or a profile's audience membership.
+/// What a timer wakes: an enrollment, a profile's audience membership, or a profile's delayed
+/// messages (quiet hours, frequency caps).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Wake {
     Enrollment(u64),
     Audience(u32),
+    Delivery,
 }
 
 /// One timer: the profile (rank) it belongs to and what it wakes.
@@ -30,12 +32,14 @@ pub(crate) struct TimerEntry {
 struct Packed {
     /// Milliseconds into the bucket's second.
     offset_ms: u16,
-    /// Tag bit 63: audience; else an enrollment id.
+    /// Tag in the top two bits: 00 enrollment (id below), 10 audience (index below), 01 delivery.
     target: u64,
     rank: u32,
 }
 
 const AUDIENCE_TAG: u64 = 1 << 63;
+const DELIVERY_TAG: u64 = 1 << 62;
+const TAGS: u64 = AUDIENCE_TAG | DELIVERY_TAG;
 
 impl Packed {
     fn of(entry: TimerEntry) -> Packed {
@@ -43,10 +47,11 @@ impl Packed {
             offset_ms: entry.at_ms.rem_euclid(1000) as u16,
             target: match entry.wake {
                 Wake::Enrollment(id) => {
-                    debug_assert!(id & AUDIENCE_TAG == 0, "enrollment ids stay below 2^63");
+                    debug_assert!(id & TAGS == 0, "enrollment ids stay below 2^62");
                     id
                 }
                 Wake::Audience(audience) => AUDIENCE_TAG | u64::from(audience),
+                Wake::Delivery => DELIVERY_TAG,
             },
             rank: entry.rank,
         }
@@ -56,10 +61,10 @@ impl Packed {
         TimerEntry {
             at_ms: second * 1000 + i64::from(self.offset_ms),
             rank: self.rank,
-            wake: if self.target & AUDIENCE_TAG != 0 {
-                Wake::Audience((self.target & !AUDIENCE_TAG) as u32)
-            } else {
-                Wake::Enrollment(self.target)
+            wake: match self.target & TAGS {
+                AUDIENCE_TAG => Wake::Audience((self.target & !TAGS) as u32),
+                DELIVERY_TAG => Wake::Delivery,
+                _ => Wake::Enrollment(self.target),
             },
         }
     }
@@ -163,12 +168,18 @@ mod tests {
             rank: 9,
             wake: Wake::Audience(4),
         });
+        timers.add(TimerEntry {
+            at_ms: 4_000,
+            rank: 9,
+            wake: Wake::Delivery,
+        });
         assert_eq!(timers.next_due_ms(), Some(1_000));
         let due = timers.take_due(5_500, true);
         assert_eq!(
             due.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
-            [1_000, 3_000, 5_200]
+            [1_000, 3_000, 4_000, 5_200]
         );
+        assert_eq!(due[2].wake, Wake::Delivery);
         assert_eq!(due[1].wake, Wake::Audience(4));
         assert_eq!(due[1].rank, 9);
         assert_eq!(timers.len(), 1);
@@ -202,7 +213,7 @@ mod tests {
             fired.extend(timers.take_due(i64::MAX / 2, true));
             prop_assert_eq!(fired.len(), times.len());
             prop_assert_eq!(timers.len(), 0);
-            let mut ids: Vec<u64> = fired.iter().map(|e| match e.wake { Wake::Enrollment(id) => id, Wake::Audience(_) => u64::MAX }).collect();
+            let mut ids: Vec<u64> = fired.iter().map(|e| match e.wake { Wake::Enrollment(id) => id, Wake::Audience(_) | Wake::Delivery => u64::MAX }).collect();
             ids.sort_unstable();
             prop_assert_eq!(ids, (0..times.len() as u64).collect::<Vec<_>>());
         }

@@ -29,6 +29,14 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
+/// Whether an event name can change consent or deliverability (`Email Unsubscribed`, `Subscribed`,
+/// `SMS Complained`, `Email Bounced`, …).
+fn is_recipient_event(name: &str) -> bool {
+    ["Unsubscribed", "Subscribed", "Complained", "Bounced"]
+        .iter()
+        .any(|verb| name == *verb || name.ends_with(&format!(" {verb}")))
+}
+
 /// Enrollment ids from the engine-wide sequence.
 struct Sequence<'a>(&'a mut u64);
 
@@ -392,6 +400,7 @@ impl State {
                     self.evaluate_audiences(rank, now, Some(index));
                 }
             }
+            Wake::Delivery => self.wake_delayed(rank, now),
         }
     }
 
@@ -408,14 +417,13 @@ impl State {
         message: &EncodedMessage<'_>,
         traits_changed: bool,
     ) -> Result<(), ApplyError> {
-        let Some(registry) = self.registries.get_mut(workspace) else {
-            // Nothing in this workspace reacts yet; only remember what exists.
-            self.registries
-                .entry(workspace.clone())
-                .or_default()
-                .observe(event_name, std::iter::empty());
-            return Ok(());
-        };
+        if let Some(name) = event_name {
+            if is_recipient_event(name) {
+                let properties = message_json(received_at_ms, message)?["properties"].take();
+                self.apply_recipient_event(rank, name, &properties, message.timestamp_ms);
+            }
+        }
+        let registry = self.registries.entry(workspace.clone()).or_default();
         registry.observe(event_name, std::iter::empty());
         let Some(name) = event_name else {
             if traits_changed {
@@ -580,20 +588,6 @@ impl State {
             record.updated_at_ms = record.updated_at_ms.max(now);
         }
         let state = record.journey.get_or_insert_with(Box::default);
-        let mut fresh = Vec::with_capacity(effects.outbox.len());
-        for message in &effects.outbox {
-            let row = OutboxRow {
-                message_id: message.message_id.to_string(),
-                workspace: workspace.clone(),
-                profile_rank: rank,
-                journey_id: message.journey_id.to_string(),
-                channel: message.channel.as_str().to_string(),
-                at_ms: message.at_ms,
-                body: serde_json::to_string(message).unwrap_or_default(),
-            };
-            state.pending_outbox.push(row.clone());
-            fresh.push(row);
-        }
         for (journey_id, enrollment, at_ms, entry) in traces {
             state.pending_traces.push(TraceRow {
                 profile_rank: rank,
@@ -613,6 +607,16 @@ impl State {
                 Dirty::Extra
             },
         );
+        for message in &effects.outbox {
+            let proposed = super::delivery::Proposed {
+                message_id: message.message_id.to_string(),
+                journey_id: message.journey_id.to_string(),
+                channel: message.channel.as_str().to_string(),
+                body: serde_json::to_value(message).unwrap_or_default(),
+            };
+            let row = self.decide_message(rank, workspace, proposed, now);
+            self.keep_outbox_row(rank, row);
+        }
         traits_changed
     }
 
@@ -736,7 +740,12 @@ impl State {
             trace_position: _,
             pending_traces,
             pending_outbox,
+            consent,
+            sends,
+            delayed,
+            undeliverable,
         } = absorbed;
+        let delayed_times: Vec<i64> = delayed.iter().map(|message| message.at_ms).collect();
         {
             let state = self
                 .record_mut(survivor)
@@ -745,6 +754,23 @@ impl State {
             state.pending_traces.extend(pending_traces);
             state.pending_outbox.extend(pending_outbox);
             state.history.absorb(history);
+            state.consent.absorb(&consent);
+            for entry in sends.entries() {
+                state.sends.record_entry(*entry);
+            }
+            state.delayed.extend(delayed);
+            for address in undeliverable {
+                if !state.undeliverable.contains(&address) {
+                    state.undeliverable.push(address);
+                }
+            }
+        }
+        for at_ms in delayed_times {
+            self.timers.add(TimerEntry {
+                at_ms,
+                rank: survivor,
+                wake: Wake::Delivery,
+            });
         }
         self.with_journeys(
             survivor,

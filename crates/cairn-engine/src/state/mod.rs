@@ -11,6 +11,7 @@
 //! - [`journeys`]: journeys, audiences, timers and their effects.
 //! - [`views`]: what readers see.
 
+mod delivery;
 mod journeys;
 mod profiles;
 mod views;
@@ -53,6 +54,21 @@ pub(crate) struct ProfileJourneyState {
     pub audience_timers: Vec<(u32, i64)>,
     /// Next position in this profile's trace rows.
     pub trace_position: u32,
+    /// Consent per channel and subscription group.
+    #[serde(default)]
+    pub consent: cairn_delivery::ConsentState,
+    /// Recent sends, for frequency caps.
+    #[serde(
+        default = "delivery::empty_history",
+        with = "delivery::send_history_bytes"
+    )]
+    pub sends: cairn_delivery::SendHistory,
+    /// Messages waiting for quiet hours to end or a cap to free up.
+    #[serde(default)]
+    pub delayed: Vec<delivery::DelayedMessage>,
+    /// Addresses that hard-bounced.
+    #[serde(default)]
+    pub undeliverable: Vec<String>,
     /// Traces not yet in a committed checkpoint.
     #[serde(skip)]
     pub pending_traces: Vec<TraceRow>,
@@ -68,6 +84,10 @@ impl ProfileJourneyState {
             && self.history.is_empty()
             && self.audiences.is_empty()
             && self.audience_timers.is_empty()
+            && self.consent == cairn_delivery::ConsentState::default()
+            && self.sends.is_empty()
+            && self.delayed.is_empty()
+            && self.undeliverable.is_empty()
     }
 }
 
@@ -181,6 +201,8 @@ pub(crate) struct State {
     outcomes: VecDeque<(u64, CommandOutcome)>,
     /// Outbox messages produced since the applier last took them (for the outbox feed).
     fresh_outbox: Vec<OutboxRow>,
+    /// Send steps' `suppress_if` conditions, compiled once per source.
+    step_suppressions: HashMap<String, cairn_condition::Condition>,
 }
 
 impl Default for State {
@@ -198,6 +220,7 @@ impl Default for State {
             next_journey_key: 1,
             outcomes: VecDeque::new(),
             fresh_outbox: Vec::new(),
+            step_suppressions: HashMap::new(),
         }
     }
 }
@@ -301,6 +324,13 @@ impl State {
                     at_ms,
                     rank: record.rank,
                     wake: Wake::Audience(audience),
+                });
+            }
+            for delayed in &state.delayed {
+                self.timers.add(TimerEntry {
+                    at_ms: delayed.at_ms,
+                    rank: record.rank,
+                    wake: Wake::Delivery,
                 });
             }
         }

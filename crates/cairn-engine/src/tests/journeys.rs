@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 const CART: &str = include_str!("../../../../journeys/templates/cart-abandonment.yaml");
 
-struct World {
+pub(super) struct World {
     _dir: tempfile::TempDir,
-    engine: Engine,
-    clock: Arc<ManualClock>,
+    pub(super) engine: Engine,
+    pub(super) clock: Arc<ManualClock>,
 }
 
-fn ws() -> WorkspaceId {
+pub(super) fn ws() -> WorkspaceId {
     WorkspaceId::new("shop")
 }
 
@@ -30,7 +30,7 @@ fn options() -> EngineOptions {
 }
 
 impl World {
-    fn start() -> World {
+    pub(super) fn start() -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
@@ -70,7 +70,7 @@ impl World {
         }
     }
 
-    fn command(&self, command: Command) -> crate::journeys::CommandOutcome {
+    pub(super) fn command(&self, command: Command) -> crate::journeys::CommandOutcome {
         let receipt = self
             .engine
             .ingestor()
@@ -82,7 +82,7 @@ impl World {
             .expect("outcome")
     }
 
-    fn publish(&self, yaml: &str) {
+    pub(super) fn publish(&self, yaml: &str) {
         let document = parse_journey(yaml, Format::Yaml).expect("template parses");
         let id = document.id.clone();
         assert!(
@@ -95,7 +95,7 @@ impl World {
         assert!(outcome.ok, "{outcome:?}");
     }
 
-    fn track(&self, user: &str, event: &str, properties: Value) {
+    pub(super) fn track(&self, user: &str, event: &str, properties: Value) {
         let message = json!({"type": "track", "userId": user, "event": event, "properties": properties,
             "timestamp": self.clock.now().to_rfc3339()});
         let message = normalize_object(
@@ -110,12 +110,12 @@ impl World {
             .expect("stored");
     }
 
-    fn pass(&self, duration: Duration) {
+    pub(super) fn pass(&self, duration: Duration) {
         self.clock.advance(duration);
         self.engine.tick().expect("tick");
     }
 
-    fn profile_id(&self, user: &str) -> cairn_model::ProfileId {
+    pub(super) fn profile_id(&self, user: &str) -> cairn_model::ProfileId {
         self.engine
             .reader()
             .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, user))
@@ -123,8 +123,17 @@ impl World {
             .id
     }
 
-    /// (channel, template) of a user's messages, oldest first.
-    fn messages(&self, user: &str) -> Vec<(String, String)> {
+    /// (channel, template) of a user's messages that went out (decided `ready`), oldest first.
+    pub(super) fn messages(&self, user: &str) -> Vec<(String, String)> {
+        self.decided(user)
+            .into_iter()
+            .filter(|(_, _, status)| status == "ready")
+            .map(|(channel, template, _)| (channel, template))
+            .collect()
+    }
+
+    /// (channel, template, status) of every message a journey decided for a user, oldest first.
+    pub(super) fn decided(&self, user: &str) -> Vec<(String, String, String)> {
         let mut messages = self
             .engine
             .reader()
@@ -138,6 +147,11 @@ impl World {
                 (
                     m["channel"].as_str().unwrap_or_default().to_string(),
                     m["template"].as_str().unwrap_or_default().to_string(),
+                    match m["delivery"]["decision"].as_str() {
+                        Some("send") => "ready".to_string(),
+                        Some("delay") => "delayed".to_string(),
+                        _ => "skipped".to_string(),
+                    },
                 )
             })
             .collect()
@@ -156,8 +170,12 @@ fn sms() -> (String, String) {
 fn cart_abandonment_sends_exactly_what_each_customer_should_get_over_three_days() {
     let world = World::start();
     world.publish(CART);
-    // ann buys within the hour; bob never buys and never opens; cy opens the email.
-    for user in ["ann", "bob", "cy"] {
+    // ann buys within the hour; bob never buys and never opens; cy opens the email. Marketing SMS
+    // needs an opt-in: bob and cy gave one; dee did not and gets no SMS.
+    for user in ["bob", "cy"] {
+        world.track(user, "SMS Subscribed", json!({}));
+    }
+    for user in ["ann", "bob", "cy", "dee"] {
         world.track(user, "Cart Abandoned", json!({"cart_value": 80}));
     }
     world.pass(Duration::minutes(30));
@@ -198,10 +216,10 @@ fn cart_abandonment_sends_exactly_what_each_customer_should_get_over_three_days(
         .journey_stats(&ws(), "cart-abandonment")
         .expect("stats");
     let version = &stats["versions"][0];
-    assert_eq!(version["entered"], 3);
+    assert_eq!(version["entered"], 4);
     assert_eq!(version["current"], 0, "everyone has finished: {stats}");
     assert_eq!(version["ended"]["goal_reached"], 1);
-    assert_eq!(version["ended"]["completed"], 2);
+    assert_eq!(version["ended"]["completed"], 3);
 
     let trace = world
         .engine
@@ -229,6 +247,7 @@ fn cart_abandonment_sends_exactly_what_each_customer_should_get_over_three_days(
 fn timers_and_enrollments_survive_a_crash_and_fire_once_after_the_replay() {
     let mut world = World::start();
     world.publish(CART);
+    world.track("bob", "SMS Subscribed", json!({}));
     world.track("bob", "Cart Abandoned", json!({}));
     // A crash with nothing checkpointed since the start: the replay rebuilds the enrollment and its
     // timer from the log.
