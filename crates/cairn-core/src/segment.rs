@@ -554,6 +554,7 @@ fn normalize_fields(
         received_at,
         traits,
         raw: raw.to_string(),
+        profile: None,
     })
 }
 

@@ -41,6 +41,8 @@ pub struct EncodedMessage<'a> {
     pub traits: Option<&'a str>,
     /// The Segment message as the client sent it ([`cairn_core::segment::message_view`] reads it).
     pub raw: &'a str,
+    /// The profile a message Cairn made itself is about (see [`NormalizedMessage::profile`]).
+    pub profile: Option<u128>,
 }
 
 /// The de-duplication key of a message: a 128-bit hash of its workspace and message id, stored with
@@ -129,6 +131,7 @@ impl EncodedRequest {
                 sent_at_ms: message.sent_at.map(|t| t.timestamp_millis()),
                 traits: message.traits.as_deref(),
                 raw: &message.raw,
+                profile: message.profile.map(|id| id.0),
             };
             let start = bytes.len();
             // Writing into a Vec cannot fail.

@@ -123,6 +123,7 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     progress: Arc<Progress>,
     outbox_feed: applier::OutboxFeed,
+    delivery: Arc<dyn cairn_storage::DeliveryStore>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -148,6 +149,7 @@ impl Engine {
             log_reader,
             mut state,
             state_reader,
+            delivery,
         } = backend;
         let loaded = state::State::load(state.as_mut())?;
         let checkpointed = loaded.applied_seq();
@@ -217,6 +219,7 @@ impl Engine {
             metrics,
             progress,
             outbox_feed,
+            delivery,
             threads,
         })
     }
@@ -242,6 +245,11 @@ impl Engine {
     pub fn wait_until_applied(&self, timeout: Duration) -> bool {
         self.progress
             .wait_for_applied(self.progress.committed(), timeout)
+    }
+
+    /// The dispatcher's delivery records, opened with the store.
+    pub fn delivery_store(&self) -> Arc<dyn cairn_storage::DeliveryStore> {
+        self.delivery.clone()
     }
 
     /// Applies everything committed so far and writes a checkpoint now; waits up to `timeout`.

@@ -73,6 +73,9 @@ pub struct NormalizedMessage {
     /// The message's JSON object as sent (without `writeKey`, with the batch's shared `context` and
     /// `integrations` filled in).
     pub raw: String,
+    /// For messages Cairn makes itself (delivery feedback, tracking): the profile the message is
+    /// about, attached directly instead of through identity resolution. Never set from client input.
+    pub profile: Option<crate::ProfileId>,
 }
 
 /// An event on a profile's timeline, as returned by the management API.

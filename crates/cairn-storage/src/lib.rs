@@ -246,12 +246,109 @@ pub trait StateReader: Send + Sync {
     fn ping(&self) -> StorageResult<()>;
 }
 
+/// Where a message's delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// An attempt was recorded and its result was not (yet): after a crash, in doubt.
+    Attempting,
+    /// The provider accepted the message.
+    Sent,
+    /// A transient failure; the next attempt is scheduled.
+    Retrying,
+    /// A permanent failure (invalid recipient, rejected by the provider, cannot render).
+    Failed,
+    /// Given up after the last retry: a dead letter.
+    Dead,
+    /// Left in doubt by a crash and dropped by the channel's in-doubt policy.
+    Dropped,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Attempting => "attempting",
+            DeliveryState::Sent => "sent",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Dropped => "dropped",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Attempting,
+            DeliveryState::Sent,
+            DeliveryState::Retrying,
+            DeliveryState::Failed,
+            DeliveryState::Dead,
+            DeliveryState::Dropped,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+    }
+
+    /// Whether nothing more will happen to the message.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Sent
+                | DeliveryState::Failed
+                | DeliveryState::Dead
+                | DeliveryState::Dropped
+        )
+    }
+}
+
+/// The dispatcher's record of one message: what was tried and what came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub message_id: String,
+    pub workspace: WorkspaceId,
+    pub channel: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// When the next attempt is due (retrying), in ms.
+    pub next_attempt_at_ms: Option<i64>,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at_ms: i64,
+    /// The outbox message (JSON), so a retry or a dead letter can be looked at without the state.
+    pub outbox: String,
+}
+
+/// The dispatcher's durable records. Each call is one durable transaction, so an attempt is on disk
+/// before the message leaves and its result after.
+pub trait DeliveryStore: Send + Sync {
+    /// Records (inserts or replaces) these records in one durable transaction.
+    fn record(&self, records: &[DeliveryRecord]) -> StorageResult<()>;
+    /// The records of these message ids (unknown ids are skipped).
+    fn get(&self, message_ids: &[String]) -> StorageResult<Vec<DeliveryRecord>>;
+    /// Records in a state, oldest update first, at most `limit`.
+    fn in_state(&self, state: DeliveryState, limit: usize) -> StorageResult<Vec<DeliveryRecord>>;
+    /// Retries due at or before `now_ms`, soonest first, at most `limit`.
+    fn due_retries(&self, now_ms: i64, limit: usize) -> StorageResult<Vec<DeliveryRecord>>;
+    /// A workspace's records in a state, newest first, at most `limit` (dead letters, failures).
+    fn list(
+        &self,
+        workspace: &WorkspaceId,
+        state: Option<DeliveryState>,
+        limit: usize,
+    ) -> StorageResult<Vec<DeliveryRecord>>;
+    /// A named position the dispatcher keeps (how far it has read the outbox).
+    fn mark(&self, name: &str) -> StorageResult<Option<i64>>;
+    fn set_mark(&self, name: &str, value: i64) -> StorageResult<()>;
+}
+
 /// Everything the engine needs from a backend, opened together on one data directory.
 pub struct Backend {
     pub log: Box<dyn LogWriter>,
     pub log_reader: Arc<dyn LogReader>,
     pub state: Box<dyn StateStore>,
     pub state_reader: Arc<dyn StateReader>,
+    /// The dispatcher's delivery records (kept beside the engine's data, written by the dispatcher).
+    pub delivery: Arc<dyn DeliveryStore>,
 }
 
 /// The sequence number of one event: its log record and its index inside the record.

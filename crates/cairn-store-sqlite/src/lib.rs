@@ -12,12 +12,14 @@
 //! it ([`open`]), so two servers (or a server and an import) never write it at once.
 
 mod codec;
+mod delivery;
 mod log;
 mod pool;
 mod schema;
 mod state;
 mod wal;
 
+pub use delivery::SqliteDelivery;
 pub use log::{SqliteLog, SqliteLogReader};
 pub use state::{SqliteState, SqliteStateReader};
 
@@ -31,6 +33,8 @@ use std::sync::Arc;
 pub const LOG_FILE: &str = "log.db";
 /// File name of the state checkpoints inside the data directory.
 pub const STATE_FILE: &str = "state.db";
+/// File name of the dispatcher's delivery records inside the data directory.
+pub const DELIVERY_FILE: &str = "delivery.db";
 const LOCK_FILE: &str = "LOCK";
 
 /// Holds the data directory's lock for as long as the store is open.
@@ -44,12 +48,14 @@ pub fn open(data_dir: &Path) -> StorageResult<Backend> {
     std::fs::create_dir_all(data_dir)?;
     let lock = Arc::new(lock(data_dir)?);
     let (log, log_reader) = log::open(&data_dir.join(LOG_FILE), lock.clone())?;
-    let (state, state_reader) = state::open(&data_dir.join(STATE_FILE), lock)?;
+    let (state, state_reader) = state::open(&data_dir.join(STATE_FILE), lock.clone())?;
+    let delivery = delivery::open(&data_dir.join(DELIVERY_FILE), lock)?;
     Ok(Backend {
         log: Box::new(log),
         log_reader: Arc::new(log_reader),
         state: Box::new(state),
         state_reader: Arc::new(state_reader),
+        delivery: Arc::new(delivery),
     })
 }
 

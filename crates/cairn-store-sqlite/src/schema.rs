@@ -22,6 +22,31 @@ pub(crate) const LOG: &[&str] = &[
      );",
 ];
 
+/// Migrations of `delivery.db`.
+pub(crate) const DELIVERY: &[&str] = &[
+    // 1: one row per message the dispatcher has touched, and named marks.
+    "CREATE TABLE deliveries (
+         message_id TEXT PRIMARY KEY,
+         workspace TEXT NOT NULL,
+         channel TEXT NOT NULL,
+         state TEXT NOT NULL,
+         attempts INTEGER NOT NULL,
+         next_attempt_at INTEGER,
+         provider TEXT,
+         provider_message_id TEXT,
+         last_error TEXT,
+         updated_at INTEGER NOT NULL,
+         outbox TEXT NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX deliveries_by_state ON deliveries (state, updated_at);
+     CREATE INDEX deliveries_retries ON deliveries (next_attempt_at) WHERE state = 'retrying';
+     CREATE INDEX deliveries_by_workspace ON deliveries (workspace, state, updated_at);
+     CREATE TABLE marks (
+         name TEXT PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;",
+];
+
 /// Migrations of `state.db`.
 pub(crate) const STATE: &[&str] = &[
     // 1: checkpointed profiles and timelines, and the log position they reflect.

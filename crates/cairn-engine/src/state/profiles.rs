@@ -60,6 +60,22 @@ impl State {
     ) -> Result<u64, ApplyError> {
         let identifiers = message.identifiers()?;
         let kind = message.kind()?;
+        if let Some(id) = message.profile {
+            // A message Cairn made about a known profile: no identity resolution.
+            let Some(target) = self.find(workspace, &ProfileId(id)) else {
+                tracing::warn!(profile = %ProfileId(id), "feedback for an unknown profile dropped");
+                return Ok(0);
+            };
+            return self.attach(
+                target,
+                workspace,
+                (now_ms, received_at_ms),
+                seq,
+                message,
+                kind,
+                false,
+            );
+        }
         let input = IdentityInput {
             kind,
             identifiers: &identifiers,
@@ -90,11 +106,37 @@ impl State {
         for identifier in &plan.link {
             self.link(workspace, identifier, target);
         }
-        let mut changed = false;
+        let mut changed = !plan.merge.is_empty() || !plan.link.is_empty();
         if plan.user_id.is_some() && plan.user_id != self.record(target).user_id {
             self.record_mut(target).user_id = plan.user_id.clone();
             changed = true;
         }
+        self.attach(
+            target,
+            workspace,
+            (now_ms, received_at_ms),
+            seq,
+            message,
+            kind,
+            changed,
+        )?;
+        Ok(plan.merge.len() as u64)
+    }
+
+    /// Attaches a message to profile `target`: its traits, the timeline, and what journeys and
+    /// audiences make of it. `changed`: the identity part already changed the profile.
+    fn attach(
+        &mut self,
+        target: u32,
+        workspace: &WorkspaceId,
+        (now_ms, received_at_ms): (i64, i64),
+        seq: EventSeq,
+        message: &EncodedMessage<'_>,
+        kind: MessageKind,
+        changed: bool,
+    ) -> Result<u64, ApplyError> {
+        let merged = changed;
+        let mut changed = changed;
         let mut traits_changed = false;
         if let Some(traits) = message.traits {
             let traits: Map<String, Value> = serde_json::from_str(traits)
@@ -119,7 +161,6 @@ impl State {
         if let Some(index) = self.workspaces.get_mut(workspace) {
             index.event_count += 1;
         }
-        let changed = changed || !plan.merge.is_empty() || !plan.link.is_empty();
         self.touch(
             target,
             if changed {
@@ -138,9 +179,9 @@ impl State {
             received_at_ms,
             event_name,
             message,
-            traits_changed || !plan.merge.is_empty(),
+            traits_changed || merged,
         )?;
-        Ok(plan.merge.len() as u64)
+        Ok(0)
     }
 
     fn find_or_create(
