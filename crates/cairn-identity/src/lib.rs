@@ -10,15 +10,23 @@
 //! ([`probabilistic`]); [`diff`] previews a rule change; [`reconcile`] builds the golden record with
 //! provenance. The only I/O is in [`files`] (reading CSV/JSONL/Parquet sources, writing results).
 
+pub mod compare;
+pub mod compiled;
 pub mod document;
 pub mod error;
+pub mod features;
+pub mod matching;
 pub mod normalize;
+pub mod protection;
 pub mod record;
+pub mod resolver;
 pub mod ruleset;
 pub mod source;
+pub mod union_find;
 
 pub use document::DocumentFormat;
 pub use error::{IdentityError, Result};
 pub use record::{BirthDate, CanonicalRecord, PostalAddress, RecordKey, SourceRecord};
+pub use resolver::{Explanation, Resolution, Resolver, UnifiedId};
 pub use ruleset::Ruleset;
 pub use source::{SourceCatalog, SourceConfig, SourceKind};
