@@ -10,14 +10,19 @@
 //! ([`probabilistic`]); [`diff`] previews a rule change; [`reconcile`] builds the golden record with
 //! provenance. The only I/O is in [`files`] (reading CSV/JSONL/Parquet sources, writing results).
 
+pub mod batch;
 pub mod compare;
 pub mod compiled;
+pub mod diff;
 pub mod document;
 pub mod error;
 pub mod features;
+pub mod files;
 pub mod matching;
 pub mod normalize;
+pub mod probabilistic;
 pub mod protection;
+pub mod reconcile;
 pub mod record;
 pub mod resolver;
 pub mod ruleset;

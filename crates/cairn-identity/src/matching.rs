@@ -16,6 +16,10 @@ pub struct LinkEvidence {
     pub scores: Vec<f32>,
 }
 
+/// The rule number of links made by probabilistic linkage (their scores are the match probability
+/// and the match weight).
+pub const PROBABILISTIC_RULE: u16 = u16::MAX;
+
 /// Score used in evidence for a criterion that passed because a value was blank.
 pub const BLANK_SCORE: f32 = -1.0;
 

@@ -318,6 +318,48 @@ impl Resolver {
         }
     }
 
+    // ---- batch passes (crate-internal) -----------------------------------------------------
+
+    /// Every live record with its index and prepared values, oldest first.
+    pub(crate) fn prepared_by_age(&self) -> Vec<(RecordIndex, &PreparedRecord, &RecordKey)> {
+        let mut live: Vec<(RecordIndex, &RecordSlot)> = self
+            .records
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| slot.as_ref().map(|slot| (index as RecordIndex, slot)))
+            .collect();
+        live.sort_by_key(|(_, slot)| slot.age);
+        live.into_iter()
+            .map(|(index, slot)| (index, &slot.prepared, &slot.record.key))
+            .collect()
+    }
+
+    /// Whether two records are in one profile now.
+    pub(crate) fn same_profile_at(&self, left: RecordIndex, right: RecordIndex) -> bool {
+        self.slot(left).cluster == self.slot(right).cluster
+    }
+
+    /// Applies a link found by a batch pass (sorted neighbourhood, probabilistic) under merge
+    /// protection; returns whether the two profiles merged.
+    pub(crate) fn apply_link(
+        &mut self,
+        left: RecordIndex,
+        right: RecordIndex,
+        evidence: LinkEvidence,
+    ) -> bool {
+        let (left_cluster, right_cluster) = (self.slot(left).cluster, self.slot(right).cluster);
+        if left_cluster == right_cluster {
+            return false;
+        }
+        let refusal = self.merge_refusal(left_cluster, right_cluster);
+        let merged = refusal.is_none();
+        self.add_edge(left, right, evidence, refusal);
+        if merged {
+            self.merge_clusters(left_cluster, right_cluster);
+        }
+        merged
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     fn index_of(&self, key: &RecordKey) -> Result<RecordIndex> {
@@ -360,7 +402,7 @@ impl Resolver {
             .unwrap_or_else(|| unreachable!("edge index {index} is live"))
     }
 
-    fn is_hub(&self, id: u64) -> bool {
+    pub(crate) fn is_hub(&self, id: u64) -> bool {
         !self.hubs.is_empty() && self.hubs.contains_key(&id)
     }
 
