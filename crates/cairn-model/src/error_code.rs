@@ -64,6 +64,8 @@ error_codes! {
     StorageError => ("storage_error", 500, "the store failed; nothing from the request was committed"),
     Internal => ("internal", 500, "an unexpected internal error"),
     ShuttingDown => ("shutting_down", 503, "the server is shutting down; nothing from the request was committed"),
+    FederatedSourceFailed => ("federated_source_failed", 502, "a federated attribute's source system could not be reached or rejected the request (no fallback applied)"),
+    FederatedTimeout => ("federated_timeout", 504, "a federated attribute's source system did not answer within the attribute's timeout"),
 }
 
 impl std::fmt::Display for ErrorCode {

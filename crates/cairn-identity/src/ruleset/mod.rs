@@ -380,10 +380,18 @@ impl RawMethod {
         {
             return unexpected("tolerance_days/transposed");
         }
-        if is_date && !matches!(method, Method::Date { .. } | Method::Exact | Method::ExactNormalized)
+        if is_date
+            && !matches!(
+                method,
+                Method::Date { .. }
+                    | Method::Exact
+                    | Method::ExactNormalized
+                    | Method::DamerauLevenshtein { .. }
+            )
         {
             return Err(format!(
-                "date_of_birth is compared with `date`, `exact` or `exact_normalized`, not `{name}`"
+                "date_of_birth is compared with `date`, `exact`, `exact_normalized` or \
+                 `damerau_levenshtein` (digit typos), not `{name}`"
             ));
         }
         Ok(method)
