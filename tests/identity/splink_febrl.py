@@ -9,12 +9,13 @@ security number, exact street number and postcode, Jaro-Winkler on the address; 
 social security number, the birth date, the postcode, both names and the surname with the birth
 year. u from random sampling, m by expectation maximisation (as Splink's own FEBRL examples), links
 at match probability >= 0.9, clusters by connected components. Writes `source,source_id,unified_id`
-rows and prints one JSON object with the seconds Splink took (from registering the data to the
+rows (the source is the file name without extension) and prints one JSON object with the seconds Splink took (from registering the data to the
 clusters; loading the CSV with pandas is not counted).
 """
 
 import json
 import logging
+import pathlib
 import sys
 import time
 
@@ -79,7 +80,7 @@ def run(mode, paths, out):
     seconds = time.perf_counter() - started
     if "source_dataset" not in clusters.columns:
         clusters["source_dataset"] = "source_0"
-    names = {f"source_{index}": path for index, path in enumerate(paths)}
+    names = {f"source_{index}": pathlib.Path(path).stem for index, path in enumerate(paths)}
     rows = pd.DataFrame(
         {
             "source": clusters["source_dataset"].map(lambda name: names.get(name, name)),
