@@ -29,12 +29,14 @@ pub fn compare_values(method: &Method, left: &Value, right: &Value) -> Score {
             }
         }
         Method::DamerauLevenshtein { max_distance } => {
-            let distance = strsim::damerau_levenshtein(&left.normalized, &right.normalized);
+            let longest = left.normalized.chars().count().max(right.normalized.chars().count());
+            let distance = edit_distance(&left.normalized, &right.normalized, max_distance);
             Score {
-                similarity: strsim::normalized_damerau_levenshtein(
-                    &left.normalized,
-                    &right.normalized,
-                ),
+                similarity: if longest == 0 {
+                    1.0
+                } else {
+                    1.0 - distance.min(longest) as f64 / longest as f64
+                },
                 passes: distance <= max_distance,
             }
         }
@@ -44,7 +46,11 @@ pub fn compare_values(method: &Method, left: &Value, right: &Value) -> Score {
                 .any(|code| right.phonetic.contains(code)),
         ),
         Method::TokenSet { threshold } => {
-            let similarity = token_overlap(&left.normalized, &right.normalized);
+            let similarity = if left.tokens.is_empty() && right.tokens.is_empty() {
+                token_overlap(&left.normalized, &right.normalized)
+            } else {
+                sorted_overlap(&left.tokens, &right.tokens)
+            };
             Score {
                 similarity,
                 passes: similarity >= threshold,
@@ -58,6 +64,40 @@ pub fn compare_values(method: &Method, left: &Value, right: &Value) -> Score {
             _ => equal(left.normalized == right.normalized),
         },
     }
+}
+
+/// Damerau-Levenshtein distance (optimal string alignment: adjacent transpositions count once)
+/// with a cheap exit when the lengths alone exceed `bound` (then `bound + 1` is returned).
+pub fn edit_distance(left: &str, right: &str, bound: usize) -> usize {
+    if left == right {
+        return 0;
+    }
+    let (left_length, right_length) = (left.chars().count(), right.chars().count());
+    if left_length.abs_diff(right_length) > bound {
+        return bound + 1;
+    }
+    strsim::osa_distance(left, right)
+}
+
+/// Overlap of two sorted, de-duplicated token hash lists: |A∩B| / min(|A|,|B|).
+pub fn sorted_overlap(left: &[u64], right: &[u64]) -> f64 {
+    let smaller = left.len().min(right.len());
+    if smaller == 0 {
+        return 0.0;
+    }
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < left.len() && j < right.len() {
+        match left[i].cmp(&right[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common as f64 / smaller as f64
 }
 
 /// Token overlap |A∩B| / min(|A|,|B|) of whitespace-separated tokens (1 when one set contains the
@@ -132,6 +172,7 @@ mod tests {
             normalized: text.to_lowercase().into(),
             id: 0,
             phonetic: phonetic_codes(&text.to_lowercase()).into_boxed_slice(),
+            tokens: crate::features::token_hashes(&text.to_lowercase()),
             date: BirthDate::parse(text, true),
         }
     }

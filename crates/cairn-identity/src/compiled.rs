@@ -57,6 +57,8 @@ pub struct CompiledRuleset {
     pub needs_phonetic: Vec<bool>,
     /// Per slot: whether the value as given must be kept (for `exact`).
     pub needs_raw: Vec<bool>,
+    /// Per slot: whether token hashes are needed (for `token_set`).
+    pub needs_tokens: Vec<bool>,
     pub rules: Vec<CompiledRule>,
     /// Rule indexes in the order links are evaluated: strongest identifier first (link priority),
     /// then ruleset order; a link's evidence is the first rule in this order that matches.
@@ -174,6 +176,7 @@ impl CompiledRuleset {
             slot_by_field,
             needs_phonetic,
             needs_raw,
+            needs_tokens,
         } = builder;
         let hub_watched = fields
             .iter()
@@ -199,6 +202,7 @@ impl CompiledRuleset {
             slot_by_field,
             needs_phonetic,
             needs_raw,
+            needs_tokens,
             rules,
             evaluation_order,
             keys,
@@ -243,6 +247,7 @@ struct SlotBuilder {
     slot_by_field: HashMap<MatchField, Slot>,
     needs_phonetic: Vec<bool>,
     needs_raw: Vec<bool>,
+    needs_tokens: Vec<bool>,
 }
 
 impl SlotBuilder {
@@ -255,6 +260,7 @@ impl SlotBuilder {
         self.slot_by_field.insert(field.clone(), slot);
         self.needs_phonetic.push(false);
         self.needs_raw.push(false);
+        self.needs_tokens.push(false);
         slot
     }
 
@@ -262,6 +268,7 @@ impl SlotBuilder {
         match method {
             Method::Phonetic => self.needs_phonetic[slot] = true,
             Method::Exact => self.needs_raw[slot] = true,
+            Method::TokenSet { .. } => self.needs_tokens[slot] = true,
             _ => {}
         }
     }

@@ -23,6 +23,9 @@ pub struct Value {
     pub id: u64,
     /// Double Metaphone codes (kept only for fields compared or blocked phonetically).
     pub phonetic: Box<[Box<str>]>,
+    /// Sorted, de-duplicated hashes of the whitespace-separated tokens (kept only for fields
+    /// compared by token set).
+    pub tokens: Box<[u64]>,
     pub date: Option<BirthDate>,
 }
 
@@ -51,6 +54,17 @@ pub fn value_id(slot: Slot, normalized: &str) -> u64 {
     hasher.update(&(slot as u64).to_le_bytes());
     hasher.update(normalized.as_bytes());
     hasher.digest()
+}
+
+/// Sorted, de-duplicated xxh3 hashes of a text's whitespace-separated tokens.
+pub fn token_hashes(text: &str) -> Box<[u64]> {
+    let mut hashes: Vec<u64> = text
+        .split_whitespace()
+        .map(|token| xxhash_rust::xxh3::xxh3_64(token.as_bytes()))
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes.into_boxed_slice()
 }
 
 /// Double Metaphone codes of a text (primary, and alternate when different).
@@ -92,6 +106,11 @@ pub fn prepare(compiled: &CompiledRuleset, record: &CanonicalRecord) -> Prepared
                     id: value_id(slot, &normalized),
                     phonetic: if compiled.needs_phonetic[slot] {
                         phonetic_codes(&normalized).into_boxed_slice()
+                    } else {
+                        Box::default()
+                    },
+                    tokens: if compiled.needs_tokens[slot] {
+                        token_hashes(&normalized)
                     } else {
                         Box::default()
                     },

@@ -1,13 +1,15 @@
 //! Probabilistic record linkage (Fellegi-Sunter), for batch runs, estimated without labels as
-//! Splink does: u probabilities from randomly sampled pairs (almost all non-matches), then m
-//! probabilities and the match rate λ among the blocked candidate pairs by expectation
-//! maximisation with u fixed. A pair's match probability is λ·Πm / (λ·Πm + (1-λ)·Πu) over the
+//! Splink does: u probabilities from randomly sampled pairs (almost all non-matches); m
+//! probabilities by expectation maximisation with u fixed, one training session per blocking key
+//! in which the comparisons of the key's own fields are left out (blocked pairs always agree on
+//! them, which would teach EM nothing but bias), averaged over the sessions; finally the match
+//! rate λ among all candidate pairs by EM with m and u fixed. A pair's match probability is λ·Πm / (λ·Πm + (1-λ)·Πu) over the
 //! comparison levels it falls into (blank values carry no weight); pairs at or above the threshold
 //! are linked.
 
-use crate::compare::compare_values;
+use crate::compare::{compare_values, edit_distance};
 use crate::compiled::{CompiledRuleset, Slot};
-use crate::features::{key_values, PreparedRecord};
+use crate::features::{key_values, PreparedRecord, Value};
 use crate::ruleset::{Method, ProbabilisticConfig};
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -50,7 +52,8 @@ impl Comparisons {
         self.levels[comparison].len() + 1
     }
 
-    /// The packed levels of a pair (4 bits per comparison, 0xF for blank).
+    /// The packed levels of a pair (4 bits per comparison, 0xF for blank). Each value pair's
+    /// level is the first level it passes; a field with several values takes its best pair.
     fn pattern(&self, left: &PreparedRecord, right: &PreparedRecord) -> u64 {
         let mut pattern = 0u64;
         for (comparison, (&slot, methods)) in self.slots.iter().zip(&self.levels).enumerate() {
@@ -58,21 +61,49 @@ impl Comparisons {
             let level = if left_values.is_empty() || right_values.is_empty() {
                 NULL_LEVEL
             } else {
-                methods
-                    .iter()
-                    .position(|method| {
-                        left_values.iter().any(|left_value| {
-                            right_values
-                                .iter()
-                                .any(|right_value| compare_values(method, left_value, right_value).passes)
-                        })
-                    })
-                    .unwrap_or(methods.len()) as u64
+                let mut best = methods.len();
+                for left_value in left_values {
+                    for right_value in right_values {
+                        best = best.min(first_passing_level(methods, left_value, right_value));
+                    }
+                }
+                best as u64
             };
             pattern |= level << (comparison as u32 * BITS_PER_COMPARISON);
         }
         pattern
     }
+}
+
+/// The first level a value pair passes (`levels.len()` for none), computing each metric once.
+fn first_passing_level(levels: &[Method], left: &Value, right: &Value) -> usize {
+    let mut jaro_winkler: Option<f64> = None;
+    let mut distance: Option<usize> = None;
+    for (index, method) in levels.iter().enumerate() {
+        let passes = match *method {
+            Method::JaroWinkler { threshold } => {
+                *jaro_winkler.get_or_insert_with(|| strsim::jaro_winkler(&left.normalized, &right.normalized))
+                    >= threshold
+            }
+            Method::DamerauLevenshtein { max_distance } => {
+                let bound = levels
+                    .iter()
+                    .filter_map(|level| match level {
+                        Method::DamerauLevenshtein { max_distance } => Some(*max_distance),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(max_distance);
+                *distance.get_or_insert_with(|| edit_distance(&left.normalized, &right.normalized, bound))
+                    <= max_distance
+            }
+            _ => compare_values(method, left, right).passes,
+        };
+        if passes {
+            return index;
+        }
+    }
+    levels.len()
 }
 
 fn level_of(pattern: u64, comparison: usize) -> u64 {
@@ -100,19 +131,63 @@ pub fn link_probabilistically(
             .map(|comparison| comparison.levels.iter().take(14).copied().collect())
             .collect(),
     };
-    let pairs = candidate_pairs(compiled, config, records, sources);
+    let (u, sampled_pairs) = estimate_u(compiled, &comparisons, config, records, sources);
+    // Training: one EM session per blocking key, without the comparisons of the key's fields.
+    let mut m_sums: Vec<Vec<f64>> = (0..comparisons.slots.len())
+        .map(|comparison| vec![0.0; comparisons.level_count(comparison)])
+        .collect();
+    let mut m_sessions = vec![0usize; comparisons.slots.len()];
+    let mut iterations = 0;
+    for key in &config.blocking {
+        let key_slots: Vec<Slot> = key
+            .parts
+            .iter()
+            .filter_map(|part| compiled.slot_of(&part.field))
+            .collect();
+        let excluded: Vec<bool> = comparisons
+            .slots
+            .iter()
+            .map(|slot| key_slots.contains(slot))
+            .collect();
+        let pairs = candidate_pairs(compiled, std::slice::from_ref(key), records, sources);
+        let distinct = distinct_patterns(&comparisons, &pairs, records);
+        let (m, _, session_iterations) =
+            estimate_m(&comparisons, config, &distinct, &u, &excluded, None);
+        iterations += session_iterations;
+        for (comparison, levels) in m.into_iter().enumerate() {
+            if excluded[comparison] {
+                continue;
+            }
+            m_sessions[comparison] += 1;
+            for (sum, value) in m_sums[comparison].iter_mut().zip(levels) {
+                *sum += value;
+            }
+        }
+    }
+    let initial = initial_m(&comparisons);
+    let m: Vec<Vec<f64>> = m_sums
+        .into_iter()
+        .zip(&m_sessions)
+        .zip(initial)
+        .map(|((sums, &sessions), initial)| {
+            if sessions == 0 {
+                initial
+            } else {
+                sums.into_iter().map(|sum| sum / sessions as f64).collect()
+            }
+        })
+        .collect();
+    // Prediction: every blocking key's pairs; λ by EM with m and u fixed.
+    let pairs = candidate_pairs(compiled, &config.blocking, records, sources);
     let patterns: Vec<u64> = pairs
         .par_iter()
         .map(|&(left, right)| comparisons.pattern(records[left], records[right]))
         .collect();
-    let (u, sampled_pairs) = estimate_u(compiled, &comparisons, config, records, sources);
-    let mut pattern_counts: HashMap<u64, f64> = HashMap::new();
-    for pattern in &patterns {
-        *pattern_counts.entry(*pattern).or_default() += 1.0;
-    }
-    let mut distinct: Vec<(u64, f64)> = pattern_counts.into_iter().collect();
-    distinct.sort_unstable_by_key(|(pattern, _)| *pattern);
-    let (m, lambda, iterations) = estimate_m(&comparisons, config, &distinct, &u);
+    let distinct = distinct_patterns_of(&patterns);
+    let no_exclusions = vec![false; comparisons.slots.len()];
+    let (_, lambda, lambda_iterations) =
+        estimate_m(&comparisons, config, &distinct, &u, &no_exclusions, Some(&m));
+    let iterations = iterations + lambda_iterations;
     let score = |pattern: u64| -> (f64, f64) {
         let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
         for comparison in 0..comparisons.slots.len() {
@@ -156,13 +231,13 @@ pub fn link_probabilistically(
 /// and de-duplicated.
 fn candidate_pairs(
     compiled: &CompiledRuleset,
-    config: &ProbabilisticConfig,
+    keys: &[crate::ruleset::KeySpec],
     records: &[&PreparedRecord],
     sources: &[&str],
 ) -> Vec<(usize, usize)> {
     let max_block = compiled.ruleset.candidates.max_block_size;
     let mut packed: Vec<u64> = Vec::new();
-    for (key_index, spec) in config.blocking.iter().enumerate() {
+    for (key_index, spec) in keys.iter().enumerate() {
         let Some(key) = compiled.compile_key(spec) else {
             continue;
         };
@@ -265,33 +340,20 @@ fn smooth(counts: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Expectation maximisation of m and λ over the distinct patterns of the candidate pairs.
+/// Expectation maximisation over distinct patterns with u fixed. Excluded comparisons carry no
+/// weight and keep their m. With `fixed_m`, only λ is estimated.
 fn estimate_m(
     comparisons: &Comparisons,
     config: &ProbabilisticConfig,
     patterns: &[(u64, f64)],
     u: &[Vec<f64>],
+    excluded: &[bool],
+    fixed_m: Option<&[Vec<f64>]>,
 ) -> (Vec<Vec<f64>>, f64, usize) {
-    let mut m: Vec<Vec<f64>> = (0..comparisons.slots.len())
-        .map(|comparison| {
-            let levels = comparisons.level_count(comparison);
-            // Start believing matches mostly agree: 0.9 on the first level, the rest spread.
-            (0..levels)
-                .map(|level| {
-                    if levels == 1 {
-                        1.0
-                    } else if level == 0 {
-                        0.9
-                    } else {
-                        0.1 / (levels - 1) as f64
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let mut m: Vec<Vec<f64>> = fixed_m.map_or_else(|| initial_m(comparisons), <[Vec<f64>]>::to_vec);
     let mut lambda: f64 = 0.3;
     let mut iterations = 0;
-    for _ in 0..config.max_iterations {
+    for _ in 0..config.max_iterations.max(1) {
         iterations += 1;
         let mut match_mass = 0.0;
         let mut total_mass = 0.0;
@@ -300,7 +362,7 @@ fn estimate_m(
             let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
             for comparison in 0..m.len() {
                 let level = level_of(pattern, comparison);
-                if level == NULL_LEVEL {
+                if level == NULL_LEVEL || excluded[comparison] {
                     continue;
                 }
                 log_m += m[comparison][level as usize].ln();
@@ -320,7 +382,15 @@ fn estimate_m(
             break;
         }
         let new_lambda = (match_mass / total_mass).clamp(FLOOR, 1.0 - FLOOR);
-        let new_m = smooth(level_mass);
+        let new_m = match fixed_m {
+            Some(fixed) => fixed.to_vec(),
+            None => smooth(level_mass)
+                .into_iter()
+                .zip(&m)
+                .zip(excluded)
+                .map(|((new, old), &excluded)| if excluded { old.clone() } else { new })
+                .collect(),
+        };
         let change = (new_lambda - lambda).abs().max(
             new_m
                 .iter()
@@ -336,4 +406,47 @@ fn estimate_m(
         }
     }
     (m, lambda, iterations)
+}
+
+/// Starting m: matches mostly agree (0.9 on the first level, the rest spread).
+fn initial_m(comparisons: &Comparisons) -> Vec<Vec<f64>> {
+    (0..comparisons.slots.len())
+        .map(|comparison| {
+            let levels = comparisons.level_count(comparison);
+            // Start believing matches mostly agree: 0.9 on the first level, the rest spread.
+            (0..levels)
+                .map(|level| {
+                    if levels == 1 {
+                        1.0
+                    } else if level == 0 {
+                        0.9
+                    } else {
+                        0.1 / (levels - 1) as f64
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn distinct_patterns(
+    comparisons: &Comparisons,
+    pairs: &[(usize, usize)],
+    records: &[&PreparedRecord],
+) -> Vec<(u64, f64)> {
+    let patterns: Vec<u64> = pairs
+        .par_iter()
+        .map(|&(left, right)| comparisons.pattern(records[left], records[right]))
+        .collect();
+    distinct_patterns_of(&patterns)
+}
+
+fn distinct_patterns_of(patterns: &[u64]) -> Vec<(u64, f64)> {
+    let mut counts: HashMap<u64, f64> = HashMap::new();
+    for pattern in patterns {
+        *counts.entry(*pattern).or_default() += 1.0;
+    }
+    let mut distinct: Vec<(u64, f64)> = counts.into_iter().collect();
+    distinct.sort_unstable_by_key(|(pattern, _)| *pattern);
+    distinct
 }
