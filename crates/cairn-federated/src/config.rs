@@ -28,7 +28,11 @@ pub struct FederatedConfig {
 
 impl FederatedConfig {
     /// Parses TOML (`json = false`) or JSON; `origin` names the document in errors.
-    pub fn parse(text: &str, json: bool, origin: &str) -> Result<FederatedConfig, crate::FederatedError> {
+    pub fn parse(
+        text: &str,
+        json: bool,
+        origin: &str,
+    ) -> Result<FederatedConfig, crate::FederatedError> {
         let config: FederatedConfig = if json {
             serde_json::from_str(text).map_err(|error| crate::FederatedError::Config {
                 origin: origin.to_string(),
@@ -200,7 +204,10 @@ fields = { points = "/loyalty/points" }
         )
         .expect("valid");
         assert_eq!(config.attributes[0].timeout_ms, 1_000);
-        assert!(matches!(config.attributes[0].on_failure, FailurePolicy::UseDefault(_)));
+        assert!(matches!(
+            config.attributes[0].on_failure,
+            FailurePolicy::UseDefault(_)
+        ));
         let error = FederatedConfig::parse(
             "[[attribute]]\nname = \"a\"\nsource = \"s\"\n[attribute.connector]\nkind = \"http\"\nurl = \"u\"\nfields = { x = \"nope\" }\n",
             false,

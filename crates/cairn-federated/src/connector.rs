@@ -22,12 +22,14 @@ pub enum Connector {
 impl Connector {
     pub fn new(config: &ConnectorConfig) -> Result<Connector, String> {
         Ok(match config {
-            ConnectorConfig::Postgres { url, query, write } => Connector::Postgres(PostgresConnector {
-                url: url.clone(),
-                query: query.clone(),
-                write: write.clone(),
-                client: Mutex::new(None),
-            }),
+            ConnectorConfig::Postgres { url, query, write } => {
+                Connector::Postgres(PostgresConnector {
+                    url: url.clone(),
+                    query: query.clone(),
+                    write: write.clone(),
+                    client: Mutex::new(None),
+                })
+            }
             ConnectorConfig::Mysql { url, query, write } => Connector::Mysql(MysqlConnector {
                 pool: mysql_async::Pool::new(
                     mysql_async::Opts::from_url(url)
@@ -150,7 +152,10 @@ impl PostgresConnector {
         };
         let mut values = AttributeValues::new();
         for (index, column) in row.columns().iter().enumerate() {
-            values.insert(column.name().to_string(), postgres_value(row, index, column.type_())?);
+            values.insert(
+                column.name().to_string(),
+                postgres_value(row, index, column.type_())?,
+            );
         }
         Ok(Some(values))
     }
@@ -182,21 +187,37 @@ fn postgres_value(
     use tokio_postgres::types::Type;
     let fail = |error: tokio_postgres::Error| format!("cannot read column {index}: {error}");
     Ok(match *column_type {
-        Type::BOOL => row.try_get::<_, Option<bool>>(index).map_err(fail)?.map(Value::from),
-        Type::INT2 => row.try_get::<_, Option<i16>>(index).map_err(fail)?.map(Value::from),
-        Type::INT4 => row.try_get::<_, Option<i32>>(index).map_err(fail)?.map(Value::from),
-        Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(fail)?.map(Value::from),
-        Type::FLOAT4 => row.try_get::<_, Option<f32>>(index).map_err(fail)?.map(Value::from),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(index).map_err(fail)?.map(Value::from),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(index)
+            .map_err(fail)?
+            .map(Value::from),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(index)
+            .map_err(fail)?
+            .map(Value::from),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(index)
+            .map_err(fail)?
+            .map(Value::from),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(index)
+            .map_err(fail)?
+            .map(Value::from),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(index)
+            .map_err(fail)?
+            .map(Value::from),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(index)
+            .map_err(fail)?
+            .map(Value::from),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => row
             .try_get::<_, Option<String>>(index)
             .map_err(fail)?
             .map(Value::from),
-        ref other => {
-            return Err(format!(
-                "column {index} has type {other}, which is not supported: cast it to text in the query"
-            ))
-        }
+        ref other => return Err(format!(
+            "column {index} has type {other}, which is not supported: cast it to text in the query"
+        )),
     }
     .unwrap_or(Value::Null))
 }

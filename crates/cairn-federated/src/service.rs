@@ -78,15 +78,19 @@ pub struct FederatedAttributes {
 }
 
 impl FederatedAttributes {
-    pub fn new(config: FederatedConfig, clock: Arc<dyn Clock>) -> Result<FederatedAttributes, FederatedError> {
+    pub fn new(
+        config: FederatedConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<FederatedAttributes, FederatedError> {
         let mut attributes = BTreeMap::new();
         for attribute in config.attributes {
-            let connector = Connector::new(&attribute.connector).map_err(|message| FederatedError::Config {
-                origin: attribute.name.clone(),
-                line: 1,
-                column: 1,
-                message,
-            })?;
+            let connector =
+                Connector::new(&attribute.connector).map_err(|message| FederatedError::Config {
+                    origin: attribute.name.clone(),
+                    line: 1,
+                    column: 1,
+                    message,
+                })?;
             attributes.insert(
                 attribute.name.clone(),
                 Attribute {
@@ -132,13 +136,22 @@ impl FederatedAttributes {
             origin,
             fetched_at,
         };
-        let ttl = chrono::Duration::seconds(i64::try_from(entry.config.cache_ttl_seconds).unwrap_or(i64::MAX / 2_000));
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(entry.config.cache_ttl_seconds).unwrap_or(i64::MAX / 2_000),
+        );
         if let Some(hit) = &cached {
             if now < hit.fetched_at + ttl {
-                return Ok(fetched(hit.values.clone(), FetchOrigin::Cache, hit.fetched_at));
+                return Ok(fetched(
+                    hit.values.clone(),
+                    FetchOrigin::Cache,
+                    hit.fetched_at,
+                ));
             }
         }
-        match self.call(entry, |connector| connector.fetch(source_id)).await {
+        match self
+            .call(entry, |connector| connector.fetch(source_id))
+            .await
+        {
             Ok(values) => {
                 self.cache.put(
                     attribute,
@@ -228,7 +241,11 @@ impl FederatedAttributes {
     }
 
     /// Runs a connector call within the attribute's timeout.
-    async fn call<'a, T, F, Fut>(&'a self, entry: &'a Attribute, operation: F) -> Result<T, FederatedError>
+    async fn call<'a, T, F, Fut>(
+        &'a self,
+        entry: &'a Attribute,
+        operation: F,
+    ) -> Result<T, FederatedError>
     where
         F: FnOnce(&'a Connector) -> Fut,
         Fut: std::future::Future<Output = Result<T, String>> + 'a,

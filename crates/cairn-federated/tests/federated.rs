@@ -17,7 +17,9 @@ const MARIADB_DOWN: &str = "mysql://root@127.0.0.1:1/test";
 
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("time"),
+        Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time"),
     ))
 }
 
@@ -87,14 +89,29 @@ async fn postgres_fetch_cache_ttl_and_write_back() {
     assert_eq!(values["points"], json!(100));
     assert_eq!(values["tier"], json!("gold"));
     assert_eq!(
-        federated.fetch("loyalty", "43").await.expect("fetch").values.expect("row")["tier"],
+        federated
+            .fetch("loyalty", "43")
+            .await
+            .expect("fetch")
+            .values
+            .expect("row")["tier"],
         json!(null)
     );
-    assert_eq!(federated.fetch("loyalty", "999").await.expect("fetch").values, None);
+    assert_eq!(
+        federated
+            .fetch("loyalty", "999")
+            .await
+            .expect("fetch")
+            .values,
+        None
+    );
 
     // The source changes behind Cairn's back: within the TTL the cache answers.
     admin
-        .execute(&format!("update {table} set points = 150 where customer_id = 42"), &[])
+        .execute(
+            &format!("update {table} set points = 150 where customer_id = 42"),
+            &[],
+        )
         .await
         .expect("update");
     let cached = federated.fetch("loyalty", "42").await.expect("fetch");
@@ -116,7 +133,10 @@ async fn postgres_fetch_cache_ttl_and_write_back() {
     assert_eq!(audit.actor, "journey:7/step:3");
     assert_eq!(audit.at, clock_now(&clock));
     let row = admin
-        .query_one(&format!("select points from {table} where customer_id = 42"), &[])
+        .query_one(
+            &format!("select points from {table} where customer_id = 42"),
+            &[],
+        )
         .await
         .expect("read back");
     assert_eq!(row.get::<_, i32>(0), 200);
@@ -163,8 +183,15 @@ async fn postgres_timeout_and_failure_policies() {
         .batch_execute("drop table if exists cairn_federated_pg_slow_switch; create table cairn_federated_pg_slow_switch (on_ int);")
         .await
         .expect("switch");
-    let text = declaration("stale", "postgres", POSTGRES, &slow_query, "", "on_failure = \"use_stale\"")
-        .replace("timeout_ms = 1500", "timeout_ms = 300")
+    let text = declaration(
+        "stale",
+        "postgres",
+        POSTGRES,
+        &slow_query,
+        "",
+        "on_failure = \"use_stale\"",
+    )
+    .replace("timeout_ms = 1500", "timeout_ms = 300")
         + &declaration("fails", "postgres", POSTGRES, &slow_query, "", "")
             .replace("timeout_ms = 1500", "timeout_ms = 300")
         + &declaration(
@@ -177,7 +204,10 @@ async fn postgres_timeout_and_failure_policies() {
         )
         .replace("timeout_ms = 1500", "timeout_ms = 300");
     let federated = attributes(&text, clock.clone());
-    assert_eq!(federated.fetch("stale", "42").await.expect("fast").origin, FetchOrigin::Live);
+    assert_eq!(
+        federated.fetch("stale", "42").await.expect("fast").origin,
+        FetchOrigin::Live
+    );
     switch
         .execute("insert into cairn_federated_pg_slow_switch values (1)", &[])
         .await
@@ -186,8 +216,14 @@ async fn postgres_timeout_and_failure_policies() {
 
     let started = std::time::Instant::now();
     let stale = federated.fetch("stale", "42").await.expect("stale value");
-    assert!(started.elapsed() < std::time::Duration::from_secs(2), "the timeout cut the query");
-    assert!(matches!(stale.origin, FetchOrigin::Stale { .. }), "{stale:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the timeout cut the query"
+    );
+    assert!(
+        matches!(stale.origin, FetchOrigin::Stale { .. }),
+        "{stale:?}"
+    );
     assert_eq!(stale.values.expect("row")["points"], json!(100));
 
     match federated.fetch("fails", "42").await {
@@ -204,16 +240,28 @@ async fn postgres_timeout_and_failure_policies() {
 #[tokio::test]
 async fn a_source_that_is_down_fails_fast_or_falls_back() {
     let clock = clock();
-    let text = declaration("pg_down", "postgres", POSTGRES_DOWN, "select 1 where $1 = ''", "", "")
-        + &declaration("my_down", "mysql", MARIADB_DOWN, "select 1 from dual where ? = ''", "", "")
-        + &declaration(
-            "down_default",
-            "postgres",
-            POSTGRES_DOWN,
-            "select 1 where $1 = ''",
-            "",
-            "on_failure = { use_default = { tier = \"unknown\" } }",
-        );
+    let text = declaration(
+        "pg_down",
+        "postgres",
+        POSTGRES_DOWN,
+        "select 1 where $1 = ''",
+        "",
+        "",
+    ) + &declaration(
+        "my_down",
+        "mysql",
+        MARIADB_DOWN,
+        "select 1 from dual where ? = ''",
+        "",
+        "",
+    ) + &declaration(
+        "down_default",
+        "postgres",
+        POSTGRES_DOWN,
+        "select 1 where $1 = ''",
+        "",
+        "on_failure = { use_default = { tier = \"unknown\" } }",
+    );
     let federated = attributes(&text, clock);
     for attribute in ["pg_down", "my_down"] {
         let started = std::time::Instant::now();
@@ -225,7 +273,10 @@ async fn a_source_that_is_down_fails_fast_or_falls_back() {
         }
         assert!(started.elapsed() < std::time::Duration::from_millis(1500));
     }
-    let defaulted = federated.fetch("down_default", "42").await.expect("default");
+    let defaulted = federated
+        .fetch("down_default", "42")
+        .await
+        .expect("default");
     assert_eq!(defaulted.values.expect("default")["tier"], json!("unknown"));
     assert!(matches!(
         federated.fetch("nope", "1").await,
@@ -261,14 +312,27 @@ async fn mariadb_fetch_cache_timeout_and_write_back() {
     let values = live.values.expect("row");
     assert_eq!(values["points"], json!(100));
     assert_eq!(values["tier"], json!("gold"));
-    assert_eq!(federated.fetch("loyalty", "999").await.expect("fetch").values, None);
+    assert_eq!(
+        federated
+            .fetch("loyalty", "999")
+            .await
+            .expect("fetch")
+            .values,
+        None
+    );
 
     admin
-        .query_drop(format!("update {table} set points = 150 where customer_id = 42"))
+        .query_drop(format!(
+            "update {table} set points = 150 where customer_id = 42"
+        ))
         .await
         .expect("update");
     assert_eq!(
-        federated.fetch("loyalty", "42").await.expect("fetch").origin,
+        federated
+            .fetch("loyalty", "42")
+            .await
+            .expect("fetch")
+            .origin,
         FetchOrigin::Cache
     );
     clock.advance(Duration::seconds(61));
@@ -276,7 +340,13 @@ async fn mariadb_fetch_cache_timeout_and_write_back() {
     assert_eq!(refreshed.values.expect("row")["points"], json!(150));
 
     let audit = federated
-        .write_back("loyalty", "42", "tier", json!("platinum"), "service-desk:anna")
+        .write_back(
+            "loyalty",
+            "42",
+            "tier",
+            json!("platinum"),
+            "service-desk:anna",
+        )
         .await
         .expect("write-back");
     assert_eq!(audit.outcome, WriteOutcome::Applied { rows: 1 });
@@ -301,7 +371,9 @@ async fn http_fetch_json_pointers_and_write_back() {
     use axum::routing::get;
     use std::sync::Mutex;
     type Store = Arc<Mutex<serde_json::Value>>;
-    let store: Store = Arc::new(Mutex::new(json!({"loyalty": {"points": 7, "tier": "silver"}})));
+    let store: Store = Arc::new(Mutex::new(
+        json!({"loyalty": {"points": 7, "tier": "silver"}}),
+    ));
     async fn read(Path(id): Path<String>, State(store): State<Store>) -> axum::response::Response {
         use axum::response::IntoResponse;
         if id != "c 42" {
@@ -328,7 +400,9 @@ async fn http_fetch_json_pointers_and_write_back() {
         .route("/customers/{id}", get(read).patch(patch))
         .route("/slow/{id}", get(slow))
         .with_state(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -362,7 +436,14 @@ fields = {{ x = "/x" }}
     assert_eq!(values["points"], json!(7));
     assert_eq!(values["tier"], json!("silver"));
     assert_eq!(values["missing"], json!(null));
-    assert_eq!(federated.fetch("loyalty", "other").await.expect("404").values, None);
+    assert_eq!(
+        federated
+            .fetch("loyalty", "other")
+            .await
+            .expect("404")
+            .values,
+        None
+    );
     let audit = federated
         .write_back("loyalty", "c 42", "points", json!(70), "admin")
         .await
@@ -370,7 +451,12 @@ fields = {{ x = "/x" }}
     assert_eq!(audit.outcome, WriteOutcome::Applied { rows: 1 });
     assert_eq!(store.lock().expect("store")["loyalty"]["points"], json!(70));
     assert_eq!(
-        federated.fetch("loyalty", "c 42").await.expect("fetch").values.expect("values")["points"],
+        federated
+            .fetch("loyalty", "c 42")
+            .await
+            .expect("fetch")
+            .values
+            .expect("values")["points"],
         json!(70)
     );
     assert!(matches!(
@@ -378,7 +464,9 @@ fields = {{ x = "/x" }}
         Err(FederatedError::Timeout { .. })
     ));
     assert!(matches!(
-        federated.write_back("slow", "1", "x", json!(1), "admin").await,
+        federated
+            .write_back("slow", "1", "x", json!(1), "admin")
+            .await,
         Err(FederatedError::WriteBackUnsupported { .. })
     ));
 }

@@ -12,7 +12,7 @@ use crate::record::CanonicalRecord;
 use crate::resolver::{Hub, Resolver, ResolverStats};
 use crate::Result;
 use rayon::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -109,10 +109,10 @@ pub fn resolve_batch(
         let (links, summary) = {
             let live = resolver.prepared_by_age();
             let sources: Vec<&str> = live.iter().map(|(_, _, key)| key.source.as_str()).collect();
-            let prepared: Vec<&PreparedRecord> = live.iter().map(|(_, prepared, _)| *prepared).collect();
+            let prepared: Vec<&PreparedRecord> =
+                live.iter().map(|(_, prepared, _)| *prepared).collect();
             let indexes: Vec<u32> = live.iter().map(|(index, _, _)| *index).collect();
-            let (links, summary) =
-                link_probabilistically(&compiled, config, &prepared, &sources);
+            let (links, summary) = link_probabilistically(&compiled, config, &prepared, &sources);
             let links: Vec<(u32, u32, LinkEvidence)> = links
                 .into_iter()
                 .map(|link| {
@@ -147,7 +147,7 @@ fn count_hubs(compiled: &CompiledRuleset, prepared: &[PreparedRecord]) -> Vec<(u
     let Some(max) = compiled.hub_max_records else {
         return Vec::new();
     };
-    let mut counts: HashMap<u64, (usize, usize, &str)> = HashMap::new();
+    let mut counts: crate::prehashed::PrehashedMap<(usize, usize, &str)> = Default::default();
     for record in prepared {
         for (slot, values) in record.values.iter().enumerate() {
             if !compiled.hub_watched[slot] {
@@ -175,7 +175,9 @@ fn count_hubs(compiled: &CompiledRuleset, prepared: &[PreparedRecord]) -> Vec<(u
             )
         })
         .collect();
-    hubs.sort_by(|left, right| (&left.1.field, &left.1.value).cmp(&(&right.1.field, &right.1.value)));
+    hubs.sort_by(|left, right| {
+        (&left.1.field, &left.1.value).cmp(&(&right.1.field, &right.1.value))
+    });
     hubs
 }
 

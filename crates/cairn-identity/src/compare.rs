@@ -22,14 +22,18 @@ pub fn compare_values(method: &Method, left: &Value, right: &Value) -> Score {
         Method::Exact => equal(left.raw.is_some() && left.raw == right.raw),
         Method::ExactNormalized => equal(left.normalized == right.normalized),
         Method::JaroWinkler { threshold } => {
-            let similarity = strsim::jaro_winkler(&left.normalized, &right.normalized);
+            let similarity = crate::metrics::jaro_winkler(&left.normalized, &right.normalized);
             Score {
                 similarity,
                 passes: similarity >= threshold,
             }
         }
         Method::DamerauLevenshtein { max_distance } => {
-            let longest = left.normalized.chars().count().max(right.normalized.chars().count());
+            let longest = left
+                .normalized
+                .chars()
+                .count()
+                .max(right.normalized.chars().count());
             let distance = edit_distance(&left.normalized, &right.normalized, max_distance);
             Score {
                 similarity: if longest == 0 {
@@ -76,7 +80,7 @@ pub fn edit_distance(left: &str, right: &str, bound: usize) -> usize {
     if left_length.abs_diff(right_length) > bound {
         return bound + 1;
     }
-    strsim::osa_distance(left, right)
+    crate::metrics::osa_distance(left, right)
 }
 
 /// Overlap of two sorted, de-duplicated token hash lists: |A∩B| / min(|A|,|B|).
@@ -135,11 +139,7 @@ pub fn compare_dates(
             passes: true,
         };
     }
-    if transposed
-        && left.year == right.year
-        && left.month == right.day
-        && left.day == right.month
-    {
+    if transposed && left.year == right.year && left.month == right.day && left.day == right.month {
         return Score {
             similarity: 0.9,
             passes: true,
@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn token_sets_ignore_order_and_extra_tokens() {
         assert_eq!(token_overlap("12 high street", "high street 12"), 1.0);
-        assert_eq!(token_overlap("12 high street flat 2", "12 high street"), 1.0);
+        assert_eq!(
+            token_overlap("12 high street flat 2", "12 high street"),
+            1.0
+        );
         assert!((token_overlap("12 high street", "14 high road") - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(token_overlap("", "a"), 0.0);
     }

@@ -7,7 +7,7 @@ use crate::ruleset::{BlankPolicy, KeySpec, KeyTransform, MatchField, Method, Rul
 use crate::source::SourceCatalog;
 use crate::{IdentityError, Result};
 use regex::Regex;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Index of a field in a prepared record.
 pub type Slot = usize;
@@ -66,7 +66,8 @@ pub struct CompiledRuleset {
     /// Real-time candidate keys (the rules' blocking keys, de-duplicated).
     pub keys: Vec<CompiledKey>,
     pub nicknames: NicknameTable,
-    pub blocked_values: HashSet<String>,
+    /// Blocked values, lower case (compared ASCII-case-insensitively).
+    pub blocked_values: Vec<String>,
     pub blocked_patterns: Vec<(Option<Slot>, Regex)>,
     pub limits: Vec<CompiledLimit>,
     /// Per slot: whether hub protection watches it (all false when hubs are off).
@@ -77,12 +78,13 @@ pub struct CompiledRuleset {
 
 impl CompiledRuleset {
     pub fn new(ruleset: Ruleset) -> Result<CompiledRuleset> {
-        let sources = SourceCatalog::new(&ruleset.sources).map_err(|message| IdentityError::Config {
-            origin: "ruleset".to_string(),
-            line: 1,
-            column: 1,
-            message,
-        })?;
+        let sources =
+            SourceCatalog::new(&ruleset.sources).map_err(|message| IdentityError::Config {
+                origin: "ruleset".to_string(),
+                line: 1,
+                column: 1,
+                message,
+            })?;
         let mut builder = SlotBuilder::default();
         for rule in &ruleset.rules {
             for criterion in &rule.criteria {
@@ -158,7 +160,11 @@ impl CompiledRuleset {
                     .collect();
                 let link_priority = limits
                     .iter()
-                    .filter(|limit| criteria.iter().any(|criterion| criterion.slot == limit.slot))
+                    .filter(|limit| {
+                        criteria
+                            .iter()
+                            .any(|criterion| criterion.slot == limit.slot)
+                    })
                     .map(|limit| limit.priority)
                     .min()
                     .unwrap_or(u32::MAX);

@@ -127,8 +127,22 @@ mod tests {
 
     #[test]
     fn merges_splits_and_unchanged_profiles_are_told_apart() {
-        let before = assign(&[("1", "a"), ("2", "a"), ("3", "b"), ("4", "c"), ("5", "c"), ("6", "d")]);
-        let after = assign(&[("1", "a"), ("2", "a"), ("3", "a"), ("4", "c"), ("5", "e"), ("6", "d")]);
+        let before = assign(&[
+            ("1", "a"),
+            ("2", "a"),
+            ("3", "b"),
+            ("4", "c"),
+            ("5", "c"),
+            ("6", "d"),
+        ]);
+        let after = assign(&[
+            ("1", "a"),
+            ("2", "a"),
+            ("3", "a"),
+            ("4", "c"),
+            ("5", "e"),
+            ("6", "d"),
+        ]);
         let diff = diff_assignments(&before, &after, 2);
         assert_eq!(diff.merges.len(), 1);
         assert_eq!(

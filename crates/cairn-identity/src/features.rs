@@ -131,18 +131,14 @@ fn is_blocked(compiled: &CompiledRuleset, slot: Slot, raw: &str, normalized: &st
     if normalized.is_empty() {
         return true;
     }
-    let lowered = raw.to_lowercase();
-    if compiled.blocked_values.contains(&lowered)
-        || compiled.blocked_values.contains(&normalized.to_lowercase())
-    {
+    if compiled.blocked_values.iter().any(|blocked| {
+        blocked.eq_ignore_ascii_case(raw) || blocked.eq_ignore_ascii_case(normalized)
+    }) {
         return true;
     }
-    compiled
-        .blocked_patterns
-        .iter()
-        .any(|(field_slot, regex)| {
-            field_slot.is_none_or(|field_slot| field_slot == slot) && regex.is_match(normalized)
-        })
+    compiled.blocked_patterns.iter().any(|(field_slot, regex)| {
+        field_slot.is_none_or(|field_slot| field_slot == slot) && regex.is_match(normalized)
+    })
 }
 
 type RawValue = (String, String, Option<BirthDate>);
@@ -156,7 +152,7 @@ fn field_values(
     let options = &compiled.ruleset.normalization;
     let plain = |raw: &str, normalized: String| (raw.to_string(), normalized, None);
     let address_parts = |pick: fn(&crate::PostalAddress) -> Option<&String>,
-                          normalize: fn(&str) -> String| {
+                         normalize: fn(&str) -> String| {
         record
             .addresses
             .iter()
@@ -246,64 +242,76 @@ fn field_values(
 const MAX_KEY_VALUES: usize = 32;
 
 /// The hashed values of a blocking key for a record; parts whose value `is_excluded` (a hub) are
-/// skipped. `key_index` keeps keys of different specs apart.
+/// skipped. `key_index` keeps keys of different specs apart. Part values are hashed in place (no
+/// allocation per value); several values per part give the cartesian product, cut at
+/// [`MAX_KEY_VALUES`].
 pub fn key_values(
     key_index: usize,
     key: &CompiledKey,
     record: &PreparedRecord,
     is_excluded: &dyn Fn(u64) -> bool,
 ) -> Vec<u64> {
-    let mut partial: Vec<Xxh3> = {
-        let mut hasher = Xxh3::new();
-        hasher.update(&(key_index as u64).to_le_bytes());
-        vec![hasher]
-    };
+    let mut combined: Vec<u64> = vec![xxhash_rust::xxh3::xxh3_64(
+        &(key_index as u64).to_le_bytes(),
+    )];
+    let mut part_hashes: Vec<u64> = Vec::with_capacity(4);
     for (slot, transform) in &key.parts {
-        let mut parts: Vec<String> = Vec::new();
+        part_hashes.clear();
         for value in record.values(*slot) {
             if is_excluded(value.id) {
                 continue;
             }
+            let hash = |bytes: &[u8]| xxhash_rust::xxh3::xxh3_64(bytes);
             match transform {
-                KeyTransform::Value => parts.push(value.normalized.to_string()),
+                KeyTransform::Value => part_hashes.push(hash(value.normalized.as_bytes())),
                 KeyTransform::Phonetic => {
-                    parts.extend(value.phonetic.iter().map(|code| code.to_string()))
+                    part_hashes.extend(value.phonetic.iter().map(|code| hash(code.as_bytes())))
                 }
                 KeyTransform::Prefix(count) => {
-                    parts.push(value.normalized.chars().take(*count).collect())
+                    let end = value
+                        .normalized
+                        .char_indices()
+                        .nth(*count)
+                        .map_or(value.normalized.len(), |(end, _)| end);
+                    part_hashes.push(hash(value.normalized[..end].as_bytes()));
                 }
-                KeyTransform::Year => parts.extend(value.date.map(|date| date.year.to_string())),
-                KeyTransform::DateAnyOrder => parts.extend(value.date.map(|date| {
-                    let (low, high) = if date.month <= date.day {
-                        (date.month, date.day)
-                    } else {
-                        (date.day, date.month)
-                    };
-                    format!("{}-{low}-{high}", date.year)
-                })),
+                KeyTransform::Year => {
+                    if let Some(date) = value.date {
+                        part_hashes.push(hash(&date.year.to_le_bytes()));
+                    }
+                }
+                KeyTransform::DateAnyOrder => {
+                    if let Some(date) = value.date {
+                        let (low, high) = (date.month.min(date.day), date.month.max(date.day));
+                        let mut bytes = [0u8; 12];
+                        bytes[..4].copy_from_slice(&date.year.to_le_bytes());
+                        bytes[4..8].copy_from_slice(&low.to_le_bytes());
+                        bytes[8..].copy_from_slice(&high.to_le_bytes());
+                        part_hashes.push(hash(&bytes));
+                    }
+                }
             }
         }
-        if parts.is_empty() {
+        if part_hashes.is_empty() {
             return Vec::new();
         }
-        let mut next = Vec::with_capacity(partial.len() * parts.len());
-        for hasher in &partial {
-            for part in &parts {
+        let mut next = Vec::with_capacity((combined.len() * part_hashes.len()).min(MAX_KEY_VALUES));
+        'product: for &prefix in &combined {
+            for &part in &part_hashes {
                 if next.len() >= MAX_KEY_VALUES {
-                    break;
+                    break 'product;
                 }
-                let mut extended = hasher.clone();
-                extended.update(part.as_bytes());
-                extended.update(&[0x1f]);
-                next.push(extended);
+                let mut bytes = [0u8; 16];
+                bytes[..8].copy_from_slice(&prefix.to_le_bytes());
+                bytes[8..].copy_from_slice(&part.to_le_bytes());
+                next.push(xxhash_rust::xxh3::xxh3_64(&bytes));
             }
         }
-        partial = next;
+        combined = next;
     }
-    let mut hashes: Vec<u64> = partial.iter().map(Xxh3::digest).collect();
-    hashes.sort_unstable();
-    hashes.dedup();
-    hashes
+    combined.sort_unstable();
+    combined.dedup();
+    combined
 }
 
 /// The sortable text of a key for sorted-neighbourhood passes (first value of each part).
@@ -340,10 +348,12 @@ pub fn normalize_single(
         MatchField::DateOfBirth => record.date_of_birth = BirthDate::parse(value, true),
         MatchField::Email => record.emails.push(value.to_string()),
         MatchField::Phone => record.phones.push(value.to_string()),
-        MatchField::AddressLine | MatchField::Address => record.addresses.push(crate::PostalAddress {
-            line: Some(value.to_string()),
-            ..Default::default()
-        }),
+        MatchField::AddressLine | MatchField::Address => {
+            record.addresses.push(crate::PostalAddress {
+                line: Some(value.to_string()),
+                ..Default::default()
+            })
+        }
         MatchField::City => record.addresses.push(crate::PostalAddress {
             city: Some(value.to_string()),
             ..Default::default()

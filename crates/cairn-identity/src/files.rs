@@ -138,7 +138,8 @@ pub fn read_source(
             }
         }
         InputFormat::Jsonl => {
-            let file = std::fs::File::open(&input.path).map_err(|error| io_error(&input.path, error))?;
+            let file =
+                std::fs::File::open(&input.path).map_err(|error| io_error(&input.path, error))?;
             for (number, line) in BufReader::new(file).lines().enumerate() {
                 let line_number = number as u64 + 1;
                 let line = line.map_err(|error| io_error(&input.path, error))?;
@@ -148,7 +149,10 @@ pub fn read_source(
                 let value: serde_json::Value = serde_json::from_str(&line)
                     .map_err(|error| input_error(line_number, format!("invalid JSON: {error}")))?;
                 let serde_json::Value::Object(object) = value else {
-                    return Err(input_error(line_number, "expected a JSON object".to_string()));
+                    return Err(input_error(
+                        line_number,
+                        "expected a JSON object".to_string(),
+                    ));
                 };
                 let mut fields = RawFields::new();
                 flatten_json("", &serde_json::Value::Object(object), &mut fields);
@@ -157,7 +161,8 @@ pub fn read_source(
         }
         InputFormat::Parquet => {
             use parquet::file::reader::{FileReader, SerializedFileReader};
-            let file = std::fs::File::open(&input.path).map_err(|error| io_error(&input.path, error))?;
+            let file =
+                std::fs::File::open(&input.path).map_err(|error| io_error(&input.path, error))?;
             let reader = SerializedFileReader::new(file)
                 .map_err(|error| input_error(0, format!("not a readable Parquet file: {error}")))?;
             let columns: Vec<String> = reader
@@ -277,8 +282,6 @@ pub fn write_assignments(path: &Path, assignments: &[(RecordKey, UnifiedId)]) ->
             .write_record([key.source.as_str(), key.source_id.as_str(), id.as_str()])
             .map_err(write_error)?;
     }
-    writer
-        .flush()
-        .map_err(|error| io_error(path, error))?;
+    writer.flush().map_err(|error| io_error(path, error))?;
     Ok(())
 }

@@ -55,7 +55,6 @@ enum CriterionResult<'a> {
     BlankFailed,
 }
 
-
 fn evaluate_criterion<'a>(
     criterion: &CompiledCriterion,
     left: &'a PreparedRecord,
@@ -193,7 +192,11 @@ fn passing_pair(
     right: &PreparedRecord,
     is_hub: &dyn Fn(u64) -> bool,
 ) -> (Option<String>, Option<String>) {
-    for left_value in left.values(criterion.slot).iter().filter(|value| !is_hub(value.id)) {
+    for left_value in left
+        .values(criterion.slot)
+        .iter()
+        .filter(|value| !is_hub(value.id))
+    {
         for right_value in right
             .values(criterion.slot)
             .iter()

@@ -10,9 +10,9 @@
 use crate::compare::{compare_values, edit_distance};
 use crate::compiled::{CompiledRuleset, Slot};
 use crate::features::{key_values, PreparedRecord, Value};
+use crate::prehashed::PrehashedMap;
 use crate::ruleset::{Method, ProbabilisticConfig};
 use rayon::prelude::*;
-use std::collections::HashMap;
 
 /// A linked pair (positions in the input slice).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,8 +82,9 @@ fn first_passing_level(levels: &[Method], left: &Value, right: &Value) -> usize 
     for (index, method) in levels.iter().enumerate() {
         let passes = match *method {
             Method::JaroWinkler { threshold } => {
-                *jaro_winkler.get_or_insert_with(|| strsim::jaro_winkler(&left.normalized, &right.normalized))
-                    >= threshold
+                *jaro_winkler.get_or_insert_with(|| {
+                    crate::metrics::jaro_winkler(&left.normalized, &right.normalized)
+                }) >= threshold
             }
             Method::DamerauLevenshtein { max_distance } => {
                 let bound = levels
@@ -94,8 +95,9 @@ fn first_passing_level(levels: &[Method], left: &Value, right: &Value) -> usize 
                     })
                     .max()
                     .unwrap_or(max_distance);
-                *distance.get_or_insert_with(|| edit_distance(&left.normalized, &right.normalized, bound))
-                    <= max_distance
+                *distance.get_or_insert_with(|| {
+                    edit_distance(&left.normalized, &right.normalized, bound)
+                }) <= max_distance
             }
             _ => compare_values(method, left, right).passes,
         };
@@ -132,13 +134,34 @@ pub fn link_probabilistically(
             .collect(),
     };
     let (u, sampled_pairs) = estimate_u(compiled, &comparisons, config, records, sources);
+    // Every key's pairs, and the patterns of their union (computed once).
+    let pairs_per_key: Vec<Vec<u64>> = config
+        .blocking
+        .iter()
+        .map(|key| packed_candidate_pairs(compiled, std::slice::from_ref(key), records, sources))
+        .collect();
+    let mut union: Vec<u64> = pairs_per_key.iter().flatten().copied().collect();
+    union.par_sort_unstable();
+    union.dedup();
+    let patterns: Vec<u64> = union
+        .par_iter()
+        .map(|&pair| {
+            let (left, right) = unpack(pair);
+            comparisons.pattern(records[left], records[right])
+        })
+        .collect();
+    let pattern_of = |pair: u64| -> u64 {
+        union
+            .binary_search(&pair)
+            .map_or(NULL_LEVEL, |position| patterns[position])
+    };
     // Training: one EM session per blocking key, without the comparisons of the key's fields.
     let mut m_sums: Vec<Vec<f64>> = (0..comparisons.slots.len())
         .map(|comparison| vec![0.0; comparisons.level_count(comparison)])
         .collect();
     let mut m_sessions = vec![0usize; comparisons.slots.len()];
     let mut iterations = 0;
-    for key in &config.blocking {
+    for (key, key_pairs) in config.blocking.iter().zip(&pairs_per_key) {
         let key_slots: Vec<Slot> = key
             .parts
             .iter()
@@ -149,8 +172,8 @@ pub fn link_probabilistically(
             .iter()
             .map(|slot| key_slots.contains(slot))
             .collect();
-        let pairs = candidate_pairs(compiled, std::slice::from_ref(key), records, sources);
-        let distinct = distinct_patterns(&comparisons, &pairs, records);
+        let key_patterns: Vec<u64> = key_pairs.iter().map(|&pair| pattern_of(pair)).collect();
+        let distinct = distinct_patterns_of(&key_patterns);
         let (m, _, session_iterations) =
             estimate_m(&comparisons, config, &distinct, &u, &excluded, None);
         iterations += session_iterations;
@@ -178,15 +201,17 @@ pub fn link_probabilistically(
         })
         .collect();
     // Prediction: every blocking key's pairs; λ by EM with m and u fixed.
-    let pairs = candidate_pairs(compiled, &config.blocking, records, sources);
-    let patterns: Vec<u64> = pairs
-        .par_iter()
-        .map(|&(left, right)| comparisons.pattern(records[left], records[right]))
-        .collect();
+    let pairs: Vec<(usize, usize)> = union.iter().map(|&pair| unpack(pair)).collect();
     let distinct = distinct_patterns_of(&patterns);
     let no_exclusions = vec![false; comparisons.slots.len()];
-    let (_, lambda, lambda_iterations) =
-        estimate_m(&comparisons, config, &distinct, &u, &no_exclusions, Some(&m));
+    let (_, lambda, lambda_iterations) = estimate_m(
+        &comparisons,
+        config,
+        &distinct,
+        &u,
+        &no_exclusions,
+        Some(&m),
+    );
     let iterations = iterations + lambda_iterations;
     let score = |pattern: u64| -> (f64, f64) {
         let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
@@ -229,19 +254,23 @@ pub fn link_probabilistically(
 
 /// Pairs sharing a blocking key value (blocks larger than `max_block_size` are skipped), sorted
 /// and de-duplicated.
-fn candidate_pairs(
+fn unpack(pair: u64) -> (usize, usize) {
+    ((pair >> 32) as usize, (pair & 0xFFFF_FFFF) as usize)
+}
+
+fn packed_candidate_pairs(
     compiled: &CompiledRuleset,
     keys: &[crate::ruleset::KeySpec],
     records: &[&PreparedRecord],
     sources: &[&str],
-) -> Vec<(usize, usize)> {
+) -> Vec<u64> {
     let max_block = compiled.ruleset.candidates.max_block_size;
     let mut packed: Vec<u64> = Vec::new();
     for (key_index, spec) in keys.iter().enumerate() {
         let Some(key) = compiled.compile_key(spec) else {
             continue;
         };
-        let mut blocks: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut blocks: PrehashedMap<Vec<u32>> = PrehashedMap::default();
         for (position, record) in records.iter().enumerate() {
             for value in key_values(1_000 + key_index, &key, record, &|_| false) {
                 blocks.entry(value).or_default().push(position as u32);
@@ -267,9 +296,6 @@ fn candidate_pairs(
     packed.par_sort_unstable();
     packed.dedup();
     packed
-        .into_iter()
-        .map(|pair| ((pair >> 32) as usize, (pair & 0xFFFF_FFFF) as usize))
-        .collect()
 }
 
 /// u probabilities from uniformly sampled random pairs (a fixed seed: runs are repeatable).
@@ -357,7 +383,8 @@ fn estimate_m(
         iterations += 1;
         let mut match_mass = 0.0;
         let mut total_mass = 0.0;
-        let mut level_mass: Vec<Vec<f64>> = m.iter().map(|levels| vec![0.0; levels.len()]).collect();
+        let mut level_mass: Vec<Vec<f64>> =
+            m.iter().map(|levels| vec![0.0; levels.len()]).collect();
         for &(pattern, count) in patterns {
             let (mut log_m, mut log_u) = (lambda.ln(), (1.0 - lambda).ln());
             for comparison in 0..m.len() {
@@ -429,20 +456,8 @@ fn initial_m(comparisons: &Comparisons) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn distinct_patterns(
-    comparisons: &Comparisons,
-    pairs: &[(usize, usize)],
-    records: &[&PreparedRecord],
-) -> Vec<(u64, f64)> {
-    let patterns: Vec<u64> = pairs
-        .par_iter()
-        .map(|&(left, right)| comparisons.pattern(records[left], records[right]))
-        .collect();
-    distinct_patterns_of(&patterns)
-}
-
 fn distinct_patterns_of(patterns: &[u64]) -> Vec<(u64, f64)> {
-    let mut counts: HashMap<u64, f64> = HashMap::new();
+    let mut counts: PrehashedMap<f64> = PrehashedMap::default();
     for pattern in patterns {
         *counts.entry(*pattern).or_default() += 1.0;
     }

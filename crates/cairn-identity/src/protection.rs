@@ -61,8 +61,11 @@ impl GroupFacts {
                 .limits
                 .iter()
                 .map(|limit| {
-                    let mut ids: Vec<u64> =
-                        record.values(limit.slot).iter().map(|value| value.id).collect();
+                    let mut ids: Vec<u64> = record
+                        .values(limit.slot)
+                        .iter()
+                        .map(|value| value.id)
+                        .collect();
                     ids.sort_unstable();
                     ids.dedup();
                     ids

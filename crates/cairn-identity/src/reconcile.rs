@@ -3,7 +3,9 @@
 //! phones, addresses, ids, devices) are kept as lists, de-duplicated by their normalized form.
 //! Every value carries its provenance: the source, the source id and the record's update time.
 
-use crate::normalize::{normalize_address_line, normalize_email, normalize_phone, NormalizationOptions};
+use crate::normalize::{
+    normalize_address_line, normalize_email, normalize_phone, NormalizationOptions,
+};
 use crate::record::CanonicalRecord;
 use crate::ruleset::{ReconciliationConfig, ReconciliationStrategy};
 use crate::source::SourceCatalog;
@@ -75,17 +77,23 @@ pub fn reconcile(
         let priority = catalog.priority(&record.key.source);
         let mut push = |field: &str, value: Option<String>| {
             if let Some(value) = value.filter(|value| !value.trim().is_empty()) {
-                scalar.entry(field.to_string()).or_default().push(Candidate {
-                    value: value.trim().to_string(),
-                    record,
-                    priority,
-                });
+                scalar
+                    .entry(field.to_string())
+                    .or_default()
+                    .push(Candidate {
+                        value: value.trim().to_string(),
+                        record,
+                        priority,
+                    });
             }
         };
         push("first_name", record.first_name.clone());
         push("last_name", record.last_name.clone());
         push("full_name", record.full_name.clone());
-        push("date_of_birth", record.date_of_birth.map(|date| date.to_string()));
+        push(
+            "date_of_birth",
+            record.date_of_birth.map(|date| date.to_string()),
+        );
         for (channel, consent) in &record.consents {
             push(&format!("consent.{channel}"), Some(consent.to_string()));
         }
@@ -122,12 +130,18 @@ pub fn reconcile(
                 .addresses
                 .iter()
                 .map(|address| {
-                    let text = [&address.line, &address.city, &address.region, &address.postcode, &address.country]
-                        .into_iter()
-                        .flatten()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ");
+                    let text = [
+                        &address.line,
+                        &address.city,
+                        &address.region,
+                        &address.postcode,
+                        &address.country,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
                     let normalized = normalize_address_line(&text);
                     (text, normalized)
                 })
@@ -210,7 +224,10 @@ fn contact_points(
             if normalized.is_empty() {
                 continue;
             }
-            match points.iter_mut().find(|point| point.normalized == normalized) {
+            match points
+                .iter_mut()
+                .find(|point| point.normalized == normalized)
+            {
                 Some(point) => point.provenance.push(provenance(record)),
                 None => points.push(ContactPoint {
                     value,
@@ -246,9 +263,19 @@ mod tests {
         SourceCatalog::new(&[crm, shop]).expect("catalog")
     }
 
-    fn record(source: &str, id: &str, day: u32, first: Option<&str>, email: &str) -> CanonicalRecord {
+    fn record(
+        source: &str,
+        id: &str,
+        day: u32,
+        first: Option<&str>,
+        email: &str,
+    ) -> CanonicalRecord {
         let mut record = CanonicalRecord::new(source, id);
-        record.updated_at = Some(Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0).single().expect("date"));
+        record.updated_at = Some(
+            Utc.with_ymd_and_hms(2024, 1, day, 0, 0, 0)
+                .single()
+                .expect("date"),
+        );
         record.first_name = first.map(str::to_string);
         record.emails.push(email.to_string());
         record
@@ -271,12 +298,16 @@ mod tests {
         assert_eq!(first.provenance.source, "crm");
         config.default = ReconciliationStrategy::MostRecent;
         let golden = reconcile(&refs, &catalog(), &config, &options);
-        assert_eq!(golden.fields["first_name"].value, "Bob", "blank values are ignored");
+        assert_eq!(
+            golden.fields["first_name"].value, "Bob",
+            "blank values are ignored"
+        );
         assert_eq!(golden.fields["first_name"].provenance.source_id, "2");
         config.default = ReconciliationStrategy::MostFrequent;
-        config
-            .fields
-            .insert("first_name".to_string(), ReconciliationStrategy::MostFrequent);
+        config.fields.insert(
+            "first_name".to_string(),
+            ReconciliationStrategy::MostFrequent,
+        );
         let golden = reconcile(&refs, &catalog(), &config, &options);
         assert_eq!(golden.fields["first_name"].value, "Bob");
         // Contact points: one per normalized value, with every holder.

@@ -77,23 +77,47 @@ fn csv_errors_name_the_line() {
     assert!(error.contains("line 3"), "{error}");
     assert!(error.contains("4 fields, the header has 6"), "{error}");
 
-    let missing_column = write(dir.path(), "crm.csv", "id,first,email,phone,dob\n1,Ann,a@x.org,,\n");
+    let missing_column = write(
+        dir.path(),
+        "crm.csv",
+        "id,first,email,phone,dob\n1,Ann,a@x.org,,\n",
+    );
     let error = read(&missing_column).unwrap_err().to_string();
-    assert!(error.contains("line 1") && error.contains("`last`"), "{error}");
+    assert!(
+        error.contains("line 1") && error.contains("`last`"),
+        "{error}"
+    );
 
-    let empty_id = write(dir.path(), "crm.csv", "id,first,last,email,phone,dob\n1,A,B,,,\n ,C,D,,,\n");
+    let empty_id = write(
+        dir.path(),
+        "crm.csv",
+        "id,first,last,email,phone,dob\n1,A,B,,,\n ,C,D,,,\n",
+    );
     let error = read(&empty_id).unwrap_err().to_string();
-    assert!(error.contains("line 3") && error.contains("id field"), "{error}");
+    assert!(
+        error.contains("line 3") && error.contains("id field"),
+        "{error}"
+    );
 
-    let duplicate = write(dir.path(), "crm.csv", "id,first,last,email,phone,dob\n1,A,B,,,\n1,C,D,,,\n");
+    let duplicate = write(
+        dir.path(),
+        "crm.csv",
+        "id,first,last,email,phone,dob\n1,A,B,,,\n1,C,D,,,\n",
+    );
     let error = read(&duplicate).unwrap_err().to_string();
-    assert!(error.contains("line 3") && error.contains("first on line 2"), "{error}");
+    assert!(
+        error.contains("line 3") && error.contains("first on line 2"),
+        "{error}"
+    );
 
     let unknown = SourceInput {
         source: "billing".to_string(),
         path: dir.path().join("crm.csv"),
     };
-    assert!(matches!(read(&unknown), Err(IdentityError::UnknownSource(_))));
+    assert!(matches!(
+        read(&unknown),
+        Err(IdentityError::UnknownSource(_))
+    ));
 }
 
 #[test]
@@ -110,9 +134,15 @@ fn jsonl_flattens_objects_and_names_bad_lines() {
     assert_eq!(records[0].emails, vec!["a@x.org", "b@x.org"]);
     let bad = write(dir.path(), "crm.jsonl", "{\"id\": 1}\n{\"id\": 2,}\n");
     let error = read(&bad).unwrap_err().to_string();
-    assert!(error.contains("line 2") && error.contains("invalid JSON"), "{error}");
+    assert!(
+        error.contains("line 2") && error.contains("invalid JSON"),
+        "{error}"
+    );
     let not_object = write(dir.path(), "crm.jsonl", "[1]\n");
-    assert!(read(&not_object).unwrap_err().to_string().contains("line 1"));
+    assert!(read(&not_object)
+        .unwrap_err()
+        .to_string()
+        .contains("line 1"));
 }
 
 #[test]
@@ -166,7 +196,12 @@ fn parquet_files_are_read_like_csv() {
     assert_eq!(records[1].last_name, None);
     assert_eq!(records[1].date_of_birth.map(|date| date.day), Some(2));
     let outcome = resolve_batch(compiled(), records, &|_| {}).expect("batch");
-    let ids: BTreeSet<_> = outcome.resolver.assignments().into_iter().map(|(_, id)| id).collect();
+    let ids: BTreeSet<_> = outcome
+        .resolver
+        .assignments()
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     assert_eq!(ids.len(), 1, "the two records share an email");
     let garbage = write(dir.path(), "crm.parquet", "not parquet");
     assert!(read(&garbage).unwrap_err().to_string().contains("Parquet"));
@@ -175,8 +210,16 @@ fn parquet_files_are_read_like_csv() {
 #[test]
 fn a_broken_second_file_stops_everything_before_any_resolution() {
     let dir = tempfile::tempdir().expect("dir");
-    let good = write(dir.path(), "crm.csv", "id,first,last,email,phone,dob\n1,A,B,a@x.org,,\n");
-    let bad = write(dir.path(), "shop.csv", "id,first,last,email,phone,dob\n1,A,B,a@x.org\n");
+    let good = write(
+        dir.path(),
+        "crm.csv",
+        "id,first,last,email,phone,dob\n1,A,B,a@x.org,,\n",
+    );
+    let bad = write(
+        dir.path(),
+        "shop.csv",
+        "id,first,last,email,phone,dob\n1,A,B,a@x.org\n",
+    );
     let error = read_sources(&compiled().sources, &[good, bad], &mut |_| {}).unwrap_err();
     assert!(error.to_string().contains("shop.csv: line 2"), "{error}");
 }
@@ -184,7 +227,10 @@ fn a_broken_second_file_stops_everything_before_any_resolution() {
 fn people(count: usize) -> Vec<CanonicalRecord> {
     (0..count)
         .map(|index| {
-            let mut record = CanonicalRecord::new(if index % 2 == 0 { "crm" } else { "shop" }, index.to_string());
+            let mut record = CanonicalRecord::new(
+                if index % 2 == 0 { "crm" } else { "shop" },
+                index.to_string(),
+            );
             let person = index / 3;
             record.first_name = Some(["Ann", "Anne", "ANN"][index % 3].to_string());
             record.last_name = Some(format!("Lee{}", person % 40));
@@ -194,14 +240,20 @@ fn people(count: usize) -> Vec<CanonicalRecord> {
             if index % 5 == 0 {
                 record.phones.push(format!("020 7946 {:04}", person % 30));
             }
-            record.date_of_birth = cairn_identity::BirthDate::parse(&format!("1980-0{}-1{}", 1 + person % 9, person % 10), true);
+            record.date_of_birth = cairn_identity::BirthDate::parse(
+                &format!("1980-0{}-1{}", 1 + person % 9, person % 10),
+                true,
+            );
             record
         })
         .collect()
 }
 
-fn partition(assignments: Vec<(cairn_identity::RecordKey, cairn_identity::UnifiedId)>) -> BTreeSet<BTreeSet<cairn_identity::RecordKey>> {
-    let mut groups: BTreeMap<cairn_identity::UnifiedId, BTreeSet<cairn_identity::RecordKey>> = BTreeMap::new();
+fn partition(
+    assignments: Vec<(cairn_identity::RecordKey, cairn_identity::UnifiedId)>,
+) -> BTreeSet<BTreeSet<cairn_identity::RecordKey>> {
+    let mut groups: BTreeMap<cairn_identity::UnifiedId, BTreeSet<cairn_identity::RecordKey>> =
+        BTreeMap::new();
     for (key, id) in assignments {
         groups.entry(id).or_default().insert(key);
     }
@@ -224,11 +276,18 @@ fn batch_agrees_with_real_time_and_with_any_input_order() {
     for record in records.clone() {
         realtime.upsert(record).expect("upsert");
     }
-    assert_eq!(batch.resolver.assignments(), realtime.assignments(), "same profiles and ids");
+    assert_eq!(
+        batch.resolver.assignments(),
+        realtime.assignments(),
+        "same profiles and ids"
+    );
     let mut reversed = records;
     reversed.reverse();
     let other = resolve_batch(compiled, reversed, &|_| {}).expect("batch");
-    assert_eq!(partition(other.resolver.assignments()), partition(batch.resolver.assignments()));
+    assert_eq!(
+        partition(other.resolver.assignments()),
+        partition(batch.resolver.assignments())
+    );
 }
 
 #[test]

@@ -100,7 +100,10 @@ fn a_bridging_record_merges_two_profiles_and_its_removal_splits_them_back() {
             "+442079460018",
         ))
         .expect("bridge");
-    assert_eq!(bridge.unified_id, a.unified_id, "the oldest profile's id survives");
+    assert_eq!(
+        bridge.unified_id, a.unified_id,
+        "the oldest profile's id survives"
+    );
     assert_eq!(bridge.merged.len(), 1);
     assert_eq!(bridge.merged[0].from, b.unified_id.clone().expect("id"));
     assert_eq!(bridge.merged[0].into, a.unified_id.clone().expect("id"));
@@ -191,10 +194,8 @@ fn blocked_values_never_link_records() {
         .collect();
     assert_eq!(ids.len(), 4, "placeholder values fused nobody");
     // Without the protection the same records would merge.
-    let mut unprotected = Resolver::new(ruleset(
-        "[protection]\nblocked_values = []\n",
-    ))
-    .expect("resolver");
+    let mut unprotected =
+        Resolver::new(ruleset("[protection]\nblocked_values = []\n")).expect("resolver");
     for id in ["1", "2"] {
         unprotected
             .upsert(with_email(person("crm", id), "test@example.org"))
@@ -245,22 +246,35 @@ fn a_hub_value_stops_linking_and_undoes_the_links_it_made() {
 
 #[test]
 fn identifier_limits_drop_the_lower_priority_link() {
-    let limits = "[[protection.limit]]\nidentifier = \"external_id.user_id\"\nmax = 1\npriority = 1\n\
+    let limits =
+        "[[protection.limit]]\nidentifier = \"external_id.user_id\"\nmax = 1\npriority = 1\n\
                   [[protection.limit]]\nidentifier = \"email\"\nmax = 5\npriority = 2\n";
     let mut resolver = Resolver::new(ruleset(limits)).expect("resolver");
     // Two users share a family email.
     resolver
-        .upsert(with_email(with_user(person("shop", "1"), "u1"), "family@x.org"))
+        .upsert(with_email(
+            with_user(person("shop", "1"), "u1"),
+            "family@x.org",
+        ))
         .expect("u1");
     let second = resolver
-        .upsert(with_email(with_user(person("shop", "2"), "u2"), "family@x.org"))
+        .upsert(with_email(
+            with_user(person("shop", "2"), "u2"),
+            "family@x.org",
+        ))
         .expect("u2");
     assert!(!same(&resolver, &key("shop", "1"), &key("shop", "2")));
     assert_eq!(second.links.len(), 1);
-    assert!(second.links[0].refused.is_some(), "the email link is refused");
+    assert!(
+        second.links[0].refused.is_some(),
+        "the email link is refused"
+    );
     // A record with u2's user id and the family email joins u2 (the user id is stronger).
     let third = resolver
-        .upsert(with_email(with_user(person("web", "3"), "u2"), "family@x.org"))
+        .upsert(with_email(
+            with_user(person("web", "3"), "u2"),
+            "family@x.org",
+        ))
         .expect("third");
     assert!(same(&resolver, &key("web", "3"), &key("shop", "2")));
     assert!(!same(&resolver, &key("web", "3"), &key("shop", "1")));
@@ -339,7 +353,10 @@ fn snapshots_restore_the_exact_state() {
     ))
     .expect("resolver");
     for index in 0..40 {
-        let mut record = with_email(person("crm", &index.to_string()), &format!("{}@x.org", index % 7));
+        let mut record = with_email(
+            person("crm", &index.to_string()),
+            &format!("{}@x.org", index % 7),
+        );
         if index % 3 == 0 {
             record = with_user(record, &format!("u{}", index % 4));
         }
@@ -352,8 +369,7 @@ fn snapshots_restore_the_exact_state() {
         .unmerge(&key("crm", "0"), &key("crm", "7"))
         .expect("unmerge");
     let bytes = resolver.snapshot();
-    let mut restored =
-        Resolver::restore(resolver.compiled().clone(), &bytes).expect("restore");
+    let mut restored = Resolver::restore(resolver.compiled().clone(), &bytes).expect("restore");
     assert_eq!(restored.assignments(), resolver.assignments());
     assert_eq!(restored.hubs(), resolver.hubs());
     assert_eq!(restored.stats(), resolver.stats());

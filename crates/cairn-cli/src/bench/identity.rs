@@ -107,8 +107,15 @@ fn accuracy(
         let next = cluster_numbers.len() as u64;
         let cluster = *cluster_numbers.entry(cluster.as_str()).or_insert(next);
         let person = person_of(key).with_context(|| format!("no truth for {key}"))?;
-        for (map, group) in [(&mut predicted, (cluster, 0)), (&mut truth, (person, 0)), (&mut both, (cluster, person))] {
-            *map.entry(group).or_default().entry(key.source.clone()).or_default() += 1;
+        for (map, group) in [
+            (&mut predicted, (cluster, 0)),
+            (&mut truth, (person, 0)),
+            (&mut both, (cluster, person)),
+        ] {
+            *map.entry(group)
+                .or_default()
+                .entry(key.source.clone())
+                .or_default() += 1;
         }
     }
     let (predicted, truth, true_positives) = (
@@ -116,10 +123,26 @@ fn accuracy(
         pairs(&truth, link_only) as f64,
         pairs(&both, link_only) as f64,
     );
-    let precision = if predicted > 0.0 { true_positives / predicted } else { 0.0 };
-    let recall = if truth > 0.0 { true_positives / truth } else { 0.0 };
-    let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-    Ok(Accuracy { precision, recall, f1 })
+    let precision = if predicted > 0.0 {
+        true_positives / predicted
+    } else {
+        0.0
+    };
+    let recall = if truth > 0.0 {
+        true_positives / truth
+    } else {
+        0.0
+    };
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    Ok(Accuracy {
+        precision,
+        recall,
+        f1,
+    })
 }
 
 fn febrl_person(key: &RecordKey) -> Option<u64> {
@@ -201,10 +224,18 @@ fn run_febrl(
 }
 
 /// Runs the Splink script; returns its accuracy, its own seconds and the process's wall seconds.
-fn run_splink(repo: &Path, data: &Path, files: &[&str], link_only: bool) -> anyhow::Result<(Accuracy, f64, f64)> {
+fn run_splink(
+    repo: &Path,
+    data: &Path,
+    files: &[&str],
+    link_only: bool,
+) -> anyhow::Result<(Accuracy, f64, f64)> {
     let python = repo.join(".venv/bin/python");
     if !python.is_file() {
-        bail!("{} not found: run scripts/identity-data.sh (or pass --no-splink)", python.display());
+        bail!(
+            "{} not found: run scripts/identity-data.sh (or pass --no-splink)",
+            python.display()
+        );
     }
     let out = tempfile::NamedTempFile::new()?;
     let mut command = std::process::Command::new(&python);
@@ -222,14 +253,20 @@ fn run_splink(repo: &Path, data: &Path, files: &[&str], link_only: bool) -> anyh
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))?;
-    let seconds = report["seconds"].as_f64().context("Splink printed no seconds")?;
+    let seconds = report["seconds"]
+        .as_f64()
+        .context("Splink printed no seconds")?;
     let mut reader = csv::Reader::from_path(out.path())?;
     let mut assignments = Vec::new();
     for row in reader.records() {
         let row = row?;
         assignments.push((RecordKey::new(&row[0], &row[1]), row[2].to_string()));
     }
-    Ok((accuracy(&assignments, &febrl_person, link_only)?, seconds, wall))
+    Ok((
+        accuracy(&assignments, &febrl_person, link_only)?,
+        seconds,
+        wall,
+    ))
 }
 
 struct ScaleRun {
@@ -264,11 +301,18 @@ fn run_scale(records: usize) -> anyhow::Result<ScaleRun> {
     let ruleset = Ruleset::parse(CUSTOMER_RULES, DocumentFormat::Toml, "customers.toml")?;
     let compiled = Arc::new(CompiledRuleset::new(ruleset)?);
     let started = Instant::now();
-    let outcome = resolve_batch(Arc::clone(&compiled), customers.records, &|progress: Progress| {
-        if progress.done % 200_000 == 0 && progress.done > 0 {
-            eprintln!("bench identity:   {} {}/{}", progress.phase, progress.done, progress.total);
-        }
-    })?;
+    let outcome = resolve_batch(
+        Arc::clone(&compiled),
+        customers.records,
+        &|progress: Progress| {
+            if progress.done % 200_000 == 0 && progress.done > 0 {
+                eprintln!(
+                    "bench identity:   {} {}/{}",
+                    progress.phase, progress.done, progress.total
+                );
+            }
+        },
+    )?;
     let batch_seconds = started.elapsed().as_secs_f64();
     let mut resolver = outcome.resolver;
     let assignments: Vec<(RecordKey, String)> = resolver
@@ -320,28 +364,63 @@ fn run_scale(records: usize) -> anyhow::Result<ScaleRun> {
 
 pub fn run(args: IdentityArgs) -> anyhow::Result<()> {
     let machine = Machine::detect();
-    let records = args
-        .records
-        .unwrap_or(if args.quick { QUICK_RECORDS } else { DEFAULT_RECORDS });
+    let records = args.records.unwrap_or(if args.quick {
+        QUICK_RECORDS
+    } else {
+        DEFAULT_RECORDS
+    });
     let data = febrl_data(&args.repo)?;
     let febrl = vec![
-        run_febrl(&args, &data, "dedupe_febrl3", FEBRL_DEDUPE_RULES, &["febrl3"], false)?,
-        run_febrl(&args, &data, "link_febrl4", FEBRL_LINK_RULES, &["febrl4a", "febrl4b"], true)?,
+        run_febrl(
+            &args,
+            &data,
+            "dedupe_febrl3",
+            FEBRL_DEDUPE_RULES,
+            &["febrl3"],
+            false,
+        )?,
+        run_febrl(
+            &args,
+            &data,
+            "link_febrl4",
+            FEBRL_LINK_RULES,
+            &["febrl4a", "febrl4b"],
+            true,
+        )?,
     ];
     let scale = run_scale(records)?;
 
-    println!("cairn bench identity{} — {} cores, {}, {} MiB", if args.quick { " --quick" } else { "" }, machine.cores, machine.cpu_model, machine.memory_mib);
+    println!(
+        "cairn bench identity{} — {} cores, {}, {} MiB",
+        if args.quick { " --quick" } else { "" },
+        machine.cores,
+        machine.cpu_model,
+        machine.memory_mib
+    );
     println!();
     println!("| data set | records | Cairn P | Cairn R | Cairn F1 | Cairn s | Splink P | Splink R | Splink F1 | Splink s | speed-up |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut febrl_json = serde_json::Map::new();
     for run in &febrl {
         let (splink_accuracy, splink_seconds, splink_wall) = run.splink.unwrap_or_default();
-        let speedup = if run.splink.is_some() { splink_seconds / run.cairn_seconds } else { 0.0 };
+        let speedup = if run.splink.is_some() {
+            splink_seconds / run.cairn_seconds
+        } else {
+            0.0
+        };
         println!(
             "| {} | {} | {:.4} | {:.4} | {:.4} | {:.2} | {:.4} | {:.4} | {:.4} | {:.2} | {:.1}× |",
-            run.name, run.records, run.cairn.precision, run.cairn.recall, run.cairn.f1, run.cairn_seconds,
-            splink_accuracy.precision, splink_accuracy.recall, splink_accuracy.f1, splink_seconds, speedup
+            run.name,
+            run.records,
+            run.cairn.precision,
+            run.cairn.recall,
+            run.cairn.f1,
+            run.cairn_seconds,
+            splink_accuracy.precision,
+            splink_accuracy.recall,
+            splink_accuracy.f1,
+            splink_seconds,
+            speedup
         );
         febrl_json.insert(
             run.name.to_string(),
@@ -367,15 +446,38 @@ pub fn run(args: IdentityArgs) -> anyhow::Result<()> {
     println!();
     println!("| scale | value |");
     println!("| --- | ---: |");
-    println!("| records (3 sources{}) | {} |", if scale.records < DEFAULT_RECORDS { ", reduced scale" } else { "" }, scale.records);
-    println!("| batch seconds (prepare {:.1} s) | {:.1} |", scale.prepare_seconds, scale.batch_seconds);
+    println!(
+        "| records (3 sources{}) | {} |",
+        if scale.records < DEFAULT_RECORDS {
+            ", reduced scale"
+        } else {
+            ""
+        },
+        scale.records
+    );
+    println!(
+        "| batch seconds (prepare {:.1} s) | {:.1} |",
+        scale.prepare_seconds, scale.batch_seconds
+    );
     println!("| batch records/s | {:.0} |", records_per_second);
-    println!("| seconds per 1,000,000 records (target ≤ {TARGET_BATCH_SECONDS_PER_MILLION}) | {:.1} |", seconds_per_million);
-    println!("| pairwise precision / recall / F1 vs. generator truth | {:.4} / {:.4} / {:.4} |", scale.accuracy.precision, scale.accuracy.recall, scale.accuracy.f1);
-    println!("| profiles / hubs / refused links | {} / {} / {} |", scale.profiles, scale.hubs, scale.refused);
+    println!(
+        "| seconds per 1,000,000 records (target ≤ {TARGET_BATCH_SECONDS_PER_MILLION}) | {:.1} |",
+        seconds_per_million
+    );
+    println!(
+        "| pairwise precision / recall / F1 vs. generator truth | {:.4} / {:.4} / {:.4} |",
+        scale.accuracy.precision, scale.accuracy.recall, scale.accuracy.f1
+    );
+    println!(
+        "| profiles / hubs / refused links | {} / {} / {} |",
+        scale.profiles, scale.hubs, scale.refused
+    );
     println!("| real-time upsert p50 / p99 / max ms (target p99 ≤ {TARGET_REALTIME_P99_MS}) | {:.3} / {:.3} / {:.3} |", scale.realtime_p50_ms, scale.realtime_p99_ms, scale.realtime_max_ms);
     println!("| peak memory MiB | {:.0} |", scale.peak_rss_mib);
-    println!("| snapshot MiB / write s / restore s | {:.1} / {:.2} / {:.2} |", scale.snapshot_mib, scale.snapshot_seconds, scale.restore_seconds);
+    println!(
+        "| snapshot MiB / write s / restore s | {:.1} / {:.2} / {:.2} |",
+        scale.snapshot_mib, scale.snapshot_seconds, scale.restore_seconds
+    );
     if args.json {
         let report = json!({
             "benchmark": "identity",

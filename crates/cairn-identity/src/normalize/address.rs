@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(normalize_address_line("Hauptstr. 5"), "hauptstrasse 5");
         assert_eq!(normalize_address_line("Hauptstraße 5"), "hauptstrasse 5");
         assert_eq!(normalize_address_line("Haupt Str 5"), "haupt strasse 5");
-        assert_eq!(normalize_address_line("4 N. Main Ave"), "4 north main avenue");
+        assert_eq!(
+            normalize_address_line("4 N. Main Ave"),
+            "4 north main avenue"
+        );
     }
 
     #[test]

@@ -62,22 +62,43 @@ mod tests {
     #[test]
     fn case_and_whitespace() {
         let plain = NormalizationOptions::default();
-        assert_eq!(normalize_email("  Ann.Lee@Example.ORG ", &plain), "ann.lee@example.org");
-        assert_eq!(normalize_email("a.b+x@gmail.com", &plain), "a.b+x@gmail.com");
+        assert_eq!(
+            normalize_email("  Ann.Lee@Example.ORG ", &plain),
+            "ann.lee@example.org"
+        );
+        assert_eq!(
+            normalize_email("a.b+x@gmail.com", &plain),
+            "a.b+x@gmail.com"
+        );
     }
 
     #[test]
     fn provider_rules() {
         let rules = with_provider_rules();
-        assert_eq!(normalize_email("A.Nn.Lee+shop@gmail.com", &rules), "annlee@gmail.com");
-        assert_eq!(normalize_email("ann.lee@googlemail.com", &rules), "annlee@gmail.com");
-        assert_eq!(normalize_email("ann.lee+x@outlook.com", &rules), "ann.lee@outlook.com");
-        assert_eq!(normalize_email("ann.lee+x@corp.com", &rules), "ann.lee+x@corp.com");
+        assert_eq!(
+            normalize_email("A.Nn.Lee+shop@gmail.com", &rules),
+            "annlee@gmail.com"
+        );
+        assert_eq!(
+            normalize_email("ann.lee@googlemail.com", &rules),
+            "annlee@gmail.com"
+        );
+        assert_eq!(
+            normalize_email("ann.lee+x@outlook.com", &rules),
+            "ann.lee@outlook.com"
+        );
+        assert_eq!(
+            normalize_email("ann.lee+x@corp.com", &rules),
+            "ann.lee+x@corp.com"
+        );
         let everywhere = NormalizationOptions {
             strip_plus_tags: true,
             ..NormalizationOptions::default()
         };
-        assert_eq!(normalize_email("ann+x@corp.com", &everywhere), "ann@corp.com");
+        assert_eq!(
+            normalize_email("ann+x@corp.com", &everywhere),
+            "ann@corp.com"
+        );
         assert_eq!(normalize_email("+x@corp.com", &everywhere), "+x@corp.com");
     }
 

@@ -85,7 +85,9 @@ mod tests {
     fn built_in_formal_names_are_not_nicknames() {
         for (_, formal) in BUILT_IN_NICKNAMES {
             assert!(
-                !BUILT_IN_NICKNAMES.iter().any(|(nickname, _)| nickname == formal),
+                !BUILT_IN_NICKNAMES
+                    .iter()
+                    .any(|(nickname, _)| nickname == formal),
                 "{formal} is both a formal name and a nickname"
             );
         }

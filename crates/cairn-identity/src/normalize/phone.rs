@@ -27,9 +27,18 @@ mod tests {
     fn national_and_international_forms_meet_in_e164() {
         let gb = Some(Id::GB);
         assert_eq!(normalize_phone("020 7946 0018", gb), "+442079460018");
-        assert_eq!(normalize_phone("+44 (0)20 7946 0018", None), "+442079460018");
-        assert_eq!(normalize_phone("+44 20 7946 0018", Some(Id::US)), "+442079460018");
-        assert_eq!(normalize_phone("(415) 555-2671", Some(Id::US)), "+14155552671");
+        assert_eq!(
+            normalize_phone("+44 (0)20 7946 0018", None),
+            "+442079460018"
+        );
+        assert_eq!(
+            normalize_phone("+44 20 7946 0018", Some(Id::US)),
+            "+442079460018"
+        );
+        assert_eq!(
+            normalize_phone("(415) 555-2671", Some(Id::US)),
+            "+14155552671"
+        );
         assert_eq!(normalize_phone("030 901820", Some(Id::DE)), "+4930901820");
     }
 

@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn folds_case_accents_and_punctuation() {
         assert_eq!(fold_text("  José  GARCÍA "), "jose garcia");
-        assert_eq!(fold_text("Müller-Lüdenscheidt, Straße"), "muller ludenscheidt strasse");
+        assert_eq!(
+            fold_text("Müller-Lüdenscheidt, Straße"),
+            "muller ludenscheidt strasse"
+        );
         assert_eq!(fold_text("O'Brien"), "obrien");
         assert_eq!(fold_text("Søren Ærø"), "soren aero");
         assert_eq!(fold_text("..."), "");

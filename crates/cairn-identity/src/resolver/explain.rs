@@ -27,7 +27,12 @@ impl Resolver {
         } else {
             Vec::new()
         };
-        let direct = explain_rules(&self.compiled, &left_slot.prepared, &right_slot.prepared, &is_hub);
+        let direct = explain_rules(
+            &self.compiled,
+            &left_slot.prepared,
+            &right_slot.prepared,
+            &is_hub,
+        );
         let refused = self.refused_between(left_slot.cluster, right_slot.cluster);
         let never_match = self
             .never_match

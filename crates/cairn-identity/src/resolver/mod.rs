@@ -270,7 +270,8 @@ impl Resolver {
         let Some(slot) = self.compiled.slot_of(field) else {
             return Vec::new();
         };
-        let Some(normalized) = crate::features::normalize_single(&self.compiled, field, value, source)
+        let Some(normalized) =
+            crate::features::normalize_single(&self.compiled, field, value, source)
         else {
             return Vec::new();
         };
@@ -287,7 +288,12 @@ impl Resolver {
         let mut live: Vec<&RecordSlot> = self.records.iter().flatten().collect();
         live.sort_by_key(|slot| slot.age);
         live.into_iter()
-            .map(|slot| (slot.record.key.clone(), self.cluster(slot.cluster).id.clone()))
+            .map(|slot| {
+                (
+                    slot.record.key.clone(),
+                    self.cluster(slot.cluster).id.clone(),
+                )
+            })
             .collect()
     }
 
@@ -843,7 +849,10 @@ impl Resolver {
             limit_values: vec![Vec::new(); self.compiled.limits.len()],
         };
         for &member in members {
-            facts.absorb(&GroupFacts::of_record(&self.compiled, &self.slot(member).prepared));
+            facts.absorb(&GroupFacts::of_record(
+                &self.compiled,
+                &self.slot(member).prepared,
+            ));
         }
         facts
     }
@@ -866,7 +875,11 @@ impl Resolver {
         for &member in &members {
             let cluster = self.slot(member).cluster;
             if seen_clusters.insert(cluster) {
-                old_ids.push((self.slot(member).age, self.cluster(cluster).id.clone(), cluster));
+                old_ids.push((
+                    self.slot(member).age,
+                    self.cluster(cluster).id.clone(),
+                    cluster,
+                ));
             }
         }
         // Links among the members, in link order.
@@ -908,7 +921,11 @@ impl Resolver {
                     });
                 if refusal.is_none() {
                     let root = sets.union(left_root, right_root).unwrap_or(left_root);
-                    let absorbed = if root == left_root { right_root } else { left_root };
+                    let absorbed = if root == left_root {
+                        right_root
+                    } else {
+                        left_root
+                    };
                     let absorbed_facts = std::mem::take(&mut facts[absorbed]);
                     facts[root].absorb(&absorbed_facts);
                     let moved = std::mem::take(&mut set_members[absorbed]);
@@ -1009,7 +1026,12 @@ impl Resolver {
     }
 
     /// Computes the net merges and splits between the captured state and now.
-    fn finish(&self, before: &BeforeState, record: Option<&RecordKey>, resolution: &mut Resolution) {
+    fn finish(
+        &self,
+        before: &BeforeState,
+        record: Option<&RecordKey>,
+        resolution: &mut Resolution,
+    ) {
         let mut after: BTreeMap<RecordKey, UnifiedId> = BTreeMap::new();
         for key in before.ids().keys().chain(record) {
             if let Some(id) = self.unified_id(key) {

@@ -133,9 +133,11 @@ impl StoredRecord {
             first_name: self.first_name,
             last_name: self.last_name,
             full_name: self.full_name,
-            date_of_birth: self
-                .date_of_birth
-                .map(|(year, month, day)| BirthDate { year, month, day }),
+            date_of_birth: self.date_of_birth.map(|(year, month, day)| BirthDate {
+                year,
+                month,
+                day,
+            }),
             emails: self.emails,
             phones: self.phones,
             addresses: self
@@ -167,7 +169,9 @@ impl StoredRefusal {
                 identifier,
                 max,
                 would_have,
-            } => StoredRefusal::IdentifierLimit(identifier.clone(), *max as u64, *would_have as u64),
+            } => {
+                StoredRefusal::IdentifierLimit(identifier.clone(), *max as u64, *would_have as u64)
+            }
             Refusal::NeverMatch { left, right } => {
                 StoredRefusal::NeverMatch(left.clone(), right.clone())
             }
@@ -232,7 +236,14 @@ impl Resolver {
         let mut hubs: Vec<(u64, String, String, u64)> = self
             .hubs
             .iter()
-            .map(|(id, hub)| (*id, hub.field.clone(), hub.value.clone(), hub.records as u64))
+            .map(|(id, hub)| {
+                (
+                    *id,
+                    hub.field.clone(),
+                    hub.value.clone(),
+                    hub.records as u64,
+                )
+            })
             .collect();
         hubs.sort();
         let mut never_match = Vec::new();
@@ -355,7 +366,9 @@ impl Resolver {
         let record_count = resolver.records.len() as u32;
         for edge in stored.edges {
             if edge.left >= record_count || edge.right >= record_count {
-                return Err(IdentityError::Snapshot("a link names no record".to_string()));
+                return Err(IdentityError::Snapshot(
+                    "a link names no record".to_string(),
+                ));
             }
             let index = resolver.edges.len() as u32;
             resolver.edges.push(Some(Edge {
@@ -388,9 +401,12 @@ impl Resolver {
         for index in order {
             let mut keys: Vec<u64> = Vec::new();
             for (key_index, key) in compiled.keys.iter().enumerate() {
-                keys.extend(key_values(key_index, key, &self.slot(index).prepared, &|id| {
-                    self.is_hub(id)
-                }));
+                keys.extend(key_values(
+                    key_index,
+                    key,
+                    &self.slot(index).prepared,
+                    &|id| self.is_hub(id),
+                ));
             }
             keys.sort_unstable();
             keys.dedup();

@@ -3,34 +3,11 @@
 use super::{ClusterIndex, EdgeIndex, RecordIndex};
 use crate::features::PreparedRecord;
 use crate::matching::LinkEvidence;
+pub use crate::prehashed::PrehashedMap;
 use crate::protection::{GroupFacts, Refusal};
 use crate::record::{CanonicalRecord, RecordKey};
 use crate::resolver::types::{Merge, Split, UnifiedId};
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// A hasher for keys that already are good 64-bit hashes (xxh3 values): it passes them through.
-#[derive(Default)]
-pub struct PrehashedHasher(u64);
-
-impl Hasher for PrehashedHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// A map keyed by pre-hashed `u64` values.
-pub type PrehashedMap<V> = HashMap<u64, V, BuildHasherDefault<PrehashedHasher>>;
+use std::collections::BTreeMap;
 
 /// A loaded record.
 pub struct RecordSlot {

@@ -334,7 +334,9 @@ impl RawMethod {
             Some(value) => Err(format!(
                 "`threshold` of `{name}` must be between 0 and 1, not {value}"
             )),
-            None => Err(format!("method `{name}` needs a `threshold` between 0 and 1")),
+            None => Err(format!(
+                "method `{name}` needs a `threshold` between 0 and 1"
+            )),
         };
         let is_date = *field == MatchField::DateOfBirth;
         let method = match name {
@@ -344,8 +346,9 @@ impl RawMethod {
                 threshold: threshold_in_range(threshold)?,
             },
             "damerau_levenshtein" => Method::DamerauLevenshtein {
-                max_distance: max_distance
-                    .ok_or_else(|| "method `damerau_levenshtein` needs `max_distance`".to_string())?,
+                max_distance: max_distance.ok_or_else(|| {
+                    "method `damerau_levenshtein` needs `max_distance`".to_string()
+                })?,
             },
             "phonetic" => Method::Phonetic,
             "token_set" => Method::TokenSet {
@@ -353,7 +356,9 @@ impl RawMethod {
             },
             "date" => {
                 if !is_date {
-                    return Err(format!("method `date` applies to date_of_birth, not `{field}`"));
+                    return Err(format!(
+                        "method `date` applies to date_of_birth, not `{field}`"
+                    ));
                 }
                 Method::Date {
                     tolerance_days: tolerance_days.unwrap_or(0),
@@ -517,7 +522,9 @@ impl TryFrom<RawProbabilistic> for ProbabilisticConfig {
             return Err("[probabilistic] needs at least one `blocking` key".to_string());
         }
         if raw.comparisons.is_empty() {
-            return Err("[probabilistic] needs at least one [[probabilistic.comparison]]".to_string());
+            return Err(
+                "[probabilistic] needs at least one [[probabilistic.comparison]]".to_string(),
+            );
         }
         Ok(ProbabilisticConfig {
             threshold_probability: raw.threshold_probability,

@@ -73,10 +73,7 @@ impl PartialEq for BlockedPattern {
 #[serde(untagged)]
 enum RawBlockedPattern {
     Everywhere(String),
-    ForField {
-        field: MatchField,
-        pattern: String,
-    },
+    ForField { field: MatchField, pattern: String },
 }
 
 impl<'de> Deserialize<'de> for BlockedPattern {
@@ -88,7 +85,12 @@ impl<'de> Deserialize<'de> for BlockedPattern {
         let regex = Regex::new(&pattern).map_err(|error| {
             serde::de::Error::custom(format!(
                 "invalid regex `{pattern}`: {}",
-                error.to_string().lines().last().unwrap_or("syntax error").trim()
+                error
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("syntax error")
+                    .trim()
             ))
         })?;
         Ok(BlockedPattern { field, regex })
