@@ -117,7 +117,7 @@ fn run_batch(input: &InputArgs, ruleset: Ruleset) -> anyhow::Result<BatchOutcome
     let bar = progress_bar();
     bar.set_message("reading");
     let records = read_sources(&compiled.sources, &input.sources, &mut |count| {
-        if count % 1_000 == 0 {
+        if count.is_multiple_of(1_000) {
             bar.set_position(count);
             bar.set_length(count);
         }

@@ -215,9 +215,11 @@ fn postgres_value(
             .try_get::<_, Option<String>>(index)
             .map_err(fail)?
             .map(Value::from),
-        ref other => return Err(format!(
+        ref other => {
+            return Err(format!(
             "column {index} has type {other}, which is not supported: cast it to text in the query"
-        )),
+        ))
+        }
     }
     .unwrap_or(Value::Null))
 }

@@ -68,7 +68,7 @@ pub fn resolve_batch(
     let resolve_started = Instant::now();
     for (done, (record, prepared)) in records.into_iter().zip(prepared).enumerate() {
         resolver.upsert_prepared(record, prepared)?;
-        if done % 10_000 == 0 {
+        if done.is_multiple_of(10_000) {
             progress(Progress {
                 phase: "resolve",
                 done: done as u64,

@@ -34,8 +34,8 @@ fn ascii_jaro(a: &[u8], b: &[u8]) -> f64 {
     for (i, &ca) in a.iter().enumerate() {
         let start = i.saturating_sub(window);
         let end = (i + window + 1).min(b.len());
-        for j in start..end {
-            if b_flags & (1 << j) == 0 && b[j] == ca {
+        for (j, &cb) in b.iter().enumerate().take(end).skip(start) {
+            if b_flags & (1 << j) == 0 && cb == ca {
                 b_flags |= 1 << j;
                 a_flags |= 1 << i;
                 matches += 1;

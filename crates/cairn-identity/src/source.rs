@@ -506,7 +506,7 @@ emails = ["email", "email2"]
         assert_eq!(record.addresses[0].line.as_deref(), Some("12 High St"));
         assert_eq!(record.addresses[0].postcode.as_deref(), Some("SW1A 1AA"));
         assert_eq!(record.external_ids["user_id"], vec!["u1"]);
-        assert_eq!(record.consents["email"], true);
+        assert!(record.consents["email"]);
         assert_eq!(record.traits["plan"], "gold");
         assert_eq!(record.date_of_birth.map(|date| date.month), Some(2));
         assert!(record.updated_at.is_some());

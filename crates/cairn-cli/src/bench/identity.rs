@@ -305,7 +305,7 @@ fn run_scale(records: usize) -> anyhow::Result<ScaleRun> {
         Arc::clone(&compiled),
         customers.records,
         &|progress: Progress| {
-            if progress.done % 200_000 == 0 && progress.done > 0 {
+            if progress.done.is_multiple_of(200_000) && progress.done > 0 {
                 eprintln!(
                     "bench identity:   {} {}/{}",
                     progress.phase, progress.done, progress.total

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Normalization options of a ruleset.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizationOptions {
     /// Apply providers' address rules: Gmail ignores dots and `+tags` in the local part.
@@ -35,15 +35,4 @@ pub struct NormalizationOptions {
     /// Extra nickname → name pairs (used even when `nicknames` is off).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub nickname_table: BTreeMap<String, String>,
-}
-
-impl Default for NormalizationOptions {
-    fn default() -> Self {
-        NormalizationOptions {
-            email_provider_rules: false,
-            strip_plus_tags: false,
-            nicknames: false,
-            nickname_table: BTreeMap::new(),
-        }
-    }
 }

@@ -52,6 +52,10 @@ type RecordIndex = u32;
 type EdgeIndex = u32;
 type ClusterIndex = u32;
 
+/// A record's matches with the members of one cluster: the best link priority, the cluster's
+/// oldest age and the links.
+type ClusterLinks = (u32, u64, Vec<(RecordIndex, LinkEvidence)>);
+
 /// Counters describing the resolver's state.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ResolverStats {
@@ -602,8 +606,7 @@ impl Resolver {
         let compiled = Arc::clone(&self.compiled);
         let source = self.slot(index).record.key.source.clone();
         // cluster → (priority, oldest age, links)
-        let mut by_cluster: BTreeMap<ClusterIndex, (u32, u64, Vec<(RecordIndex, LinkEvidence)>)> =
-            BTreeMap::new();
+        let mut by_cluster: BTreeMap<ClusterIndex, ClusterLinks> = BTreeMap::new();
         for &candidate in candidates {
             let candidate_slot = self.slot(candidate);
             if !compiled.may_link_sources(&source, &candidate_slot.record.key.source) {
@@ -626,8 +629,7 @@ impl Resolver {
             entry.0 = entry.0.min(priority);
             entry.2.push((candidate, evidence));
         }
-        let mut groups: Vec<(ClusterIndex, (u32, u64, Vec<(RecordIndex, LinkEvidence)>))> =
-            by_cluster.into_iter().collect();
+        let mut groups: Vec<(ClusterIndex, ClusterLinks)> = by_cluster.into_iter().collect();
         groups.sort_by_key(|(_, (priority, oldest, _))| (*priority, *oldest));
         for (cluster, (_, _, links)) in groups {
             self.capture_cluster(before, cluster);
