@@ -20,7 +20,11 @@ pub fn compare_values(method: &Method, left: &Value, right: &Value) -> Score {
     };
     match *method {
         Method::Exact => equal(left.raw.is_some() && left.raw == right.raw),
-        Method::ExactNormalized => equal(left.normalized == right.normalized),
+        // Values of one field with equal ids have equal normalized text (the id is a 64-bit hash
+        // of it; the text comparison confirms).
+        Method::ExactNormalized => {
+            equal(left.id == right.id && left.normalized == right.normalized)
+        }
         Method::JaroWinkler { threshold } => {
             let similarity = crate::metrics::jaro_winkler(&left.normalized, &right.normalized);
             Score {
@@ -170,7 +174,7 @@ mod tests {
         Value {
             raw: Some(text.into()),
             normalized: text.to_lowercase().into(),
-            id: 0,
+            id: crate::features::value_id(0, &text.to_lowercase()),
             phonetic: phonetic_codes(&text.to_lowercase()).into_boxed_slice(),
             tokens: crate::features::token_hashes(&text.to_lowercase()),
             date: BirthDate::parse(text, true),

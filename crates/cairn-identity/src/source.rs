@@ -542,6 +542,65 @@ emails = ["email", "email2"]
         assert!(error.contains("shoe_size"), "{error}");
     }
 
+    fn target_strategy() -> impl proptest::strategy::Strategy<Value = CanonicalTarget> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(CanonicalTarget::FirstName),
+            Just(CanonicalTarget::DateOfBirth),
+            Just(CanonicalTarget::Emails),
+            Just(CanonicalTarget::AddressPostcode),
+            Just(CanonicalTarget::DeviceIds),
+            "[a-z_]{1,8}".prop_map(CanonicalTarget::ExternalId),
+            "[a-z_]{1,8}".prop_map(CanonicalTarget::Consent),
+            "[a-z_]{1,8}".prop_map(CanonicalTarget::Trait),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_mapping_parser_never_panics(text in "\\PC{0,200}") {
+            let _ = crate::document::parse_document::<SourceConfig>(
+                &text,
+                crate::document::DocumentFormat::Toml,
+                "fuzz",
+            );
+            let _ = crate::document::parse_document::<SourceConfig>(
+                &text,
+                crate::document::DocumentFormat::Json,
+                "fuzz",
+            );
+        }
+
+        #[test]
+        fn mappings_round_trip(
+            targets in proptest::collection::btree_map(target_strategy(), "[a-z]{1,6}", 0..6),
+            priority in 0u32..1000,
+        ) {
+            let config = SourceConfig {
+                name: "s".to_string(),
+                also: Vec::new(),
+                kind: SourceKind::Crm,
+                priority,
+                id: "id".to_string(),
+                updated_at: None,
+                default_region: None,
+                day_first: true,
+                fields: targets
+                    .into_iter()
+                    .map(|(target, field)| (target, SourceFields::One(field)))
+                    .collect(),
+            };
+            let json = serde_json::to_string(&config).expect("json");
+            let parsed: SourceConfig = crate::document::parse_document(
+                &json,
+                crate::document::DocumentFormat::Json,
+                "j",
+            )
+            .expect("parses");
+            proptest::prop_assert_eq!(parsed, config);
+        }
+    }
+
     #[test]
     fn missing_columns_are_named() {
         let error = config()
