@@ -7,6 +7,7 @@ mod bench;
 mod cli_error;
 mod config;
 mod demo;
+mod identity_cmd;
 mod import;
 mod journey_cmd;
 mod profile_cmd;
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         command: profile_cmd::ProfileCommand,
     },
+    /// Identity resolution of source files (resolve, explain, diff) without a server.
+    Identity {
+        #[command(subcommand)]
+        command: identity_cmd::IdentityCommand,
+    },
     /// Benchmarks that print their figures.
     Bench {
         #[command(subcommand)]
@@ -102,6 +108,7 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Some(Command::Demo(args)) => demo::run(config, args),
         Some(Command::Import(args)) => import::run(&config, args),
         Some(Command::Profile { command }) => profile_cmd::run(&config, command),
+        Some(Command::Identity { command }) => identity_cmd::run(command),
         Some(Command::Bench { command }) => bench::run(command),
         Some(Command::Journey { command }) => journey_cmd::run(command),
         Some(Command::ErrorCodes) => {

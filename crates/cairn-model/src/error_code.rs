@@ -72,6 +72,8 @@ error_codes! {
     InvalidChannelConfig => ("invalid_channel_config", 400, "a channel provider setting is missing or invalid"),
     InvalidSignature => ("invalid_signature", 403, "a tracking, unsubscribe, opt-in or webhook signature does not verify"),
     InvalidProviderCallback => ("invalid_provider_callback", 400, "a provider callback (bounce, complaint, status, inbound SMS) is not in a supported format"),
+    FederatedSourceFailed => ("federated_source_failed", 502, "a federated attribute's source system could not be reached or rejected the request (no fallback applied)"),
+    FederatedTimeout => ("federated_timeout", 504, "a federated attribute's source system did not answer within the attribute's timeout"),
 }
 
 impl std::fmt::Display for ErrorCode {
