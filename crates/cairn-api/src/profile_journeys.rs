@@ -91,9 +91,18 @@ async fn messages(
     })
     .await?
     .ok_or_else(not_found)?;
+    let messages: Vec<Value> = messages.into_iter().map(message_view).collect();
     Ok(Json(
         json!({"profile_id": profile.id, "messages": messages}),
     ))
+}
+
+/// An outbox message as stored, with its time also as RFC 3339 (`at`).
+pub fn message_view(mut message: Value) -> Value {
+    if let Some(at_ms) = message.get("at_ms").and_then(Value::as_i64) {
+        message["at"] = crate::views::time(at_ms);
+    }
+    message
 }
 
 async fn audiences(

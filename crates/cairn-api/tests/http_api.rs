@@ -4,101 +4,15 @@
 //! that workspaces cannot see or write each other's data, pagination, skew correction under an
 //! injected clock, back-pressure (429 + Retry-After) and that the OpenAPI document covers every route.
 
-use cairn_api::{Access, ApiState, WorkspaceAccess};
-use cairn_engine::{Engine, EngineOptions, ManualClock};
+mod common;
+
+use cairn_engine::EngineOptions;
 use cairn_model::WorkspaceId;
 use chrono::{TimeZone, Utc};
+use common::{assert_code, client, get, post, start, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::sync::Arc;
-
-struct Server {
-    base: String,
-    engine: Option<Engine>,
-    clock: Arc<ManualClock>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(engine) = self.engine.take() {
-            engine.shutdown();
-        }
-    }
-}
-
-async fn start(options: EngineOptions) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let backend = cairn_store_sqlite::open(dir.path()).expect("store");
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
-    let engine = Engine::start(options, backend, clock.clone()).expect("engine");
-    let access = Access::new(&[
-        WorkspaceAccess {
-            workspace: WorkspaceId::new("acme"),
-            write_keys: vec!["wk_acme".into()],
-            api_tokens: vec!["tok_acme".into()],
-        },
-        WorkspaceAccess {
-            workspace: WorkspaceId::new("globex"),
-            write_keys: vec!["wk_globex".into()],
-            api_tokens: vec!["tok_globex".into()],
-        },
-    ])
-    .expect("access");
-    let state = ApiState::new(&engine, access);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(cairn_api::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        engine: Some(engine),
-        clock,
-        shutdown: Some(shutdown),
-        _dir: dir,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
-async fn post(server: &Server, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-    let response = client()
-        .post(format!("{}{path}", server.base))
-        .basic_auth(key, Some(""))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(server: &Server, path: &str, token: &str) -> (StatusCode, Value) {
-    let response = client()
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn event_count(server: &Server, workspace: &str) -> u64 {
     let engine = server.engine.as_ref().expect("running");
@@ -112,15 +26,6 @@ async fn timeline(server: &Server, lookup: &str) -> Value {
     get(server, &format!("/api/v1/profiles/{id}/events"), "tok_acme")
         .await
         .1
-}
-
-/// Asserts an error answer: its status and its stable code.
-fn assert_code(status: StatusCode, body: &Value, expected: StatusCode, code: &str, context: &str) {
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (expected, Some(code)),
-        "{context}: {body}"
-    );
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
