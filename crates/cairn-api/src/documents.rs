@@ -168,8 +168,7 @@ mod tests {
             "id: j\nname: J\nsteps:\n  - {id: a, type: teleport}\n",
             Format::Yaml,
         )
-        .err()
-        .expect("malformed");
+        .expect_err("malformed");
         assert_eq!(error.code, ErrorCode::InvalidJourney);
         let problems = error.errors.expect("problems");
         assert_eq!(problems.len(), 1);
@@ -181,9 +180,7 @@ mod tests {
 
     #[test]
     fn an_invalid_audience_answers_with_its_own_code() {
-        let error = read_audience("{\"id\": \"a\"}", Format::Json)
-            .err()
-            .expect("malformed");
+        let error = read_audience("{\"id\": \"a\"}", Format::Json).expect_err("malformed");
         assert_eq!(error.code, ErrorCode::InvalidAudience);
     }
 }

@@ -644,7 +644,7 @@ mod tests {
             published_at_ms: 0,
             next_fire_ms: None,
         });
-        let refused = publishable(&record).err().expect("unchanged");
+        let refused = publishable(&record).expect_err("unchanged");
         assert_eq!(refused.code, ErrorCode::JourneyConflict);
         record.draft.as_mut().expect("draft").name = "J2".into();
         assert!(publishable(&record).is_ok());

@@ -206,9 +206,7 @@ mod tests {
     fn bad_requests_name_the_event_or_field_at_fault() {
         let document = parse_journey(CART, Format::Yaml).expect("template");
         let code_and_message = |request: TestRequest| {
-            let error = run(&document, request, synthetic(), 0)
-                .err()
-                .expect("refused");
+            let error = run(&document, request, synthetic(), 0).expect_err("refused");
             (error.code, error.message)
         };
         let (code, message) = code_and_message(request(
@@ -234,9 +232,7 @@ mod tests {
             Format::Yaml,
         )
         .expect("parses");
-        let error = run(&document, TestRequest::default(), synthetic(), 0)
-            .err()
-            .expect("refused");
+        let error = run(&document, TestRequest::default(), synthetic(), 0).expect_err("refused");
         assert_eq!(error.code, ErrorCode::InvalidJourney);
         assert_eq!(error.errors.expect("errors")[0]["code"], "unknown_step");
     }

@@ -541,14 +541,53 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/readyz",
         "/metrics",
         "/api/openapi.json",
+        "/api/v1/journeys",
+        "/api/v1/journeys/validate",
+        "/api/v1/journeys/{id}",
+        "/api/v1/journeys/{id}/versions/{version}",
+        "/api/v1/journeys/{id}/validate",
+        "/api/v1/journeys/{id}/publish",
+        "/api/v1/journeys/{id}/pause",
+        "/api/v1/journeys/{id}/resume",
+        "/api/v1/journeys/{id}/stop",
+        "/api/v1/journeys/{id}/archive",
+        "/api/v1/journeys/{id}/stats",
+        "/api/v1/journeys/{id}/enroll",
+        "/api/v1/journeys/{id}/test",
+        "/api/v1/catalog",
+        "/api/v1/audiences",
+        "/api/v1/audiences/{id}",
+        "/api/v1/audiences/{id}/members",
+        "/api/v1/profiles/{id}/journeys",
+        "/api/v1/profiles/{id}/journeys/{journey}/trace",
+        "/api/v1/profiles/{id}/messages",
+        "/api/v1/profiles/{id}/audiences",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
-    // Every documented path answers something other than route_not_found.
-    for path in paths.keys() {
-        let concrete = path.replace("{id}", "prof_x");
-        let (status, body) = get(&server, &concrete, "tok_acme").await;
-        assert_ne!(body["code"], json!("route_not_found"), "{path} -> {status}");
+    // Every documented path and method is routed: it answers something other than route_not_found
+    // or method_not_allowed (an empty body is bad input, an unknown id is not found: both fine).
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", "prof_x")
+            .replace("{journey}", "x")
+            .replace("{version}", "1");
+        for method in item.as_object().expect("path item").keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+                .expect("an HTTP method");
+            let response = client()
+                .request(method.clone(), format!("{}{concrete}", server.base))
+                .bearer_auth("tok_acme")
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            for unrouted in ["route_not_found", "method_not_allowed"] {
+                assert_ne!(body["code"], json!(unrouted), "{method} {path} -> {status}");
+            }
+        }
     }
     let (status, body) = get(&server, "/v2/nothing", "tok_acme").await;
     assert_code(status, &body, StatusCode::NOT_FOUND, "route_not_found", "");
