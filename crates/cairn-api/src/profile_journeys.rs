@@ -137,3 +137,16 @@ async fn audiences(
         json!({"profile_id": profile.id, "audiences": audiences}),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_gets_its_time_as_text_beside_the_milliseconds() {
+        let message = message_view(json!({"message_id": "m", "at_ms": 1_714_564_800_000_i64}));
+        assert_eq!(message["at"], "2024-05-01T12:00:00.000Z");
+        assert_eq!(message["at_ms"], 1_714_564_800_000_i64);
+        assert_eq!(message_view(json!({"x": 1})), json!({"x": 1}));
+    }
+}
