@@ -9,6 +9,7 @@ mod bench;
 mod cli_error;
 mod config;
 mod demo;
+mod demo_journeys;
 mod import;
 mod journey_cmd;
 mod journey_remote;
