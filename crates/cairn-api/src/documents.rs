@@ -145,6 +145,7 @@ pub fn identity_errors(errors: &[ValidationError]) -> Vec<ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn field_paths_become_json_pointers() {
@@ -176,6 +177,41 @@ mod tests {
         assert_eq!(problems[0]["line"], 4);
         assert_eq!(problems[0]["path"], "/steps/0/type");
         assert!(error.message.contains("teleport"), "{}", error.message);
+    }
+
+    proptest::proptest! {
+        /// Any body gives a document or one positioned problem, never a panic.
+        #[test]
+        fn any_body_reads_as_a_document_or_one_problem(text in "\\PC{0,200}", yaml in proptest::bool::ANY) {
+            let format = if yaml { Format::Yaml } else { Format::Json };
+            if let Err(error) = read_journey(&text, format) {
+                proptest::prop_assert_eq!(error.code, ErrorCode::InvalidJourney);
+                let problems = error.errors.unwrap_or_default();
+                proptest::prop_assert_eq!(problems.len(), 1);
+                proptest::prop_assert_eq!(&problems[0]["code"], MALFORMED_DOCUMENT);
+                let pointer = problems[0]["path"].as_str().unwrap_or("?").to_string();
+                proptest::prop_assert!(pointer.is_empty() || pointer.starts_with('/'));
+            }
+        }
+
+        /// A field path built from keys and indexes becomes the pointer of the same segments.
+        #[test]
+        fn field_paths_and_pointers_have_the_same_segments(
+            segments in proptest::collection::vec(proptest::prop_oneof![
+                "[a-z_]{1,8}".prop_map(|key| (key.clone(), key)),
+                (0usize..50).prop_map(|index| (format!("[{index}]"), index.to_string())),
+            ], 0..6)
+        ) {
+            let mut path = String::new();
+            for (written, _) in &segments {
+                if !path.is_empty() && !written.starts_with('[') {
+                    path.push('.');
+                }
+                path.push_str(written);
+            }
+            let expected: String = segments.iter().map(|(_, segment)| format!("/{segment}")).collect();
+            proptest::prop_assert_eq!(field_path_to_pointer(&path), expected);
+        }
     }
 
     #[test]
