@@ -732,6 +732,17 @@ async fn workspaces_cannot_see_or_change_each_others_journeys_audiences_or_trace
             &path,
         );
     }
+    // The other workspace's catalog grows from its own data, from its very first message.
+    identify(
+        &server,
+        "wk_globex",
+        json!({"userId": "gus", "traits": {"tier": "silver"}}),
+    )
+    .await;
+    let (_, catalog) = get(&server, "/api/v1/catalog", other).await;
+    assert_eq!(catalog["profile_attributes"], json!(["tier"]));
+    let (_, catalog) = get(&server, "/api/v1/catalog", TOKEN).await;
+    assert_eq!(catalog["events"], json!(["Order Completed", "Start"]));
     // The same id in the other workspace is another journey, checked against that workspace's
     // catalog (which has not seen `Start`).
     let (status, body) = put_yaml(&server, "/api/v1/journeys/iso", other, journey).await;
