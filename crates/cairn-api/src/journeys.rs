@@ -65,10 +65,19 @@ pub(crate) async fn load_journey(
     workspace: &WorkspaceId,
     id: &str,
 ) -> Result<JourneyRecord, ApiError> {
-    let (workspace, key) = (workspace.clone(), id.to_string());
-    read(state, move |reader| Ok(reader.journey(&workspace, &key)))
+    find_journey(state, workspace, id)
         .await?
         .ok_or_else(|| journey_not_found(id))
+}
+
+/// A journey of the workspace, if there is one.
+async fn find_journey(
+    state: &ApiState,
+    workspace: &WorkspaceId,
+    id: &str,
+) -> Result<Option<JourneyRecord>, ApiError> {
+    let (workspace, key) = (workspace.clone(), id.to_string());
+    read(state, move |reader| Ok(reader.journey(&workspace, &key))).await
 }
 
 /// The workspace catalog's verdict on a document (empty: valid).
@@ -152,7 +161,7 @@ async fn create(
     let workspace = state.access.workspace_for_token(&headers)?;
     let (text, format) = read_document(&headers, body).await?;
     let document = read_journey(&text, format)?;
-    if let Ok(existing) = load_journey(&state, &workspace, &document.id).await {
+    if let Some(existing) = find_journey(&state, &workspace, &document.id).await? {
         return Err(conflict(format!(
             "journey {:?} exists (status {}); PUT /api/v1/journeys/{} replaces its draft",
             existing.id,
@@ -180,7 +189,7 @@ async fn replace(
             &document.id,
         ));
     }
-    let created = load_journey(&state, &workspace, &id).await.is_err();
+    let created = find_journey(&state, &workspace, &id).await?.is_none();
     save_draft(&state, workspace, document, created).await
 }
 
