@@ -11,11 +11,13 @@ use serde_json::json;
 /// Seconds a client is asked to wait when Cairn is overloaded.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
-/// An error answered as `{"code": ..., "message": ...}`.
+/// An error answered as `{"code": ..., "message": ...}`, with `"errors": [...]` when a document
+/// failed validation (every problem, each with its own code and position).
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    pub errors: Option<Vec<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -23,7 +25,14 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            errors: None,
         }
+    }
+
+    /// The same error with the list of problems that caused it.
+    pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
+        self.errors = Some(errors);
+        self
     }
 }
 
@@ -67,11 +76,11 @@ pub(crate) fn status_of(code: ErrorCode) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            status_of(self.code),
-            Json(json!({"code": self.code, "message": self.message})),
-        )
-            .into_response();
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(errors) = self.errors {
+            body["errors"] = serde_json::Value::Array(errors);
+        }
+        let mut response = (status_of(self.code), Json(body)).into_response();
         if self.code == ErrorCode::Overloaded {
             response
                 .headers_mut()

@@ -2,18 +2,28 @@
 //!
 //! - [`tracking`]: the Segment-compatible tracking API (`/v1/identify`, `/v1/track`, …, `/v1/batch`,
 //!   `/v1/import`, and analytics.js's short paths), authenticated by workspace write keys.
-//! - [`management`]: the REST management API under `/api/v1`, authenticated by workspace API tokens.
+//! - [`management`]: the REST management API under `/api/v1`, authenticated by workspace API tokens:
+//!   profiles and timelines; [`journeys`] (drafts, lifecycle, versions, stats, enrollment, test mode,
+//!   the catalog), [`audiences`], and a profile's journeys, traces, messages and audiences
+//!   ([`profile_journeys`]).
 //! - [`ops`]: health, readiness, Prometheus metrics and the OpenAPI document.
 //!
 //! Every error is a JSON body `{"code": "...", "message": "..."}` with the status from the one error
-//! table ([`cairn_model::ErrorCode`]).
+//! table ([`cairn_model::ErrorCode`]); a document that fails validation adds `"errors": [...]`.
 
+pub mod audiences;
 pub mod auth;
-mod body;
+pub mod body;
+mod commands;
+pub mod documents;
 pub mod error;
+pub mod journeys;
 pub mod management;
 pub mod ops;
+pub mod profile_journeys;
+pub mod test_mode;
 pub mod tracking;
+pub mod views;
 
 pub use auth::{Access, WorkspaceAccess};
 pub use error::ApiError;
@@ -51,6 +61,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .merge(tracking::routes())
         .merge(management::routes())
+        .merge(journeys::routes())
+        .merge(audiences::routes())
+        .merge(profile_journeys::routes())
         .merge(ops::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -29,7 +29,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 /// Runs a blocking read (it may wait for the applier, then read the store) off the async threads.
-async fn read<T: Send + 'static>(
+pub(crate) async fn read<T: Send + 'static>(
     state: &ApiState,
     work: impl FnOnce(&Reader) -> Result<T, cairn_storage::StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -40,14 +40,19 @@ async fn read<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn not_found() -> ApiError {
+pub(crate) fn not_found() -> ApiError {
     ApiError::new(
         ErrorCode::ProfileNotFound,
         "no such profile in this workspace",
     )
 }
 
-async fn load(state: &ApiState, workspace: WorkspaceId, id: String) -> Result<Profile, ApiError> {
+/// A profile by id (a merged-away id finds the survivor), or `profile_not_found`.
+pub(crate) async fn load(
+    state: &ApiState,
+    workspace: WorkspaceId,
+    id: String,
+) -> Result<Profile, ApiError> {
     let id = ProfileId::parse(&id).ok_or_else(not_found)?;
     read(state, move |reader| Ok(reader.profile(&workspace, &id)))
         .await?

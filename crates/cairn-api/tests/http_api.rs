@@ -4,103 +4,15 @@
 //! that workspaces cannot see or write each other's data, pagination, skew correction under an
 //! injected clock, back-pressure (429 + Retry-After) and that the OpenAPI document covers every route.
 
-use cairn_api::{Access, ApiState, WorkspaceAccess};
-use cairn_engine::{Engine, EngineOptions, ManualClock};
+mod common;
+
+use cairn_engine::EngineOptions;
 use cairn_model::WorkspaceId;
 use chrono::{TimeZone, Utc};
+use common::{assert_code, client, get, post, start, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::sync::Arc;
-
-struct Server {
-    base: String,
-    engine: Option<Engine>,
-    clock: Arc<ManualClock>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(engine) = self.engine.take() {
-            engine.shutdown();
-        }
-    }
-}
-
-async fn start(options: EngineOptions) -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let backend = cairn_store_sqlite::open(dir.path()).expect("store");
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
-    let engine = Engine::start(options, backend, clock.clone()).expect("engine");
-    let access = Access::new(&[
-        WorkspaceAccess {
-            workspace: WorkspaceId::new("acme"),
-            write_keys: vec!["wk_acme".into()],
-            api_tokens: vec!["tok_acme".into()],
-        },
-        WorkspaceAccess {
-            workspace: WorkspaceId::new("globex"),
-            write_keys: vec!["wk_globex".into()],
-            api_tokens: vec!["tok_globex".into()],
-        },
-    ])
-    .expect("access");
-    let state = ApiState::new(&engine, access);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(cairn_api::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        engine: Some(engine),
-        clock,
-        shutdown: Some(shutdown),
-        _dir: dir,
-    }
-}
-
-fn client() -> reqwest::Client {
-    // The workspace's reqwest is built with rustls and no crypto provider (see cairn-channels).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
-async fn post(server: &Server, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
-    let response = client()
-        .post(format!("{}{path}", server.base))
-        .basic_auth(key, Some(""))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn get(server: &Server, path: &str, token: &str) -> (StatusCode, Value) {
-    let response = client()
-        .get(format!("{}{path}", server.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
 
 async fn event_count(server: &Server, workspace: &str) -> u64 {
     let engine = server.engine.as_ref().expect("running");
@@ -114,15 +26,6 @@ async fn timeline(server: &Server, lookup: &str) -> Value {
     get(server, &format!("/api/v1/profiles/{id}/events"), "tok_acme")
         .await
         .1
-}
-
-/// Asserts an error answer: its status and its stable code.
-fn assert_code(status: StatusCode, body: &Value, expected: StatusCode, code: &str, context: &str) {
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (expected, Some(code)),
-        "{context}: {body}"
-    );
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -629,14 +532,53 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/readyz",
         "/metrics",
         "/api/openapi.json",
+        "/api/v1/journeys",
+        "/api/v1/journeys/validate",
+        "/api/v1/journeys/{id}",
+        "/api/v1/journeys/{id}/versions/{version}",
+        "/api/v1/journeys/{id}/validate",
+        "/api/v1/journeys/{id}/publish",
+        "/api/v1/journeys/{id}/pause",
+        "/api/v1/journeys/{id}/resume",
+        "/api/v1/journeys/{id}/stop",
+        "/api/v1/journeys/{id}/archive",
+        "/api/v1/journeys/{id}/stats",
+        "/api/v1/journeys/{id}/enroll",
+        "/api/v1/journeys/{id}/test",
+        "/api/v1/catalog",
+        "/api/v1/audiences",
+        "/api/v1/audiences/{id}",
+        "/api/v1/audiences/{id}/members",
+        "/api/v1/profiles/{id}/journeys",
+        "/api/v1/profiles/{id}/journeys/{journey}/trace",
+        "/api/v1/profiles/{id}/messages",
+        "/api/v1/profiles/{id}/audiences",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
-    // Every documented path answers something other than route_not_found.
-    for path in paths.keys() {
-        let concrete = path.replace("{id}", "prof_x");
-        let (status, body) = get(&server, &concrete, "tok_acme").await;
-        assert_ne!(body["code"], json!("route_not_found"), "{path} -> {status}");
+    // Every documented path and method is routed: it answers something other than route_not_found
+    // or method_not_allowed (an empty body is bad input, an unknown id is not found: both fine).
+    for (path, item) in paths {
+        let concrete = path
+            .replace("{id}", "prof_x")
+            .replace("{journey}", "x")
+            .replace("{version}", "1");
+        for method in item.as_object().expect("path item").keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
+                .expect("an HTTP method");
+            let response = client()
+                .request(method.clone(), format!("{}{concrete}", server.base))
+                .bearer_auth("tok_acme")
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            for unrouted in ["route_not_found", "method_not_allowed"] {
+                assert_ne!(body["code"], json!(unrouted), "{method} {path} -> {status}");
+            }
+        }
     }
     let (status, body) = get(&server, "/v2/nothing", "tok_acme").await;
     assert_code(status, &body, StatusCode::NOT_FOUND, "route_not_found", "");

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `CAIRN_` variables that select or accompany the configuration rather than being part of it.
-pub const NOT_CONFIG_ENV: &[&str] = &["config", "log", "bin"];
+pub const NOT_CONFIG_ENV: &[&str] = &["config", "log", "bin", "api_token"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,5 +1,7 @@
-//! `cairn demo`: a demo workspace with generated customers and a realistic event history, then the
-//! server, with a slow live stream of new events so the data moves.
+//! `cairn demo`: a demo workspace with generated customers and a realistic event history, journeys
+//! that run on it ([`crate::demo_journeys`]), then the server, with a live stream of new events so the
+//! data moves: sign-ups, carts, orders and loyalty sign-ups that the journeys react to, so messages
+//! reach the outbox from the first minute.
 //!
 //! Generation is deterministic (fixed seed, message ids derived from customer and step), so running the
 //! demo twice on the same data directory stores nothing twice.
@@ -41,7 +43,16 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         });
     }
     let engine = crate::server::start_engine(&config)?;
+    let workspace = WorkspaceId::new(DEMO_WORKSPACE);
+    // The audience first, so the history counts toward it; the journeys after, so the live stream
+    // (not the history) drives them.
+    let audience = crate::demo_journeys::install_audience(&engine, &workspace)?;
     load(&engine, args.customers)?;
+    let journeys = crate::demo_journeys::install_journeys(&engine, &workspace)?;
+    eprintln!(
+        "demo journeys: {} running; audience `{audience}` kept current",
+        journeys.join(", ")
+    );
     if args.no_serve {
         engine.shutdown();
         return Ok(());
@@ -51,7 +62,9 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
         "\nCairn demo: workspace `{DEMO_WORKSPACE}`, write key `{DEMO_WRITE_KEY}`, API token `{DEMO_API_TOKEN}`\n\
          \x20 send:   curl -u {DEMO_WRITE_KEY}: http://{listen}/v1/track -H 'content-type: application/json' -d '{{\"userId\":\"user-00001\",\"event\":\"Demo Clicked\"}}'\n\
          \x20 read:   curl -H 'Authorization: Bearer {DEMO_API_TOKEN}' 'http://{listen}/api/v1/profiles/lookup?user_id=user-00001'\n\
-         \x20 api:    http://{listen}/api/openapi.json   metrics: http://{listen}/metrics\n"
+         \x20 api:    http://{listen}/api/openapi.json   metrics: http://{listen}/metrics\n\
+         \x20 journeys: cairn --listen {listen} journey list   cairn --listen {listen} journey stats welcome-series\n\
+         \x20 audience: curl -H 'Authorization: Bearer {DEMO_API_TOKEN}' http://{listen}/api/v1/audiences/{audience}\n"
     );
     let rate = args.live_rate;
     let customers = args.customers.max(1);
@@ -64,14 +77,14 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
                 let period = std::time::Duration::from_secs_f64(1.0 / rate);
                 loop {
                     tokio::time::sleep(period).await;
-                    let customer = rng.random_range(0..customers);
                     let now = clock.now();
-                    let raw = live_event(&mut rng, customer, now);
-                    if let Ok(message) = normalize_object(raw, &Envelope::default(), now) {
-                        let _ = ingestor
-                            .submit(WorkspaceId::new(DEMO_WORKSPACE), vec![message])
-                            .await;
-                    }
+                    let messages: Vec<NormalizedMessage> = live_events(&mut rng, customers, now)
+                        .into_iter()
+                        .filter_map(|raw| normalize_object(raw, &Envelope::default(), now).ok())
+                        .collect();
+                    let _ = ingestor
+                        .submit(WorkspaceId::new(DEMO_WORKSPACE), messages)
+                        .await;
                 }
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
         }) as crate::server::Companion
@@ -202,7 +215,8 @@ fn customer_history(
             signed_up = true;
             let traits = json!({"firstName": first, "lastName": last, "email": format!("{}.{}{customer}@example.com", first.to_lowercase(), last.to_lowercase()),
                 "city": city, "country": country, "timezone": timezone, "plan": *pick(rng, &["free", "plus", "pro"]),
-                "birthday": format!("19{}-{:02}-{:02}", rng.random_range(55..99), rng.random_range(1..13), rng.random_range(1..29))});
+                "birthday": format!("19{}-{:02}-{:02}", rng.random_range(55..99), rng.random_range(1..13), rng.random_range(1..29)),
+                "onboarded": rng.random_bool(0.4)});
             push(at, json!({"type": "identify", "traits": traits}), true);
             push(
                 at,
@@ -233,10 +247,17 @@ fn customer_history(
                     push(
                         at + Duration::minutes(3),
                         json!({"type": "track", "event": "Order Completed",
-                        "properties": {"order_id": format!("ord-{customer}-{}", at.timestamp()), "revenue": price, "currency": "EUR", "products": [product]}}),
+                        "properties": {"order_id": format!("ord-{customer}-{}", at.timestamp()), "revenue": price, "total": price, "category": category, "currency": "EUR", "products": [product]}}),
                         true,
                     );
                 }
+            } else if signed_up {
+                // Added to the cart, never checked out.
+                push(
+                    at + Duration::minutes(30),
+                    json!({"type": "track", "event": "Cart Abandoned", "properties": {"cart_value": price, "currency": "EUR", "products": [product]}}),
+                    true,
+                );
             }
         }
         if at > now {
@@ -254,6 +275,20 @@ fn customer_history(
             json!({"type": "track", "event": "Loyalty Joined", "properties": {"tier": "bronze"}}),
             true,
         );
+        if rng.random_bool(0.1) {
+            push(
+                at + Duration::days(2),
+                json!({"type": "track", "event": "Loyalty Left", "properties": {}}),
+                true,
+            );
+        }
+    }
+    if signed_up && rng.random_bool(0.03) {
+        push(
+            at + Duration::hours(1),
+            json!({"type": "track", "event": "Unsubscribed", "properties": {"channel": "email"}}),
+            true,
+        );
     }
     events.retain(|event| {
         event
@@ -264,21 +299,198 @@ fn customer_history(
     events
 }
 
-/// One live event for the demo stream.
-fn live_event(rng: &mut StdRng, customer: usize, now: DateTime<Utc>) -> Map<String, Value> {
+/// The messages of one live happening for the demo stream: mostly browsing, and the sign-ups, carts,
+/// orders, loyalty sign-ups and unsubscribes the demo journeys react to.
+fn live_events(rng: &mut StdRng, customers: usize, now: DateTime<Utc>) -> Vec<Map<String, Value>> {
+    let customer = rng.random_range(0..customers.max(1));
     let (sku, name, category, price) = *pick(rng, PRODUCTS);
-    object(json!({
-        "type": "track", "anonymousId": format!("anon-{customer:05}"), "event": "Product Viewed",
-        "messageId": format!("live-{}-{}", now.timestamp_millis(), rng.random::<u32>()),
-        "properties": {"product_id": sku, "name": name, "category": category, "price": price, "currency": "EUR"},
-        "context": {"library": {"name": "cairn-demo-live", "version": "1"}},
-    }))
+    let product = json!({"product_id": sku, "name": name, "category": category, "price": price, "currency": "EUR"});
+    let id = format!("live-{}-{}", now.timestamp_millis(), rng.random::<u32>());
+    let context = json!({"library": {"name": "cairn-demo-live", "version": "1"}});
+    // Known customers act as themselves (their anonymous id links the visit to the profile).
+    let known = |event: &str, properties: Value| {
+        json!({"type": "track", "userId": format!("user-{customer:05}"), "anonymousId": format!("anon-{customer:05}"),
+               "event": event, "properties": properties, "messageId": id, "context": context})
+    };
+    let bodies = match rng.random_range(0..100) {
+        0..50 => vec![
+            json!({"type": "track", "anonymousId": format!("anon-{customer:05}"), "event": "Product Viewed",
+                              "properties": product, "messageId": id, "context": context}),
+        ],
+        50..60 => vec![known("Product Added", product)],
+        60..70 => vec![known(
+            "Cart Abandoned",
+            json!({"cart_value": price, "currency": "EUR", "products": [product]}),
+        )],
+        70..78 => vec![known(
+            "Order Completed",
+            json!({"order_id": format!("ord-{id}"), "revenue": price, "total": price, "category": category, "currency": "EUR", "products": [product]}),
+        )],
+        78..90 => {
+            // A new customer signs up.
+            let (first, last) = (*pick(rng, FIRST_NAMES), *pick(rng, LAST_NAMES));
+            let (city, country, timezone) = *pick(rng, PLACES);
+            let user_id = format!("user-{id}");
+            vec![
+                json!({"type": "identify", "userId": user_id, "messageId": format!("{id}-identify"), "context": context,
+                       "traits": {"firstName": first, "lastName": last, "email": format!("{}.{}@{id}.example.com", first.to_lowercase(), last.to_lowercase()),
+                                  "city": city, "country": country, "timezone": timezone, "onboarded": false}}),
+                json!({"type": "track", "userId": user_id, "event": "Signed Up", "properties": {"method": "email"},
+                       "messageId": format!("{id}-signup"), "context": context}),
+            ]
+        }
+        90..97 => vec![known("Loyalty Joined", json!({"tier": "bronze"}))],
+        _ => vec![known("Unsubscribed", json!({"channel": "email"}))],
+    };
+    let mut bodies: Vec<Map<String, Value>> = bodies.into_iter().map(object).collect();
+    for body in &mut bodies {
+        body.insert("timestamp".into(), json!(iso(now)));
+    }
+    bodies
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_engine::Clock as _;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_demo_journeys_validate_on_the_demo_data_and_send_within_the_first_minutes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = std::sync::Arc::new(cairn_engine::ManualClock::new(
+            Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+                .single()
+                .expect("time"),
+        ));
+        let engine = Engine::start(
+            cairn_engine::EngineOptions {
+                tick_interval: None,
+                ..cairn_engine::EngineOptions::default()
+            },
+            cairn_store_sqlite::open(dir.path()).expect("store"),
+            clock.clone(),
+        )
+        .expect("engine");
+        let workspace = WorkspaceId::new(DEMO_WORKSPACE);
+        let reader = engine.reader();
+        crate::demo_journeys::install_audience(&engine, &workspace).expect("audience");
+        load(&engine, 300).expect("history");
+        let running =
+            crate::demo_journeys::install_journeys(&engine, &workspace).expect("journeys");
+        assert_eq!(running.len(), crate::demo_journeys::DEMO_JOURNEYS.len());
+        // What `cairn journey push` of the same templates would meet: they validate on the demo data.
+        for document in crate::demo_journeys::journey_documents().expect("documents") {
+            assert_eq!(
+                reader.check_journey(&workspace, &document),
+                Vec::new(),
+                "{}",
+                document.id
+            );
+        }
+        assert!(
+            reader
+                .audience_members(&workspace, "browsed-not-bought", 1)
+                .is_some_and(|members| !members.is_empty()),
+            "the history fills the audience"
+        );
+        // A second run publishes nothing new.
+        crate::demo_journeys::install_journeys(&engine, &workspace).expect("again");
+        for id in &running {
+            assert_eq!(
+                reader
+                    .journey(&workspace, id)
+                    .expect("journey")
+                    .versions
+                    .len(),
+                1
+            );
+        }
+
+        // Two minutes of the live stream at 5 events a second.
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut users = std::collections::BTreeSet::new();
+        for _ in 0..600 {
+            clock.advance(Duration::milliseconds(200));
+            let messages: Vec<NormalizedMessage> = live_events(&mut rng, 300, clock.now())
+                .into_iter()
+                .map(|raw| normalize_object(raw, &Envelope::default(), clock.now()).expect("valid"))
+                .collect();
+            users.extend(messages.iter().flat_map(|message| {
+                message
+                    .identifiers
+                    .iter()
+                    .filter(|identifier| identifier.kind == cairn_model::IdentifierKind::UserId)
+                    .map(|identifier| identifier.value.clone())
+            }));
+            engine
+                .ingestor()
+                .submit_blocking(workspace.clone(), messages)
+                .expect("stored");
+        }
+        engine.tick().expect("tick");
+        let mut templates = std::collections::BTreeMap::<String, usize>::new();
+        for user in &users {
+            let identifier =
+                cairn_model::Identifier::new(cairn_model::IdentifierKind::UserId, user.as_str());
+            let profile = reader
+                .profile_by_identifier(&workspace, &identifier)
+                .expect("profile");
+            for message in reader
+                .messages(&workspace, &profile.id, 100)
+                .expect("read")
+                .expect("profile")
+            {
+                *templates
+                    .entry(message["template"].as_str().unwrap_or_default().to_string())
+                    .or_default() += 1;
+            }
+        }
+        assert!(
+            templates.get("welcome").is_some_and(|&count| count >= 10),
+            "{templates:?}"
+        );
+        assert!(
+            templates
+                .get("loyalty-welcome")
+                .is_some_and(|&count| count >= 5),
+            "{templates:?}"
+        );
+        let stats = reader
+            .journey_stats(&workspace, "cart-abandonment")
+            .expect("stats");
+        assert!(
+            stats["versions"][0]["entered"]
+                .as_u64()
+                .is_some_and(|n| n >= 10),
+            "{stats}"
+        );
+    }
+
+    #[test]
+    fn the_live_stream_is_valid_and_carries_what_the_journeys_react_to() {
+        let now = Utc
+            .with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time");
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut names = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            for raw in live_events(&mut rng, 100, now) {
+                let message = normalize_object(raw, &Envelope::default(), now).expect("valid");
+                names.extend(message.name);
+            }
+        }
+        for name in [
+            "Signed Up",
+            "Cart Abandoned",
+            "Order Completed",
+            "Loyalty Joined",
+            "Product Viewed",
+        ] {
+            assert!(names.contains(name), "{name} in {names:?}");
+        }
+    }
 
     #[test]
     fn the_history_is_deterministic_valid_and_in_the_past() {

@@ -1,10 +1,14 @@
-//! `cairn journey validate|test|schema`: journey documents offline, without a server or data directory.
+//! `cairn journey …`: journey documents offline (`validate`, `test`, `schema`: no server, no data
+//! directory) and journeys on the running server (`push`, `publish`, `pause`, `resume`, `stop`,
+//! `archive`, `list`, `show`, `stats`, `enroll`, `trace`: see [`crate::journey_remote`]).
 //!
 //! `validate` prints one `error[code] step=ID: message (at /json/pointer)` line per problem on stderr and
 //! exits 2; `test` runs the journey for a scripted customer under a simulated clock and prints the path
 //! and every effect (JSON lines or a table) on stdout.
 
 use crate::cli_error::CliError;
+use crate::config::Config;
+use crate::journey_remote;
 use anyhow::Context as _;
 use cairn_journey::simulate::{earliest_timestamp, parse_script, DEFAULT_START_MS};
 use cairn_journey::{
@@ -25,6 +29,29 @@ pub enum JourneyCommand {
     Test(TestArgs),
     /// Print the JSON Schema of journey documents.
     Schema,
+    /// Create a journey on the server, or replace its draft, from a file.
+    Push(journey_remote::PushArgs),
+    /// Publish the journey's draft as its next version (refused with every error if it does not
+    /// validate).
+    Publish(journey_remote::IdArgs),
+    /// Pause: no new entries (customers already in are held or continue, as the journey says).
+    Pause(journey_remote::IdArgs),
+    /// Resume a paused journey.
+    Resume(journey_remote::IdArgs),
+    /// Stop: every enrollment ends with the reason; no more entries.
+    Stop(journey_remote::StopArgs),
+    /// Archive a stopped (or never published) journey.
+    Archive(journey_remote::IdArgs),
+    /// List the server's journeys.
+    List(journey_remote::ListArgs),
+    /// One journey: status, draft, versions.
+    Show(journey_remote::IdArgs),
+    /// Per-version, per-step counters and goal conversion.
+    Stats(journey_remote::IdArgs),
+    /// Enroll a profile in a published journey.
+    Enroll(journey_remote::EnrollArgs),
+    /// Why a customer took their path through a journey: every decision with its data.
+    Trace(journey_remote::TraceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +97,7 @@ enum OutputFormat {
     Table,
 }
 
-pub fn run(command: JourneyCommand) -> anyhow::Result<()> {
+pub fn run(config: &Config, command: JourneyCommand) -> anyhow::Result<()> {
     match command {
         JourneyCommand::Validate(args) => {
             let journey = load(&args.file, args.catalog.as_deref())?;
@@ -88,6 +115,17 @@ pub fn run(command: JourneyCommand) -> anyhow::Result<()> {
             println!("{}", cairn_journey::document::journey_schema_json());
             Ok(())
         }
+        JourneyCommand::Push(args) => journey_remote::push(config, args),
+        JourneyCommand::Publish(args) => journey_remote::transition(config, args, "publish"),
+        JourneyCommand::Pause(args) => journey_remote::transition(config, args, "pause"),
+        JourneyCommand::Resume(args) => journey_remote::transition(config, args, "resume"),
+        JourneyCommand::Stop(args) => journey_remote::stop(config, args),
+        JourneyCommand::Archive(args) => journey_remote::transition(config, args, "archive"),
+        JourneyCommand::List(args) => journey_remote::list(config, args),
+        JourneyCommand::Show(args) => journey_remote::show(config, args),
+        JourneyCommand::Stats(args) => journey_remote::stats(config, args),
+        JourneyCommand::Enroll(args) => journey_remote::enroll(config, args),
+        JourneyCommand::Trace(args) => journey_remote::trace(config, args),
     }
 }
 

@@ -3,13 +3,17 @@
 //! Data goes to stdout, everything else (logs, progress, errors) to stderr. Errors carry a stable code
 //! from the shared table: `error[code]: message`.
 
+mod api_client;
+mod audience_cmd;
 mod bench;
 mod cli_error;
 mod config;
 mod demo;
+mod demo_journeys;
 mod identity_cmd;
 mod import;
 mod journey_cmd;
+mod journey_remote;
 mod profile_cmd;
 mod server;
 
@@ -68,10 +72,16 @@ enum Command {
     },
     /// Print the table of stable error codes (Markdown).
     ErrorCodes,
-    /// Journey documents offline: validate, test under a simulated clock, print the JSON Schema.
+    /// Journeys: validate, test and print the schema offline; push, publish, pause, resume, stop,
+    /// archive, list, stats, enroll and trace on the running server.
     Journey {
         #[command(subcommand)]
         command: journey_cmd::JourneyCommand,
+    },
+    /// Audiences on the running server: push, list, show, members.
+    Audience {
+        #[command(subcommand)]
+        command: audience_cmd::AudienceCommand,
     },
 }
 
@@ -110,7 +120,8 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Some(Command::Profile { command }) => profile_cmd::run(&config, command),
         Some(Command::Identity { command }) => identity_cmd::run(command),
         Some(Command::Bench { command }) => bench::run(command),
-        Some(Command::Journey { command }) => journey_cmd::run(command),
+        Some(Command::Journey { command }) => journey_cmd::run(&config, command),
+        Some(Command::Audience { command }) => audience_cmd::run(&config, command),
         Some(Command::ErrorCodes) => {
             print!("{}", cairn_model::error_code::markdown_table());
             Ok(())

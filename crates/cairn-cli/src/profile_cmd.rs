@@ -5,6 +5,7 @@
 //! token of the workspace from the configuration); otherwise it opens the store itself, replays the log
 //! after the last checkpoint, answers, and checkpoints on the way out.
 
+use crate::api_client::{encode, ApiClient, ServerArgs};
 use crate::cli_error::CliError;
 use crate::config::Config;
 use anyhow::Context;
@@ -118,82 +119,35 @@ fn from_server(
     key: &Key,
     events: usize,
 ) -> anyhow::Result<Value> {
-    let token = config
-        .workspaces
-        .iter()
-        .find(|w| w.id == workspace.as_str())
-        .and_then(|w| w.api_tokens.first())
-        .ok_or_else(|| {
-            CliError::raise(
-                ErrorCode::InvalidInput,
-                format!(
-                    "a server holds {} and the configuration has no API token for workspace {workspace} to ask it with",
-                    config.data_dir.display()
-                ),
-            )
-        })?
-        .clone();
-    let base = format!("http://{}/api/v1/profiles", config.listen);
+    let client = ApiClient::new(
+        config,
+        &ServerArgs {
+            workspace: Some(workspace.to_string()),
+            token: None,
+        },
+    )
+    .with_context(|| {
+        format!(
+            "a server holds {} and must be asked",
+            config.data_dir.display()
+        )
+    })?;
     let path = match key {
-        Key::Id(id) => format!("{base}/{id}"),
-        Key::Identifier(identifier) => {
-            format!(
-                "{base}/lookup?{}={}",
-                identifier.kind.as_str(),
-                encode(&identifier.value)
-            )
-        }
+        Key::Id(id) => format!("/api/v1/profiles/{}", encode(id)),
+        Key::Identifier(identifier) => format!(
+            "/api/v1/profiles/lookup?{}={}",
+            identifier.kind.as_str(),
+            encode(&identifier.value)
+        ),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let get = |url: String| {
-            let request = client.get(url).bearer_auth(&token).send();
-            async move {
-                let response = request.await.with_context(|| {
-                    format!(
-                        "a server holds the data directory but {} does not answer",
-                        config.listen
-                    )
-                })?;
-                let status = response.status();
-                let body: Value = response.json().await?;
-                if status.is_success() {
-                    return Ok(body);
-                }
-                let code = body["code"].as_str().unwrap_or("internal");
-                let code = ErrorCode::ALL
-                    .iter()
-                    .copied()
-                    .find(|c| c.as_str() == code)
-                    .unwrap_or(ErrorCode::Internal);
-                Err(CliError::raise(
-                    code,
-                    body["message"].as_str().unwrap_or("").to_string(),
-                ))
-            }
-        };
-        let mut profile = get(path).await?;
-        if events > 0 {
-            let id = profile["id"].as_str().unwrap_or_default().to_string();
-            let page = get(format!("{base}/{id}/events?limit={events}")).await?;
-            profile["events"] = page["events"].clone();
-        }
-        Ok(profile)
-    })
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let mut profile = client.get(&path)?;
+    if events > 0 {
+        let id = profile["id"].as_str().unwrap_or_default().to_string();
+        let page = client.get(&format!(
+            "/api/v1/profiles/{}/events?limit={events}",
+            encode(&id)
+        ))?;
+        profile["events"] = page["events"].clone();
+    }
+    Ok(profile)
 }

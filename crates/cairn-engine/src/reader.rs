@@ -190,6 +190,8 @@ impl Reader {
         workspace: &WorkspaceId,
         document: &cairn_journey::JourneyDocument,
     ) -> Vec<cairn_journey::ValidationError> {
+        // The catalog grows with the events applied: check against everything acknowledged so far.
+        self.barrier();
         let state = self.state.read();
         match state.registry(workspace) {
             Some(registry) => registry.check_journey(document),
@@ -203,6 +205,8 @@ impl Reader {
         workspace: &WorkspaceId,
         document: &cairn_journey::AudienceDocument,
     ) -> Vec<cairn_journey::ValidationError> {
+        // The catalog grows with the events applied: check against everything acknowledged so far.
+        self.barrier();
         let state = self.state.read();
         match state.registry(workspace) {
             Some(registry) => registry.check_audience(document),

@@ -44,7 +44,11 @@ impl Connector {
                 headers,
                 write,
             } => Connector::Http(HttpConnector {
-                client: reqwest::Client::new(),
+                client: {
+                    // reqwest is built with rustls and no default crypto provider in this workspace.
+                    let _ = rustls::crypto::ring::default_provider().install_default();
+                    reqwest::Client::new()
+                },
                 url: url.clone(),
                 fields: fields.clone(),
                 headers: headers.clone(),

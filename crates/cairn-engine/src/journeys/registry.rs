@@ -431,8 +431,8 @@ impl Registry {
     }
 
     /// What validation checks documents against: the events and attributes seen in the workspace,
-    /// attributes the document itself sets, the workspace's audiences; any event property; any
-    /// template (until templates are stored).
+    /// attributes the document itself sets and its time zone attribute, the workspace's audiences;
+    /// any event property; any template (until templates are stored).
     pub(crate) fn catalog_for(&self, document: Option<&JourneyDocument>) -> Catalog {
         let mut catalog = Catalog::new();
         if self.persisted.templates.is_empty() {
@@ -449,6 +449,16 @@ impl Registry {
             catalog.event(event);
         }
         for attribute in &self.persisted.attributes {
+            catalog.profile_attribute(attribute, Type::Any);
+        }
+        // The time zone attribute is optional by design (a customer without one gets the journey's
+        // default zone), so a workspace that has not seen it yet still accepts the journey.
+        if let Some(attribute) = document.and_then(|document| {
+            document
+                .defaults
+                .time_zone_attribute
+                .strip_prefix("profile.")
+        }) {
             catalog.profile_attribute(attribute, Type::Any);
         }
         for step in document.into_iter().flat_map(|document| &document.steps) {

@@ -147,9 +147,11 @@ impl State {
                 message.timestamp_ms,
             );
             changed |= traits_changed;
-            if let Some(registry) = self.registries.get_mut(workspace) {
-                registry.observe(None, traits.keys().map(String::as_str));
-            }
+            // The workspace's first message creates its registry here, so its traits are known too.
+            self.registries
+                .entry(workspace.clone())
+                .or_default()
+                .observe(None, traits.keys().map(String::as_str));
         }
         let record = self.record_mut(target);
         if changed {
