@@ -10,6 +10,15 @@ use cairn_model::{Identifier, MessageKind, ProfileId, TraitSet, WorkspaceId};
 use cairn_storage::EventSeq;
 use serde_json::{Map, Value};
 
+/// When and where a message arrives: the state's time, its receive time, its sequence number, its kind.
+#[derive(Debug, Clone, Copy)]
+struct Arrival {
+    now_ms: i64,
+    received_at_ms: i64,
+    seq: EventSeq,
+    kind: MessageKind,
+}
+
 impl State {
     fn head(&self, rank: u32) -> ProfileHead {
         let record = self.record(rank);
@@ -66,15 +75,13 @@ impl State {
                 tracing::warn!(profile = %ProfileId(id), "feedback for an unknown profile dropped");
                 return Ok(0);
             };
-            return self.attach(
-                target,
-                workspace,
-                (now_ms, received_at_ms),
+            let arrival = Arrival {
+                now_ms,
+                received_at_ms,
                 seq,
-                message,
                 kind,
-                false,
-            );
+            };
+            return self.attach(target, workspace, &arrival, message, false);
         }
         let input = IdentityInput {
             kind,
@@ -111,15 +118,13 @@ impl State {
             self.record_mut(target).user_id = plan.user_id.clone();
             changed = true;
         }
-        self.attach(
-            target,
-            workspace,
-            (now_ms, received_at_ms),
+        let arrival = Arrival {
+            now_ms,
+            received_at_ms,
             seq,
-            message,
             kind,
-            changed,
-        )?;
+        };
+        self.attach(target, workspace, &arrival, message, changed)?;
         Ok(plan.merge.len() as u64)
     }
 
@@ -129,12 +134,16 @@ impl State {
         &mut self,
         target: u32,
         workspace: &WorkspaceId,
-        (now_ms, received_at_ms): (i64, i64),
-        seq: EventSeq,
+        arrival: &Arrival,
         message: &EncodedMessage<'_>,
-        kind: MessageKind,
         changed: bool,
     ) -> Result<u64, ApplyError> {
+        let Arrival {
+            now_ms,
+            received_at_ms,
+            seq,
+            kind,
+        } = *arrival;
         let merged = changed;
         let mut changed = changed;
         let mut traits_changed = false;
