@@ -3,6 +3,8 @@
 //! Data goes to stdout, everything else (logs, progress, errors) to stderr. Errors carry a stable code
 //! from the shared table: `error[code]: message`.
 
+#![recursion_limit = "256"]
+
 mod api_client;
 mod audience_cmd;
 mod bench;

@@ -116,12 +116,21 @@ fn measure(args: &IngestArgs, plan: &Plan) -> anyhow::Result<IngestReport> {
     let peak_rss_http_mib = peak_rss_mib();
 
     let group_events = batch.mean_commit_events().round().max(1.0) as usize;
-    eprintln!("phase 3/3: raw store limit, transactions of {group_events} events on a fresh store");
-    let raw = raw::run(&RawSpec {
+    let spec = RawSpec {
         group_events,
         warmup_events: batch.warmup_events,
         duration: plan.duration,
-    })?;
+    };
+    eprintln!(
+        "phase 3/4: raw engine limit, {} threads submitting validated events straight to the engine",
+        args.batch_clients
+    );
+    let engine = raw::run_engine(&spec, args.batch_clients)?;
+    eprintln!("  {:.0} events/s", engine.events_per_s());
+    eprintln!(
+        "phase 4/4: raw log store limit, transactions of {group_events} events on a fresh store"
+    );
+    let raw = raw::run(&spec)?;
     eprintln!("  {:.0} events/s", raw.events_per_s());
 
     Ok(IngestReport {
@@ -134,6 +143,7 @@ fn measure(args: &IngestArgs, plan: &Plan) -> anyhow::Result<IngestReport> {
         single_clients: args.single_clients,
         batch,
         single,
+        engine,
         raw,
         peak_rss_http_mib,
         peak_rss_total_mib: peak_rss_mib(),

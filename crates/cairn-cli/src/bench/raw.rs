@@ -1,5 +1,12 @@
-//! The raw store limit: how fast the store takes the same events with no HTTP and no JSON.
+//! The raw limits: how fast the engine and the store take the same events with no HTTP and no JSON.
 //!
+//! [`run_engine`] (the limit the HTTP path is compared with): the same kind of events, parsed and
+//! validated before timing, submitted straight to the engine's ingestor by as many threads as the
+//! HTTP batch phase had clients, one 100-event request at a time. Timed: encoding for the log,
+//! de-duplication, the group commit (WAL, fsync) and the applier behind it (identity, traits,
+//! timelines), until every submitted event is applied. Not timed: HTTP, JSON parsing, validation.
+//!
+//! [`run`] (the store alone):
 //! The events come from the same generator as the HTTP phases. Before timing they are parsed,
 //! validated and encoded exactly as the server does (`parse_request`, `normalize`, the engine's log
 //! encoding and compression), and cut into log records of one request each. Timed is only
@@ -8,7 +15,7 @@
 //! as the HTTP path, on a fresh store in its own temporary directory, warmed up with as many events
 //! as the batch phase's warm-up stored.
 
-use super::harness::WORKSPACE;
+use super::harness::{start_engine, WORKSPACE};
 use super::payload::{RequestFactory, Stream};
 use super::usage::{Snapshot, Usage};
 use anyhow::Context;
@@ -91,6 +98,105 @@ pub fn run(spec: &RawSpec) -> anyhow::Result<RawResult> {
         result.usage.add(&before.until(&Snapshot::take()));
     }
     Ok(result)
+}
+
+/// Requests of prepared messages kept for the engine phase; each submit clones one with fresh ids.
+const ENGINE_POOL_REQUESTS: usize = 500;
+
+/// The engine's limit: see the module documentation.
+pub fn run_engine(spec: &RawSpec, clients: usize) -> anyhow::Result<RawResult> {
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-bench-engine-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let engine = start_engine(dir.path())?;
+    let factory = RequestFactory::batch(Stream::Raw, BODY_EVENTS, Utc::now());
+    let pool = std::sync::Arc::new(prepare_messages(&factory, ENGINE_POOL_REQUESTS)?);
+    let submitted = std::sync::atomic::AtomicU64::new(0);
+    let submit_for = |duration: Duration, counted: bool| -> anyhow::Result<()> {
+        let deadline = Instant::now() + duration;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..clients.max(1))
+                .map(|client| {
+                    let ingestor = engine.ingestor();
+                    let pool = pool.clone();
+                    let submitted = &submitted;
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        let mut n = client;
+                        while Instant::now() < deadline {
+                            let mut request = pool[n % pool.len()].clone();
+                            for (index, message) in request.iter_mut().enumerate() {
+                                message.message_id = format!("raw-{client}-{n}-{index}");
+                            }
+                            n += clients;
+                            let receipt = match ingestor
+                                .submit_blocking(WorkspaceId::new(WORKSPACE), request)
+                            {
+                                Ok(receipt) => receipt,
+                                // The applier is behind: wait for it like a client would.
+                                Err(cairn_engine::EngineError::Overloaded) => {
+                                    std::thread::sleep(Duration::from_millis(1));
+                                    continue;
+                                }
+                                Err(error) => return Err(error.into()),
+                            };
+                            if counted {
+                                submitted.fetch_add(
+                                    receipt.accepted as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a raw submitter panicked"))??;
+            }
+            Ok(())
+        })
+    };
+    let warmup = Duration::from_secs_f64((spec.warmup_events as f64 / 100_000.0).clamp(0.5, 5.0));
+    submit_for(warmup, false)?;
+    engine.wait_until_applied(Duration::from_secs(60));
+    let before = Snapshot::take();
+    submit_for(spec.duration, true)?;
+    engine.wait_until_applied(Duration::from_secs(120));
+    let usage = before.until(&Snapshot::take());
+    let events = submitted.load(std::sync::atomic::Ordering::Relaxed);
+    engine.shutdown();
+    Ok(RawResult {
+        events,
+        transactions: 0,
+        usage,
+    })
+}
+
+/// Generates, parses and validates `requests` requests of [`BODY_EVENTS`] messages.
+fn prepare_messages(
+    factory: &RequestFactory,
+    requests: usize,
+) -> anyhow::Result<Vec<Vec<cairn_model::NormalizedMessage>>> {
+    let received_at = Utc::now();
+    (0..requests)
+        .map(|_| {
+            let body =
+                String::from_utf8(factory.next_body()).context("a generated body is not UTF-8")?;
+            let parsed = parse_request(&body, Endpoint::Batch).map_err(rejected)?;
+            parsed
+                .messages
+                .into_iter()
+                .map(|message| {
+                    message
+                        .and_then(|message| normalize(message, &parsed.envelope, received_at))
+                        .map_err(rejected)
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Appends one group durably; returns its events.
