@@ -39,6 +39,13 @@ pub struct Metrics {
     pub checkpoint_failures: Counter,
     /// Timer index entries (waiting enrollments, audience re-evaluations, left-behind entries).
     pub timers_waiting: Gauge,
+    /// Dispatcher: messages by channel and outcome (`sent`, `failed`, `retried`, `dead`).
+    pub deliveries: Family<Vec<(String, String)>, Counter>,
+    /// Dispatcher: messages left in doubt by a crash or a timeout, by channel and policy
+    /// (`resend`, `drop`).
+    pub deliveries_in_doubt: Family<Vec<(String, String)>, Counter>,
+    /// Dispatcher: from the delivery decision to the provider's acceptance.
+    pub delivery_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -68,6 +75,9 @@ impl Metrics {
         let checkpoint_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let checkpoint_failures = Counter::default();
         let timers_waiting = Gauge::default();
+        let deliveries = Family::<Vec<(String, String)>, Counter>::default();
+        let deliveries_in_doubt = Family::<Vec<(String, String)>, Counter>::default();
+        let delivery_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 20));
         registry.register(
             "events_accepted",
             "Events durably stored in the log",
@@ -154,6 +164,21 @@ impl Metrics {
             "Entries in the timer index (waiting enrollments and audience re-evaluations)",
             timers_waiting.clone(),
         );
+        registry.register(
+            "deliveries",
+            "Messages the dispatcher handled, by channel and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "deliveries_in_doubt",
+            "Messages left in doubt (a crash or a timeout after sending), by channel and policy",
+            deliveries_in_doubt.clone(),
+        );
+        registry.register(
+            "delivery_seconds",
+            "From the delivery decision to the provider's acceptance",
+            delivery_seconds.clone(),
+        );
         for code in ErrorCode::ALL {
             drop(events_rejected.get_or_create(&code_labels(*code)));
         }
@@ -177,6 +202,9 @@ impl Metrics {
             checkpoint_seconds,
             checkpoint_failures,
             timers_waiting,
+            deliveries,
+            deliveries_in_doubt,
+            delivery_seconds,
         }
     }
 
@@ -185,6 +213,26 @@ impl Metrics {
         self.events_rejected
             .get_or_create(&code_labels(code))
             .inc_by(count);
+    }
+
+    /// Counts one delivery outcome on a channel.
+    pub fn delivered(&self, channel: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&vec![
+                ("channel".to_string(), channel.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Counts one message left in doubt on a channel, handled by `policy`.
+    pub fn in_doubt(&self, channel: &str, policy: &str) {
+        self.deliveries_in_doubt
+            .get_or_create(&vec![
+                ("channel".to_string(), channel.to_string()),
+                ("policy".to_string(), policy.to_string()),
+            ])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

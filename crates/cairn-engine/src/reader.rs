@@ -53,6 +53,19 @@ impl Reader {
         self.state.read().profile(workspace, id)
     }
 
+    /// A profile as the state has it now, without waiting for the applier (the dispatcher reads
+    /// profiles of messages the applier has already produced). Also finds the workspace-less case:
+    /// `None` if the workspace has no such profile.
+    pub fn profile_now(&self, workspace: &WorkspaceId, id: &ProfileId) -> Option<Profile> {
+        self.state.read().profile(workspace, id)
+    }
+
+    /// The workspace a profile id belongs to (ids are unique across workspaces), for callers that
+    /// only have the id (tracking links).
+    pub fn workspace_of(&self, id: &ProfileId) -> Option<WorkspaceId> {
+        self.state.read().workspace_of(id)
+    }
+
     /// The profile an identifier points to.
     pub fn profile_by_identifier(
         &self,
@@ -240,6 +253,15 @@ impl Reader {
             .unwrap_or_default()
     }
 
+    /// One message template, without waiting for the applier (for the dispatcher).
+    pub fn template_now(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Option<cairn_template::TemplateHistory> {
+        self.state.read().registry(workspace)?.template(id).cloned()
+    }
+
     /// One message template.
     pub fn template(
         &self,
@@ -369,6 +391,16 @@ impl Reader {
                 .map(|row| serde_json::from_str(&row.body).unwrap_or_default())
                 .collect(),
         ))
+    }
+
+    /// Checkpointed `ready` outbox messages decided at or after `since_ms`, oldest first (the
+    /// dispatcher catches up with these after a restart or when its feed lagged).
+    pub fn ready_outbox(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> StorageResult<Vec<cairn_storage::OutboxRow>> {
+        self.store.ready_outbox(since_ms, limit)
     }
 
     /// The last committed and the last applied log positions.

@@ -173,6 +173,34 @@ pub(crate) struct Registry {
     dirty: bool,
 }
 
+/// Profile attributes every workspace knows, seen or not: Segment's reserved identify traits and
+/// the ones Cairn reads itself (time zone, locale, push tokens).
+pub(crate) const STANDARD_ATTRIBUTES: &[&str] = &[
+    "address",
+    "age",
+    "avatar",
+    "birthday",
+    "company",
+    "createdAt",
+    "description",
+    "email",
+    "firstName",
+    "first_name",
+    "gender",
+    "id",
+    "lastName",
+    "last_name",
+    "name",
+    "phone",
+    "title",
+    "username",
+    "website",
+    "timezone",
+    "locale",
+    "push_token",
+    "push_tokens",
+];
+
 /// The journey crate's channel for a template's channel.
 fn journey_channel(channel: TemplateChannel) -> Channel {
     match channel {
@@ -200,10 +228,20 @@ fn compile_suppressions(
 }
 
 /// Compiles a stored document: it was validated when saved, so an open catalog accepts it again.
+/// A journey that sends keeps its enrollments' `journey.*` data (the trigger event, step outcomes),
+/// because templates personalize with it (`journey.trigger.properties.items`).
 fn recompile(document: &JourneyDocument) -> Result<CompiledJourney, Vec<ValidationError>> {
     let mut catalog = Catalog::open();
     catalog.accept_any_template();
-    validate(document, &catalog)
+    let mut compiled = validate(document, &catalog)?;
+    if compiled
+        .steps
+        .iter()
+        .any(|step| matches!(step.kind, cairn_journey::compiled::StepKind::Send(_)))
+    {
+        compiled.needs.journey_fields = true;
+    }
+    Ok(compiled)
 }
 
 impl Registry {
@@ -448,7 +486,13 @@ impl Registry {
         for event in &self.persisted.events {
             catalog.event(event);
         }
-        for attribute in &self.persisted.attributes {
+        let known = self
+            .persisted
+            .attributes
+            .iter()
+            .map(String::as_str)
+            .chain(STANDARD_ATTRIBUTES.iter().copied());
+        for attribute in known {
             catalog.profile_attribute(attribute, Type::Any);
         }
         // The time zone attribute is optional by design (a customer without one gets the journey's
@@ -869,7 +913,13 @@ impl Registry {
     /// event's and the journey's fields, federated attributes.
     pub(crate) fn template_schema(&self) -> VariableSchema {
         let mut schema = VariableSchema::from_paths(["event.*", "journey.*", "federated.*"]);
-        for attribute in &self.persisted.attributes {
+        let known = self
+            .persisted
+            .attributes
+            .iter()
+            .map(String::as_str)
+            .chain(STANDARD_ATTRIBUTES.iter().copied());
+        for attribute in known {
             schema.declare(&format!("profile.{attribute}"));
             schema.declare(&format!("profile.{attribute}.*"));
         }

@@ -37,6 +37,10 @@ fn is_recipient_event(name: &str) -> bool {
         .any(|verb| name == *verb || name.ends_with(&format!(" {verb}")))
 }
 
+/// The event the dispatcher records when a webhook answered (or failed for good): an awaiting
+/// enrollment continues on its success or failure path.
+pub const WEBHOOK_RESPONDED: &str = "Webhook Responded";
+
 /// Enrollment ids from the engine-wide sequence.
 struct Sequence<'a>(&'a mut u64);
 
@@ -443,6 +447,9 @@ impl State {
                 .record(name, message.timestamp_ms, tracking, now);
             self.touch(rank, Dirty::Extra);
         }
+        if name == WEBHOOK_RESPONDED {
+            self.deliver_result(rank, received_at_ms, message, now)?;
+        }
         if cares {
             let event = Event {
                 name: name.to_string(),
@@ -452,6 +459,31 @@ impl State {
             self.run_input(rank, ProfileInput::Event(&event), now);
         }
         self.settle_after(rank, now, traits_changed || tracking.is_some());
+        Ok(())
+    }
+
+    /// A webhook's answer for an enrollment waiting on it (`Webhook Responded` with
+    /// `properties.message_id`, `ok` and `response`).
+    fn deliver_result(
+        &mut self,
+        rank: u32,
+        received_at_ms: i64,
+        message: &EncodedMessage<'_>,
+        now: i64,
+    ) -> Result<(), ApplyError> {
+        let properties = message_json(received_at_ms, message)?["properties"].take();
+        let Some(message_id) = properties["message_id"]
+            .as_str()
+            .and_then(cairn_journey::MessageId::parse)
+        else {
+            return Ok(());
+        };
+        let result = cairn_journey::DeliveryResult {
+            message_id,
+            ok: properties["ok"].as_bool().unwrap_or(false),
+            response: properties["response"].clone(),
+        };
+        self.run_input(rank, ProfileInput::DeliveryResult(&result), now);
         Ok(())
     }
 

@@ -17,6 +17,7 @@ mod profiles;
 mod views;
 
 pub(crate) use journeys::StoredDecision;
+pub use journeys::WEBHOOK_RESPONDED;
 
 use crate::codec::CodecError;
 use crate::journeys::command::CommandOutcome;

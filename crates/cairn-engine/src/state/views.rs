@@ -108,6 +108,14 @@ impl State {
         })
     }
 
+    /// The workspace that holds a profile id.
+    pub(crate) fn workspace_of(&self, id: &ProfileId) -> Option<WorkspaceId> {
+        self.workspaces
+            .iter()
+            .find(|(_, index)| index.by_id.contains_key(id))
+            .map(|(workspace, _)| workspace.clone())
+    }
+
     pub(crate) fn event_count(&self, workspace: &WorkspaceId) -> u64 {
         self.workspaces
             .get(workspace)

@@ -1,0 +1,367 @@
+//! The dispatcher against a real HTTP receiver on a loopback port: signed webhooks whose answer a
+//! journey branches on, retries with backoff under an injected clock, dead letters, and exactly one
+//! delivery per message id across a restart of everything.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use cairn_channels::webhook::WebhookConfig;
+use cairn_channels::ProviderConfig;
+use cairn_core::segment::{normalize_object, Envelope};
+use cairn_delivery::{RetryPolicy, SigningKey};
+use cairn_dispatch::{ChannelOptions, DispatchOptions, Dispatcher};
+use cairn_engine::journeys::Command;
+use cairn_engine::{Clock, Engine, EngineOptions, ManualClock};
+use cairn_model::{Identifier, IdentifierKind, WorkspaceId};
+use cairn_storage::DeliveryState;
+use chrono::{Duration, TimeZone, Utc};
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const SECRET: &str = "a-webhook-signing-secret-of-32-bytes!";
+
+/// What the receiver saw, and how it answers: the first `fail_first` requests get a 500.
+#[derive(Default)]
+struct Receiver {
+    requests: Vec<(HeaderMap, Value)>,
+    fail_first: usize,
+}
+
+async fn receive(
+    State(receiver): State<Arc<Mutex<Receiver>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut receiver = receiver.lock();
+    receiver.requests.push((headers, body));
+    if receiver.requests.len() <= receiver.fail_first {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "busy"})),
+        );
+    }
+    (StatusCode::OK, Json(json!({"customer": {"tier": "gold"}})))
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    receiver: Arc<Mutex<Receiver>>,
+    url: String,
+    _server: tokio::runtime::Runtime,
+}
+
+fn ws() -> WorkspaceId {
+    WorkspaceId::new("crm")
+}
+
+impl World {
+    fn new(fail_first: usize) -> World {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let receiver = Arc::new(Mutex::new(Receiver {
+            fail_first,
+            ..Receiver::default()
+        }));
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = server
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(receiver.clone());
+        server.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        World {
+            dir: tempfile::tempdir().expect("tempdir"),
+            clock: Arc::new(ManualClock::new(
+                Utc.with_ymd_and_hms(2026, 5, 4, 10, 0, 0)
+                    .single()
+                    .expect("time"),
+            )),
+            receiver,
+            url,
+            _server: server,
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::start(
+            EngineOptions {
+                tick_interval: None,
+                ..EngineOptions::default()
+            },
+            cairn_store_sqlite::open(self.dir.path()).expect("store"),
+            self.clock.clone(),
+        )
+        .expect("engine")
+    }
+
+    fn dispatcher(&self, engine: &Engine, max_attempts: u32) -> Dispatcher {
+        let options = DispatchOptions {
+            webhook: Some(ChannelOptions {
+                provider: ProviderConfig::Webhook(
+                    serde_json::from_value::<WebhookConfig>(json!({"signing_secret": SECRET}))
+                        .expect("config"),
+                ),
+                in_doubt: None,
+                rate_per_second: None,
+                concurrency: 4,
+            }),
+            retry: RetryPolicy {
+                max_attempts,
+                initial_backoff_ms: 60_000,
+                max_backoff_ms: 600_000,
+                ..RetryPolicy::default()
+            },
+            poll_interval_ms: 50,
+            ..DispatchOptions::default()
+        };
+        Dispatcher::start(options, engine).expect("dispatcher")
+    }
+
+    fn requests(&self) -> usize {
+        self.receiver.lock().requests.len()
+    }
+}
+
+fn command(engine: &Engine, clock: &ManualClock, command: Command) {
+    let receipt = engine
+        .ingestor()
+        .submit_command_blocking(ws(), &command, clock.now())
+        .expect("committed");
+    let outcome = engine
+        .reader()
+        .command_outcome(receipt.seq)
+        .expect("outcome");
+    assert!(outcome.ok, "{outcome:?}");
+}
+
+fn set_up(engine: &Engine, world: &World) {
+    let template = serde_json::from_value(json!({"id": "crm-sync", "channel": "webhook",
+        "default_locale": "en", "variants": {"en": {"json": "{\"email\": {{ profile.email | tojson }}, \"lead\": {{ journey.trigger.properties.source | tojson }}}"}}}))
+    .expect("template");
+    command(
+        engine,
+        &world.clock,
+        Command::SaveTemplate {
+            document: Box::new(template),
+        },
+    );
+    command(
+        engine,
+        &world.clock,
+        Command::PublishTemplate {
+            template: "crm-sync".into(),
+        },
+    );
+    let journey = cairn_journey::parse_journey(
+        &format!(
+            r#"{{"id": "lead-sync", "name": "Lead sync", "entry": {{"event": {{"name": "Lead Created"}}}},
+            "re_entry": "concurrent", "start": "sync", "steps": [
+              {{"id": "sync", "type": "send", "channel": "webhook", "template": "crm-sync",
+                "settings": {{"url": "{}", "response_mapping": {{"/customer/tier": "crm_tier"}}}},
+                "await_response": {{"timeout": "1d", "on_success": "mark", "on_failure": "failed", "on_timeout": "failed"}}}},
+              {{"id": "mark", "type": "update_profile", "set": {{"crm_synced": true}}, "next": "done"}},
+              {{"id": "failed", "type": "update_profile", "set": {{"crm_synced": false}}, "next": "done"}},
+              {{"id": "done", "type": "exit"}}]}}"#,
+            world.url
+        ),
+        cairn_journey::Format::Json,
+    )
+    .expect("journey");
+    command(
+        engine,
+        &world.clock,
+        Command::SaveDraft {
+            document: Box::new(journey),
+        },
+    );
+    command(
+        engine,
+        &world.clock,
+        Command::Publish {
+            journey: "lead-sync".into(),
+        },
+    );
+}
+
+fn lead(engine: &Engine, clock: &ManualClock, user: &str) {
+    for value in [
+        json!({"type": "identify", "userId": user, "traits": {"email": format!("{user}@example.com")}}),
+        json!({"type": "track", "userId": user, "event": "Lead Created", "properties": {"source": "fair"}}),
+    ] {
+        let message = normalize_object(
+            value.as_object().cloned().expect("object"),
+            &Envelope::default(),
+            clock.now(),
+        )
+        .expect("valid");
+        engine
+            .ingestor()
+            .submit_blocking(ws(), vec![message])
+            .expect("stored");
+    }
+}
+
+fn traits(engine: &Engine, user: &str) -> serde_json::Map<String, Value> {
+    engine
+        .reader()
+        .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, user))
+        .expect("profile")
+        .traits
+}
+
+/// Polls until `done` holds (the dispatcher works asynchronously); fails after 20 s.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_signed_webhook_answers_and_the_journey_branches_on_the_mapped_attribute() {
+    let world = World::new(0);
+    let engine = world.engine();
+    let dispatcher = world.dispatcher(&engine, 3);
+    set_up(&engine, &world);
+    lead(&engine, &world.clock, "ann");
+    wait_until("the journey saw the answer", || {
+        traits(&engine, "ann").get("crm_synced") == Some(&json!(true))
+    });
+    assert_eq!(
+        traits(&engine, "ann")["crm_tier"],
+        "gold",
+        "the response field is on the profile"
+    );
+    let (headers, body) = world.receiver.lock().requests[0].clone();
+    assert_eq!(body, json!({"email": "ann@example.com", "lead": "fair"}));
+    let signature = headers["cairn-signature"].to_str().expect("ascii");
+    let key = SigningKey::new(SECRET.as_bytes().to_vec(), "secret").expect("key");
+    cairn_delivery::webhook_signature::verify_webhook(
+        &key,
+        signature,
+        &serde_json::to_vec(&body).expect("bytes"),
+        Utc::now().timestamp(),
+        300,
+    )
+    .expect("the signature verifies");
+    assert!(headers.contains_key("idempotency-key"));
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+#[test]
+fn transient_failures_retry_with_backoff_and_a_dead_letter_takes_the_failure_path() {
+    let world = World::new(2);
+    let engine = world.engine();
+    let dispatcher = world.dispatcher(&engine, 5);
+    set_up(&engine, &world);
+    lead(&engine, &world.clock, "bob");
+    wait_until("the first attempt", || world.requests() == 1);
+    let store = engine.delivery_store();
+    let record = |state| store.in_state(state, 10).expect("read");
+    wait_until("a retry is scheduled", || {
+        record(DeliveryState::Retrying).len() == 1
+    });
+    let retry = &record(DeliveryState::Retrying)[0];
+    let due = retry.next_attempt_at_ms.expect("scheduled");
+    let now = world.clock.now().timestamp_millis();
+    assert!(
+        (30_000..=60_000).contains(&(due - now)),
+        "backoff within [initial/2, initial]: {}",
+        due - now
+    );
+    // Nothing happens before the retry is due.
+    world.clock.advance(Duration::milliseconds(due - now - 1));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(world.requests(), 1);
+    world.clock.advance(Duration::milliseconds(1));
+    wait_until("the second attempt", || world.requests() == 2);
+    world.clock.advance(Duration::minutes(10));
+    wait_until("the third attempt", || world.requests() == 3);
+    wait_until("the journey saw the answer", || {
+        traits(&engine, "bob").get("crm_synced") == Some(&json!(true))
+    });
+    dispatcher.shutdown();
+    engine.shutdown();
+
+    // Always failing, two attempts at most: a dead letter, and the journey's failure path.
+    let world = World::new(usize::MAX);
+    let engine = world.engine();
+    let dispatcher = world.dispatcher(&engine, 2);
+    set_up(&engine, &world);
+    lead(&engine, &world.clock, "cy");
+    wait_until("the first attempt", || world.requests() == 1);
+    wait_until("a retry is scheduled", || {
+        engine
+            .delivery_store()
+            .in_state(DeliveryState::Retrying, 1)
+            .expect("read")
+            .len()
+            == 1
+    });
+    world.clock.advance(Duration::minutes(5));
+    wait_until("a dead letter", || {
+        engine
+            .delivery_store()
+            .in_state(DeliveryState::Dead, 1)
+            .expect("read")
+            .len()
+            == 1
+    });
+    wait_until("the failure path", || {
+        traits(&engine, "cy").get("crm_synced") == Some(&json!(false))
+    });
+    assert_eq!(world.requests(), 2);
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+#[test]
+fn a_restart_of_engine_and_dispatcher_sends_nothing_twice() {
+    let world = World::new(0);
+    {
+        let engine = world.engine();
+        let dispatcher = world.dispatcher(&engine, 3);
+        set_up(&engine, &world);
+        lead(&engine, &world.clock, "dee");
+        wait_until("sent", || world.requests() == 1);
+        wait_until("answered", || {
+            traits(&engine, "dee").get("crm_synced") == Some(&json!(true))
+        });
+        dispatcher.shutdown();
+        // As if the process died: no last checkpoint, the log is replayed at the next start and the
+        // same message is produced again.
+        drop(engine);
+    }
+    let engine = Engine::start(
+        EngineOptions {
+            tick_interval: None,
+            checkpoint_on_shutdown: false,
+            ..EngineOptions::default()
+        },
+        cairn_store_sqlite::open(world.dir.path()).expect("store"),
+        world.clock.clone(),
+    )
+    .expect("engine");
+    let dispatcher = world.dispatcher(&engine, 3);
+    engine.wait_until_applied(std::time::Duration::from_secs(10));
+    assert!(engine.checkpoint(std::time::Duration::from_secs(10)));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(world.requests(), 1, "the replayed message was recognised");
+    dispatcher.shutdown();
+    engine.shutdown();
+}
