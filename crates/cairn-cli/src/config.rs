@@ -29,6 +29,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub ingest: IngestConfig,
     pub state: StateConfig,
+    /// Message delivery: providers per channel, retries, tracking links (see `docs/channels.md`).
+    /// Without it, journeys still decide messages (visible in the outbox) but nothing is sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<cairn_dispatch::DispatchOptions>,
     pub workspaces: Vec<WorkspaceConfig>,
 }
 
@@ -97,6 +101,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             ingest: IngestConfig::default(),
             state: StateConfig::default(),
+            delivery: None,
             workspaces: Vec::new(),
         }
     }

@@ -47,6 +47,18 @@ pub fn serve_engine(
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
     let state = ApiState::new(&engine, access);
+    let dispatcher = match &config.delivery {
+        Some(options) => Some(
+            cairn_dispatch::Dispatcher::start(options.clone(), &engine)
+                .context("cannot start message delivery")?,
+        ),
+        None => {
+            tracing::warn!(
+                "no [delivery] configured: journeys decide messages but nothing is sent"
+            );
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -63,6 +75,9 @@ pub fn serve_engine(
         cairn_api::serve(listener, state, shutdown_signal()).await.context("the HTTP server failed")
     })?;
     tracing::info!("shutting down: committing queued events and checkpointing the state");
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.shutdown();
+    }
     engine.shutdown();
     Ok(())
 }

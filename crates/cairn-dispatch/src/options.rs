@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// One channel's settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelOptions {
     /// The provider (SMTP, Twilio, FCM, webhook); none: the channel's messages fail permanently.
@@ -29,7 +29,7 @@ fn default_concurrency() -> usize {
 }
 
 /// Where tracking pixels, click redirects and unsubscribe links point, and the keys that sign them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingOptions {
     /// The server's public URL (`https://cairn.example.com`).
@@ -59,7 +59,7 @@ impl TrackingOptions {
 }
 
 /// Everything the dispatcher runs with.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchOptions {
     #[serde(default)]
