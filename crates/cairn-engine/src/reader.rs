@@ -66,6 +66,16 @@ impl Reader {
         self.state.read().workspace_of(id)
     }
 
+    /// A profile's consent and hard-bounced addresses; `None` if there is no such profile.
+    pub fn recipient_state(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<crate::RecipientState> {
+        self.barrier();
+        self.state.read().recipient_state(workspace, id)
+    }
+
     /// The profile an identifier points to.
     pub fn profile_by_identifier(
         &self,

@@ -10,6 +10,14 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// What a profile's messages may reach: its consent and the addresses that hard-bounced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    pub profile: ProfileId,
+    pub consent: cairn_delivery::ConsentState,
+    pub undeliverable: Vec<String>,
+}
+
 /// Where a profile's timeline is: the ranks whose events it shows and the entries not yet stored.
 pub(crate) struct TimelineScope {
     pub ranks: Vec<u32>,
@@ -105,6 +113,26 @@ impl State {
             ranks,
             pending,
             ids,
+        })
+    }
+
+    /// A profile's consent and its hard-bounced addresses (the survivor's: a merge absorbs the
+    /// merged profiles' consent), with the survivor's id.
+    pub(crate) fn recipient_state(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<RecipientState> {
+        let rank = self.find(workspace, id)?;
+        let record = self.record(rank);
+        let (consent, undeliverable) = match &record.journey {
+            Some(state) => (state.consent.clone(), state.undeliverable.clone()),
+            None => Default::default(),
+        };
+        Some(RecipientState {
+            profile: record.id,
+            consent,
+            undeliverable,
         })
     }
 

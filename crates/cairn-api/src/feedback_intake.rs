@@ -1,0 +1,132 @@
+//! Feedback from outside Cairn (tracking links followed, provider callbacks) as events on the
+//! profile, and the settings the routes that receive it need.
+//!
+//! An event goes through the engine's ingestor like any other input, attached to its profile by id
+//! and with a message id derived from Cairn's message id and what happened (the same scheme as the
+//! dispatcher's `Email Sent`), so a repeated open, a re-sent callback or a second click on the same
+//! link is dropped as a duplicate. The consent change an event implies (unsubscribe, complaint, hard
+//! bounce) is applied by the engine when it applies the event, in log order.
+
+use crate::error::ApiError;
+use crate::ApiState;
+use cairn_delivery::{DeliveryError, FeedbackEvent, TrackingSigner};
+use cairn_dispatch::DispatchOptions;
+use cairn_model::{ErrorCode, NormalizedMessage, ProfileId, WorkspaceId};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Tracking-link keys and provider-callback credentials, from the `[delivery]` configuration.
+#[derive(Clone, Default)]
+pub struct DeliverySettings {
+    /// Verifies open, click and unsubscribe tokens; none: those routes answer
+    /// `delivery_not_configured`.
+    pub signer: Option<TrackingSigner>,
+    /// The shared secret of the bounce and complaint webhooks.
+    pub callback_secret: Option<String>,
+    /// The auth token that signs Twilio's callbacks.
+    pub twilio_auth_token: Option<String>,
+    /// The public URL callbacks arrive under (Twilio signs the full URL).
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for DeliverySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliverySettings")
+            .field("signer", &self.signer.as_ref().map(TrackingSigner::base_url))
+            .field("callback_secret", &self.callback_secret.is_some())
+            .field("twilio_auth_token", &self.twilio_auth_token.is_some())
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
+impl DeliverySettings {
+    /// The settings a `[delivery]` configuration describes.
+    pub fn from_options(options: &DispatchOptions) -> Result<DeliverySettings, DeliveryError> {
+        let signer = options
+            .tracking
+            .as_ref()
+            .map(|tracking| tracking.signer())
+            .transpose()?;
+        Ok(DeliverySettings {
+            signer,
+            callback_secret: options
+                .callbacks
+                .as_ref()
+                .and_then(|callbacks| callbacks.secret.clone())
+                .filter(|secret| !secret.is_empty()),
+            twilio_auth_token: options.twilio_auth_token().filter(|token| !token.is_empty()),
+            public_url: options.public_url(),
+        })
+    }
+
+    /// The tracking signer, or `delivery_not_configured`.
+    pub(crate) fn signer(&self) -> Result<&TrackingSigner, ApiError> {
+        self.signer.as_ref().ok_or_else(|| {
+            not_configured("tracking links are not configured ([delivery.tracking])")
+        })
+    }
+}
+
+pub(crate) fn not_configured(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::DeliveryNotConfigured, message)
+}
+
+/// The event `feedback` stands for on `profile`. `occurrence` names this occurrence among the
+/// message's feedback (a link index, a provider and recipient): equal occurrences are duplicates.
+pub(crate) fn event_message(
+    profile: ProfileId,
+    feedback: &FeedbackEvent,
+    occurrence: &str,
+    extra: &[(&str, Value)],
+) -> NormalizedMessage {
+    let message_id = feedback.message_id.as_deref().unwrap_or("unknown");
+    let mut properties = feedback.properties();
+    for (name, value) in extra {
+        properties.insert((*name).to_string(), value.clone());
+    }
+    let at = DateTime::<Utc>::from_timestamp_millis(feedback.occurred_at_ms).unwrap_or_default();
+    let dedupe = if occurrence.is_empty() {
+        message_id.to_string()
+    } else {
+        format!("{message_id}-{occurrence}")
+    };
+    cairn_dispatch::feedback::event(
+        profile,
+        &feedback.event_name(),
+        &dedupe,
+        properties,
+        None,
+        at,
+    )
+}
+
+/// Appends the events to the log; durable when this returns.
+pub(crate) async fn record(
+    state: &ApiState,
+    workspace: WorkspaceId,
+    messages: Vec<NormalizedMessage>,
+) -> Result<(), ApiError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    state.ingestor.submit(workspace, messages).await?;
+    Ok(())
+}
+
+/// The workspace and profile of Cairn's message `message_id`, from the dispatcher's delivery record.
+pub(crate) async fn sender_of(
+    state: &ApiState,
+    message_id: &str,
+) -> Result<Option<(WorkspaceId, ProfileId)>, ApiError> {
+    let store = state.deliveries.clone();
+    let ids = vec![message_id.to_string()];
+    let records = tokio::task::spawn_blocking(move || store.get(&ids))
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "a read task failed"))??;
+    Ok(records.into_iter().next().and_then(|record| {
+        let outbox: Value = serde_json::from_str(&record.outbox).ok()?;
+        let profile = ProfileId::parse(outbox["profile_id"].as_str()?)?;
+        Some((record.workspace, profile))
+    }))
+}
