@@ -42,14 +42,14 @@ fn presented_secret(headers: &HeaderMap) -> Option<String> {
         .decode(encoded.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    text.split_once(':').map(|(_, password)| password.to_string())
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 /// Checks a bounce or complaint webhook's shared secret.
 pub fn check_secret(headers: &HeaderMap, configured: Option<&str>) -> Result<(), ApiError> {
-    let configured = configured.ok_or_else(|| {
-        not_configured("provider callbacks need [delivery.callbacks] secret")
-    })?;
+    let configured = configured
+        .ok_or_else(|| not_configured("provider callbacks need [delivery.callbacks] secret"))?;
     let presented = presented_secret(headers).ok_or_else(|| {
         refused("send the callback secret as the Basic auth password or as a Bearer token")
     })?;
@@ -78,7 +78,9 @@ pub fn check_twilio(
         .get(TWILIO_SIGNATURE_HEADER)
         .and_then(|value| value.to_str().ok())
         .ok_or_else(|| refused("no X-Twilio-Signature header"))?;
-    let path = uri.path_and_query().map_or(uri.path(), |path| path.as_str());
+    let path = uri
+        .path_and_query()
+        .map_or(uri.path(), |path| path.as_str());
     let url = format!("{}{path}", public_url.trim_end_matches('/'));
     verify_twilio_signature(auth_token, &url, body, signature)
         .map_err(|_| refused("X-Twilio-Signature does not match"))
@@ -129,7 +131,9 @@ mod tests {
         let other: Uri = "/hooks/twilio/status?cairn_message_id=m2".parse().unwrap();
         assert!(check_twilio(&headers, &other, body, Some("tok"), public).is_err());
         assert_eq!(
-            check_twilio(&headers, &uri, body, None, public).unwrap_err().code,
+            check_twilio(&headers, &uri, body, None, public)
+                .unwrap_err()
+                .code,
             ErrorCode::DeliveryNotConfigured
         );
     }

@@ -76,7 +76,10 @@ async fn record_quietly(state: &ApiState, claims: &TrackingClaims, occurrence: &
     }
 }
 
-async fn open(State(state): State<ApiState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn open(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = verify(&state, &token)?;
     if !matches!(claims, TrackingClaims::Open { .. }) {
         return Err(invalid_link("this is not an open-tracking link"));
@@ -104,7 +107,10 @@ fn redirectable(target: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(parsed.as_str()).ok()
 }
 
-async fn click(State(state): State<ApiState>, Path(token): Path<String>) -> Result<Response, ApiError> {
+async fn click(
+    State(state): State<ApiState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
     let claims = verify(&state, &token)?;
     let TrackingClaims::Click {
         link_index, url, ..
@@ -112,8 +118,8 @@ async fn click(State(state): State<ApiState>, Path(token): Path<String>) -> Resu
     else {
         return Err(invalid_link("this is not a click-tracking link"));
     };
-    let location =
-        redirectable(url).ok_or_else(|| invalid_link("this link's target is not an http(s) URL"))?;
+    let location = redirectable(url)
+        .ok_or_else(|| invalid_link("this link's target is not an http(s) URL"))?;
     record_quietly(&state, &claims, &format!("l{link_index}")).await;
     Ok((
         StatusCode::FOUND,
@@ -196,7 +202,12 @@ mod tests {
     fn only_http_targets_are_redirected_to() {
         assert!(redirectable("https://shop.example.com/p?a=1&b=2").is_some());
         assert!(redirectable("http://shop.example.com").is_some());
-        for bad in ["javascript:alert(1)", "data:text/html,x", "//evil.example.com", "shop"] {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "//evil.example.com",
+            "shop",
+        ] {
             assert!(redirectable(bad).is_none(), "{bad}");
         }
     }

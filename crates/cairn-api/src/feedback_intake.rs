@@ -32,7 +32,10 @@ pub struct DeliverySettings {
 impl std::fmt::Debug for DeliverySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliverySettings")
-            .field("signer", &self.signer.as_ref().map(TrackingSigner::base_url))
+            .field(
+                "signer",
+                &self.signer.as_ref().map(TrackingSigner::base_url),
+            )
             .field("callback_secret", &self.callback_secret.is_some())
             .field("twilio_auth_token", &self.twilio_auth_token.is_some())
             .field("public_url", &self.public_url)
@@ -55,7 +58,9 @@ impl DeliverySettings {
                 .as_ref()
                 .and_then(|callbacks| callbacks.secret.clone())
                 .filter(|secret| !secret.is_empty()),
-            twilio_auth_token: options.twilio_auth_token().filter(|token| !token.is_empty()),
+            twilio_auth_token: options
+                .twilio_auth_token()
+                .filter(|token| !token.is_empty()),
             public_url: options.public_url(),
         })
     }

@@ -68,12 +68,10 @@ async fn record_all(state: &ApiState, parsed: ParsedCallback) -> Result<Json<Val
             continue;
         };
         recorded += 1;
-        by_workspace.entry(workspace).or_default().push(event_message(
-            profile,
-            event,
-            &occurrence(event),
-            &[],
-        ));
+        by_workspace
+            .entry(workspace)
+            .or_default()
+            .push(event_message(profile, event, &occurrence(event), &[]));
     }
     for (workspace, messages) in by_workspace {
         record(state, workspace, messages).await?;

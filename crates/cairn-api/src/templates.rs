@@ -94,10 +94,7 @@ async fn problems(
     })
 }
 
-async fn list(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+async fn list(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
     let templates = read(&state, move |reader| Ok(reader.templates(&workspace))).await?;
     Ok(Json(

@@ -78,7 +78,10 @@ mod tests {
 
     #[test]
     fn only_one_click_bodies_unsubscribe() {
-        assert_eq!(one_click_request(b"List-Unsubscribe=One-Click"), Some(false));
+        assert_eq!(
+            one_click_request(b"List-Unsubscribe=One-Click"),
+            Some(false)
+        );
         assert_eq!(
             one_click_request(b"List-Unsubscribe=One-Click&scope=all"),
             Some(true)
