@@ -1,0 +1,163 @@
+"""An email journey end to end through the real binary and a real SMTP server.
+
+A journey sends a welcome email when a customer signs up. The test reads the mail the SMTP server
+received (headers, both parts, personalization, tracking links), follows the open pixel and the click
+redirect and posts the RFC 8058 one-click unsubscribe against the running server, then checks through
+the management API that `Email Opened`, `Email Clicked` and `Email Unsubscribed` are on the profile,
+that the profile is unsubscribed, and that the next email is suppressed.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html as html_entities
+import re
+from urllib.parse import urlparse
+
+import requests
+
+from conftest import wait_until
+
+TARGET = "https://shop.example.com/welcome?ref=email&x=1"
+
+TEMPLATE = {
+    "id": "welcome",
+    "name": "Welcome",
+    "channel": "email",
+    "default_locale": "en",
+    "variants": {
+        "en": {
+            "subject": "Welcome, {{ profile.first_name }}!",
+            "html": (
+                "<html><body><p>Hello {{ profile.first_name }},</p>"
+                f'<p><a href="{TARGET.replace("&", "&amp;")}">Start shopping</a></p>'
+                '<p><a href="{{ message.unsubscribe_url }}">Unsubscribe</a></p></body></html>'
+            ),
+            "text": "Hello {{ profile.first_name }}, start shopping: " + TARGET,
+        }
+    },
+}
+
+JOURNEY = {
+    "id": "welcome",
+    "name": "Welcome",
+    "entry": {"event": {"name": "Signed Up"}},
+    "re_entry": "concurrent",
+    "start": "welcome_email",
+    "steps": [
+        {"id": "welcome_email", "type": "send", "channel": "email", "template": "welcome", "next": "done"},
+        {"id": "done", "type": "exit"},
+    ],
+}
+
+
+def ok(response: requests.Response, status: int = 200) -> dict:
+    assert response.status_code == status, f"{response.request.method} {response.url}: {response.status_code} {response.text[:1000]}"
+    return response.json()
+
+
+def profile_id(cairn, user_id: str) -> str:
+    return ok(cairn.api("GET", "/api/v1/profiles/lookup", params={"user_id": user_id}))["id"]
+
+
+def event_names(cairn, profile: str) -> list[str]:
+    body = ok(cairn.api("GET", f"/api/v1/profiles/{profile}/events", params={"limit": 200}))
+    return [event["name"] for event in body["events"]]
+
+
+def test_a_journey_email_is_received_tracked_and_unsubscribed(cairn, smtp_sink):
+    # The catalog learns the traits and the event before the template and journey are published.
+    cairn.track({"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com", "first_name": "Ann"}})
+    cairn.track({"type": "track", "userId": "warm-up", "event": "Signed Up"})
+    saved = ok(cairn.api("PUT", "/api/v1/templates/welcome", json=TEMPLATE))
+    assert saved["errors"] == [], saved
+    ok(cairn.api("POST", "/api/v1/templates/welcome/publish"), 201)
+    ok(cairn.api("PUT", "/api/v1/journeys/welcome", json=JOURNEY), 201)
+    ok(cairn.api("POST", "/api/v1/journeys/welcome/publish"), 201)
+    ann = profile_id(cairn, "ann")
+
+    cairn.track({"type": "track", "userId": "ann", "event": "Signed Up", "messageId": "sign-up-1"})
+    assert wait_until(lambda: len(smtp_sink.messages()) >= 1), f"no mail arrived\n{cairn.log_tail()}"
+    [path] = smtp_sink.messages()
+    mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+    # Headers.
+    assert mail["Subject"] == "Welcome, Ann!"
+    assert "ann@example.com" in mail["To"]
+    assert re.fullmatch(r"<[^@<>]+@mail\.shop\.example\.com>", mail["Message-ID"]), mail["Message-ID"]
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe_urls = re.findall(r"<(https?://[^>]+)>", mail["List-Unsubscribe"])
+    assert len(unsubscribe_urls) == 1, mail["List-Unsubscribe"]
+    unsubscribe_url = unsubscribe_urls[0]
+    assert unsubscribe_url.startswith(f"{cairn.base_url}/u/"), unsubscribe_url
+
+    # Both parts, personalized; the HTML's links are signed redirects and it carries the pixel.
+    assert mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "Hello Ann, start shopping" in text
+    assert "Hello Ann," in html
+    hrefs = [html_entities.unescape(href) for href in re.findall(r'href="([^"]+)"', html)]
+    clicks = [href for href in hrefs if href.startswith(f"{cairn.base_url}/t/c/")]
+    assert len(clicks) == 1, hrefs
+    assert unsubscribe_url in hrefs, "the body's unsubscribe link is the header's, not a click redirect"
+    pixels = [html_entities.unescape(src) for src in re.findall(r'<img src="([^"]+/t/o/[^"]+)"', html)]
+    assert len(pixels) == 1, html
+
+    # Follow the pixel (twice: one open is recorded), the click and the one-click unsubscribe.
+    for _ in range(2):
+        pixel = requests.get(pixels[0], timeout=10)
+        assert pixel.status_code == 200 and pixel.headers["Content-Type"] == "image/gif"
+        assert pixel.content.startswith(b"GIF89a")
+    click = requests.get(clicks[0], allow_redirects=False, timeout=10)
+    assert click.status_code == 302, click.text
+    assert click.headers["Location"] == TARGET
+    page = requests.get(unsubscribe_url, timeout=10)
+    assert page.status_code == 200 and 'value="One-Click"' in page.text
+    one_click = requests.post(
+        unsubscribe_url,
+        data="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert one_click.status_code == 200, one_click.text
+
+    # Everything is on the profile, which is unsubscribed.
+    wanted = {"Email Sent", "Email Opened", "Email Clicked", "Email Unsubscribed"}
+    names = wait_until(lambda: (names := event_names(cairn, ann)) and wanted <= set(names) and names)
+    assert names and wanted <= set(names), f"{names}\n{cairn.log_tail()}"
+    assert names.count("Email Opened") == 1, names
+    events = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/events", params={"limit": 200}))["events"]
+    clicked = next(event for event in events if event["name"] == "Email Clicked")
+    assert clicked["message"]["properties"]["url"] == TARGET, clicked
+    consent = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/consent"))
+    assert consent["channels"]["email"]["status"] == "opted_out", consent
+
+    # A second sign-up enrolls again, but the email is suppressed: decided `skip`, never sent.
+    cairn.track({"type": "track", "userId": "ann", "event": "Signed Up", "messageId": "sign-up-2"})
+
+    def skipped():
+        messages = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/messages"))["messages"]
+        decisions = [message.get("delivery", {}).get("decision") for message in messages]
+        return len(messages) >= 2 and "skip" in decisions and messages
+
+    messages = wait_until(skipped)
+    assert messages, (
+        f"the second email was not decided skip: "
+        f"{ok(cairn.api('GET', f'/api/v1/profiles/{ann}/messages'))}\n"
+        f"{ok(cairn.api('GET', f'/api/v1/profiles/{ann}/journeys'))}\n{cairn.log_tail()}"
+    )
+    assert len(smtp_sink.messages()) == 1, "the suppressed email never reached the SMTP server"
+    sent = ok(cairn.api("GET", "/api/v1/deliveries", params={"state": "sent"}))["deliveries"]
+    assert len(sent) == 1, sent
+
+
+def test_forged_links_are_refused_by_the_running_server(cairn):
+    forged = f"{cairn.base_url}/t/c/dDEKYwptc2cKcHJvZgowCmh0dHBzOi8vZXZpbC5leGFtcGxlLmNvbQ.AAAAAAAAAAAAAAAAAAAAAA"
+    response = requests.get(forged, allow_redirects=False, timeout=10)
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+    assert response.json()["code"] == "invalid_tracking_link"
+    parsed = urlparse(forged)
+    assert parsed.path.startswith("/t/c/")
