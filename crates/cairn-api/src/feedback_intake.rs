@@ -85,25 +85,29 @@ pub(crate) fn event_message(
     occurrence: &str,
     extra: &[(&str, Value)],
 ) -> NormalizedMessage {
-    let message_id = feedback.message_id.as_deref().unwrap_or("unknown");
+    named_event_message(profile, &feedback.event_name(), feedback, occurrence, extra)
+}
+
+/// Like [`event_message`], under another event name (`SMS Subscribed`, which no feedback kind names).
+/// Without Cairn's message id, `occurrence` alone identifies the event.
+pub(crate) fn named_event_message(
+    profile: ProfileId,
+    name: &str,
+    feedback: &FeedbackEvent,
+    occurrence: &str,
+    extra: &[(&str, Value)],
+) -> NormalizedMessage {
     let mut properties = feedback.properties();
-    for (name, value) in extra {
-        properties.insert((*name).to_string(), value.clone());
+    for (key, value) in extra {
+        properties.insert((*key).to_string(), value.clone());
     }
     let at = DateTime::<Utc>::from_timestamp_millis(feedback.occurred_at_ms).unwrap_or_default();
-    let dedupe = if occurrence.is_empty() {
-        message_id.to_string()
-    } else {
-        format!("{message_id}-{occurrence}")
+    let dedupe = match (feedback.message_id.as_deref(), occurrence.is_empty()) {
+        (Some(message_id), true) => message_id.to_string(),
+        (Some(message_id), false) => format!("{message_id}-{occurrence}"),
+        (None, _) => occurrence.to_string(),
     };
-    cairn_dispatch::feedback::event(
-        profile,
-        &feedback.event_name(),
-        &dedupe,
-        properties,
-        None,
-        at,
-    )
+    cairn_dispatch::feedback::event(profile, name, &dedupe, properties, None, at)
 }
 
 /// Appends the events to the log; durable when this returns.

@@ -8,7 +8,8 @@
 //!   ([`profile_journeys`]).
 //! - [`email_links`]: the open pixel, click redirect and unsubscribe page that signed links in emails
 //!   point to, authenticated by their signed token; [`provider_callbacks`]: bounce, complaint and SMS
-//!   status callbacks, authenticated by a shared secret or Twilio's signature ([`callback_auth`]);
+//!   status callbacks and inbound SMS keywords ([`sms_inbound`]), authenticated by a shared secret or
+//!   Twilio's signature ([`callback_auth`]);
 //!   both record feedback through [`feedback_intake`].
 //! - [`templates`] (message templates: drafts, publishing, previews) and [`delivery_admin`] (delivery
 //!   records, dead letters, a profile's consent) in the management API.
@@ -32,6 +33,7 @@ pub mod management;
 pub mod ops;
 pub mod profile_journeys;
 pub mod provider_callbacks;
+pub mod sms_inbound;
 pub mod templates;
 pub mod test_mode;
 pub mod tracking;

@@ -3,7 +3,8 @@
 //! - `POST /hooks/feedback`: Cairn's generic JSON format;
 //! - `POST /hooks/sendgrid`: SendGrid's Event Webhook;
 //! - `POST /hooks/ses`: Amazon SES notifications through SNS (or raw);
-//! - `POST /hooks/twilio/status?cairn_message_id=…`: Twilio message status callbacks.
+//! - `POST /hooks/twilio/status?cairn_message_id=…`: Twilio message status callbacks;
+//! - `POST /hooks/twilio/inbound/{workspace}`: inbound SMS keywords ([`crate::sms_inbound`]).
 //!
 //! The first three are authenticated by the shared callback secret, Twilio's by its signature
 //! ([`crate::callback_auth`]). The body is parsed whole before anything is recorded: a malformed body
@@ -37,6 +38,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/hooks/sendgrid", post(sendgrid_events))
         .route("/hooks/ses", post(ses_notifications))
         .route("/hooks/twilio/status", post(twilio_status))
+        .route(
+            "/hooks/twilio/inbound/{workspace}",
+            post(crate::sms_inbound::inbound),
+        )
 }
 
 fn invalid(error: DeliveryError) -> ApiError {

@@ -645,3 +645,90 @@ async fn delivery_records_are_listed_per_workspace_and_state() {
         "no token",
     );
 }
+
+#[tokio::test]
+async fn inbound_stop_and_start_from_a_profiles_phone_change_its_sms_consent() {
+    let server = server().await;
+    let (status, _) = post(
+        &server,
+        "/v1/identify",
+        "wk_acme",
+        json!({"userId": "sam", "traits": {"phone": "+1 415-555-0100"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, profile) = get(&server, "/api/v1/profiles/lookup?user_id=sam", "tok_acme").await;
+    let profile = profile["id"].as_str().expect("id").to_string();
+    let path = "/hooks/twilio/inbound/acme";
+    let inbound = |body: &'static str, signed: bool| {
+        let mut request = client()
+            .post(format!("{}{path}", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if signed {
+            let signature =
+                twilio_signature(TWILIO_TOKEN, &format!("{BASE}{path}"), body.as_bytes());
+            request = request.header("x-twilio-signature", signature);
+        }
+        request.send()
+    };
+    let stop = "From=%2B14155550100&To=%2B15005550006&MessageSid=SM1&Body=Stop";
+    let (status, body) = code_of(inbound(stop, false).await.expect("request")).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "invalid_signature",
+        "unsigned inbound",
+    );
+    let (status, body) = code_of(inbound("Body=STOP", true).await.expect("request")).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_provider_callback",
+        "no From",
+    );
+    assert_eq!(
+        consent(&server, &profile).await["channels"]["sms"]["status"],
+        "unknown"
+    );
+
+    let answer = inbound(stop, true).await.expect("request");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(answer
+        .text()
+        .await
+        .expect("twiml")
+        .contains("<Response></Response>"));
+    assert_eq!(
+        consent(&server, &profile).await["channels"]["sms"]["status"],
+        "opted_out"
+    );
+    let help = inbound(
+        "From=%2B14155550100&To=%2B15005550006&MessageSid=SM2&Body=help",
+        true,
+    )
+    .await
+    .expect("request");
+    assert!(help
+        .text()
+        .await
+        .expect("twiml")
+        .contains("<Message>Reply STOP"));
+    let start = "From=%2B14155550100&To=%2B15005550006&MessageSid=SM3&Body=START";
+    assert_eq!(
+        inbound(start, true).await.expect("request").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        consent(&server, &profile).await["channels"]["sms"]["status"],
+        "opted_in"
+    );
+    let names = event_names(&server, &profile).await;
+    assert_eq!(
+        &names[..2],
+        ["SMS Subscribed", "SMS Unsubscribed"],
+        "{names:?}"
+    );
+}

@@ -566,6 +566,7 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/hooks/sendgrid",
         "/hooks/ses",
         "/hooks/twilio/status",
+        "/hooks/twilio/inbound/{workspace}",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
@@ -576,7 +577,8 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
             .replace("{id}", "prof_x")
             .replace("{journey}", "x")
             .replace("{version}", "1")
-            .replace("{token}", "x");
+            .replace("{token}", "x")
+            .replace("{workspace}", "acme");
         for method in item.as_object().expect("path item").keys() {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
                 .expect("an HTTP method");

@@ -136,6 +136,37 @@ impl State {
         })
     }
 
+    /// The surviving profiles of a workspace whose trait `name` is a string `matches` accepts (a scan
+    /// of the workspace: for rare lookups such as an inbound SMS by phone number).
+    pub(crate) fn profiles_with_trait(
+        &self,
+        workspace: &WorkspaceId,
+        name: &str,
+        matches: &dyn Fn(&str) -> bool,
+    ) -> Vec<ProfileId> {
+        let Some(index) = self.workspaces.get(workspace) else {
+            return Vec::new();
+        };
+        let mut found: Vec<ProfileId> = index
+            .by_id
+            .values()
+            .filter(|&&rank| self.survivor(rank) == rank)
+            .map(|&rank| self.record(rank))
+            .filter(|record| {
+                record
+                    .traits
+                    .values
+                    .get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(matches)
+            })
+            .map(|record| record.id)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// The workspace that holds a profile id.
     pub(crate) fn workspace_of(&self, id: &ProfileId) -> Option<WorkspaceId> {
         self.workspaces
