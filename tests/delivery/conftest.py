@@ -12,6 +12,7 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = {"id": "shop", "write_key": "wk_shop", "token": "tok_shop"}
 TRACKING_KEY = "an-e2e-tracking-key-of-32-bytes!"
+CALLBACK_SECRET = "an-e2e-callback-secret"
 WAIT_SECONDS = float(os.environ.get("CAIRN_DELIVERY_TEST_WAIT", "60"))
 
 
@@ -58,8 +60,12 @@ class SmtpSink:
     port: int
     out_dir: Path
 
-    def messages(self) -> list[Path]:
-        return sorted(self.out_dir.glob("*.eml"))
+    def messages(self, to: str | None = None) -> list[Path]:
+        """The received mails (oldest first), only those for `to` when given."""
+        mails = sorted(self.out_dir.glob("*.eml"))
+        if to is None:
+            return mails
+        return [mail for mail in mails if to in json.loads(mail.with_suffix(".json").read_text())["rcpt_tos"]]
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +110,9 @@ provider = {{ provider = "smtp", host = "127.0.0.1", port = {smtp_port}, securit
 [delivery.tracking]
 base_url = "http://127.0.0.1:{port}"
 keys = ["{TRACKING_KEY}"]
+
+[delivery.callbacks]
+secret = "{CALLBACK_SECRET}"
 """
 
 

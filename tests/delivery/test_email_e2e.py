@@ -12,12 +12,14 @@ from __future__ import annotations
 import email
 import email.policy
 import html as html_entities
+import json
 import re
 from urllib.parse import urlparse
 
+import pytest
 import requests
 
-from conftest import wait_until
+from conftest import CALLBACK_SECRET, wait_until
 
 TARGET = "https://shop.example.com/welcome?ref=email&x=1"
 
@@ -66,21 +68,49 @@ def event_names(cairn, profile: str) -> list[str]:
     return [event["name"] for event in body["events"]]
 
 
-def test_a_journey_email_is_received_tracked_and_unsubscribed(cairn, smtp_sink):
+@pytest.fixture(scope="module")
+def welcome_journey(cairn):
+    """The customers and the published welcome template and journey."""
     # The catalog learns the traits and the event before the template and journey are published.
-    cairn.track({"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com", "first_name": "Ann"}})
+    for user, name in [("ann", "Ann"), ("bob", "Bob")]:
+        cairn.track({"type": "identify", "userId": user, "traits": {"email": f"{user}@example.com", "first_name": name}})
     cairn.track({"type": "track", "userId": "warm-up", "event": "Signed Up"})
     saved = ok(cairn.api("PUT", "/api/v1/templates/welcome", json=TEMPLATE))
     assert saved["errors"] == [], saved
     ok(cairn.api("POST", "/api/v1/templates/welcome/publish"), 201)
     ok(cairn.api("PUT", "/api/v1/journeys/welcome", json=JOURNEY), 201)
     ok(cairn.api("POST", "/api/v1/journeys/welcome/publish"), 201)
-    ann = profile_id(cairn, "ann")
 
-    cairn.track({"type": "track", "userId": "ann", "event": "Signed Up", "messageId": "sign-up-1"})
-    assert wait_until(lambda: len(smtp_sink.messages()) >= 1), f"no mail arrived\n{cairn.log_tail()}"
-    [path] = smtp_sink.messages()
-    mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+def sign_up_and_receive(cairn, smtp_sink, user: str, message_id: str):
+    """Signs `user` up and answers the welcome mail the SMTP server received for them."""
+    cairn.track({"type": "track", "userId": user, "event": "Signed Up", "messageId": message_id})
+    address = f"{user}@example.com"
+    assert wait_until(lambda: smtp_sink.messages(to=address)), f"no mail arrived for {address}\n{cairn.log_tail()}"
+    [path] = smtp_sink.messages(to=address)
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def decided_skip(cairn, profile: str, reason: str | None = None):
+    """Polls until the profile's newest message is decided `skip` (for `reason` when given)."""
+
+    def skipped():
+        messages = ok(cairn.api("GET", f"/api/v1/profiles/{profile}/messages"))["messages"]
+        newest = messages[0].get("delivery", {}) if len(messages) >= 2 else {}
+        if newest.get("decision") != "skip":
+            return None
+        return (reason is None or reason in json.dumps(newest)) and messages
+
+    messages = wait_until(skipped)
+    assert messages, (
+        f"the email was not decided skip ({reason}): "
+        f"{ok(cairn.api('GET', f'/api/v1/profiles/{profile}/messages'))}\n{cairn.log_tail()}"
+    )
+
+
+def test_a_journey_email_is_received_tracked_and_unsubscribed(cairn, smtp_sink, welcome_journey):
+    ann = profile_id(cairn, "ann")
+    mail = sign_up_and_receive(cairn, smtp_sink, "ann", "sign-up-ann-1")
 
     # Headers.
     assert mail["Subject"] == "Welcome, Ann!"
@@ -133,24 +163,46 @@ def test_a_journey_email_is_received_tracked_and_unsubscribed(cairn, smtp_sink):
     assert clicked["message"]["properties"]["url"] == TARGET, clicked
     consent = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/consent"))
     assert consent["channels"]["email"]["status"] == "opted_out", consent
+    cairn_message_id = re.fullmatch(r"<([^@<>]+)@[^<>]+>", mail["Message-ID"]).group(1)
+    sent = ok(cairn.api("GET", "/api/v1/deliveries", params={"state": "sent"}))["deliveries"]
+    assert cairn_message_id in [delivery["message_id"] for delivery in sent], sent
 
     # A second sign-up enrolls again, but the email is suppressed: decided `skip`, never sent.
-    cairn.track({"type": "track", "userId": "ann", "event": "Signed Up", "messageId": "sign-up-2"})
+    cairn.track({"type": "track", "userId": "ann", "event": "Signed Up", "messageId": "sign-up-ann-2"})
+    decided_skip(cairn, ann)
+    assert len(smtp_sink.messages(to="ann@example.com")) == 1, "the suppressed email never reached the SMTP server"
 
-    def skipped():
-        messages = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/messages"))["messages"]
-        decisions = [message.get("delivery", {}).get("decision") for message in messages]
-        return len(messages) >= 2 and "skip" in decisions and messages
 
-    messages = wait_until(skipped)
-    assert messages, (
-        f"the second email was not decided skip: "
-        f"{ok(cairn.api('GET', f'/api/v1/profiles/{ann}/messages'))}\n"
-        f"{ok(cairn.api('GET', f'/api/v1/profiles/{ann}/journeys'))}\n{cairn.log_tail()}"
-    )
-    assert len(smtp_sink.messages()) == 1, "the suppressed email never reached the SMTP server"
-    sent = ok(cairn.api("GET", "/api/v1/deliveries", params={"state": "sent"}))["deliveries"]
-    assert len(sent) == 1, sent
+def test_a_hard_bounce_webhook_suppresses_the_address(cairn, smtp_sink, welcome_journey):
+    bob = profile_id(cairn, "bob")
+    mail = sign_up_and_receive(cairn, smtp_sink, "bob", "sign-up-bob-1")
+    message_id = re.fullmatch(r"<([^@<>]+)@[^<>]+>", mail["Message-ID"]).group(1)
+    bounce = {
+        "type": "bounced",
+        "message_id": message_id,
+        "recipient": "bob@example.com",
+        "timestamp": "2026-01-02T03:04:05Z",
+        "bounce_type": "hard",
+        "code": "5.1.1",
+        "reason": "no such user",
+    }
+    url = f"{cairn.base_url}/hooks/feedback"
+    refused = requests.post(url, json=bounce, auth=("cairn", "wrong"), timeout=10)
+    assert refused.status_code == 403 and refused.json()["code"] == "invalid_signature", refused.text
+    malformed = requests.post(url, data="{", auth=("cairn", CALLBACK_SECRET), timeout=10)
+    assert malformed.status_code == 400 and malformed.json()["code"] == "invalid_provider_callback"
+    accepted = requests.post(url, json=bounce, auth=("cairn", CALLBACK_SECRET), timeout=10)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json() == {"recorded": 1, "unattributed": 0}
+
+    names = wait_until(lambda: (names := event_names(cairn, bob)) and "Email Bounced" in names and names)
+    assert names and names.count("Email Bounced") == 1, names
+    consent = ok(cairn.api("GET", f"/api/v1/profiles/{bob}/consent"))
+    assert consent["undeliverable_addresses"] == ["bob@example.com"], consent
+
+    cairn.track({"type": "track", "userId": "bob", "event": "Signed Up", "messageId": "sign-up-bob-2"})
+    decided_skip(cairn, bob, "undeliverable_address")
+    assert len(smtp_sink.messages(to="bob@example.com")) == 1
 
 
 def test_forged_links_are_refused_by_the_running_server(cairn):

@@ -14,6 +14,7 @@ use cairn_dispatch::DispatchOptions;
 use cairn_model::{ErrorCode, NormalizedMessage, ProfileId, WorkspaceId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Tracking-link keys and provider-callback credentials, from the `[delivery]` configuration.
 #[derive(Clone, Default)]
@@ -123,19 +124,25 @@ pub(crate) async fn record(
     Ok(())
 }
 
-/// The workspace and profile of Cairn's message `message_id`, from the dispatcher's delivery record.
-pub(crate) async fn sender_of(
+/// The workspace and profile of each of Cairn's messages `message_ids` that the dispatcher has a
+/// delivery record of (one read for a whole callback batch).
+pub(crate) async fn senders_of(
     state: &ApiState,
-    message_id: &str,
-) -> Result<Option<(WorkspaceId, ProfileId)>, ApiError> {
+    message_ids: Vec<String>,
+) -> Result<HashMap<String, (WorkspaceId, ProfileId)>, ApiError> {
+    if message_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let store = state.deliveries.clone();
-    let ids = vec![message_id.to_string()];
-    let records = tokio::task::spawn_blocking(move || store.get(&ids))
+    let records = tokio::task::spawn_blocking(move || store.get(&message_ids))
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "a read task failed"))??;
-    Ok(records.into_iter().next().and_then(|record| {
-        let outbox: Value = serde_json::from_str(&record.outbox).ok()?;
-        let profile = ProfileId::parse(outbox["profile_id"].as_str()?)?;
-        Some((record.workspace, profile))
-    }))
+    Ok(records
+        .into_iter()
+        .filter_map(|record| {
+            let outbox: Value = serde_json::from_str(&record.outbox).ok()?;
+            let profile = ProfileId::parse(outbox["profile_id"].as_str()?)?;
+            Some((record.message_id, (record.workspace, profile)))
+        })
+        .collect())
 }

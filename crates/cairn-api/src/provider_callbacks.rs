@@ -17,7 +17,7 @@
 
 use crate::callback_auth::{check_secret, check_twilio};
 use crate::error::ApiError;
-use crate::feedback_intake::{event_message, record, sender_of};
+use crate::feedback_intake::{event_message, record, senders_of};
 use crate::ApiState;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -60,23 +60,28 @@ fn occurrence(event: &FeedbackEvent) -> String {
 
 /// Attributes every event to its profile and records them; answers the counts.
 async fn record_all(state: &ApiState, parsed: ParsedCallback) -> Result<Json<Value>, ApiError> {
+    let mut ids: Vec<String> = parsed
+        .events
+        .iter()
+        .filter_map(|event| event.message_id.clone())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let senders = senders_of(state, ids).await?;
     let mut by_workspace: BTreeMap<WorkspaceId, Vec<_>> = BTreeMap::new();
     let mut unattributed = 0usize;
     let mut recorded = 0usize;
     for event in &parsed.events {
-        let sender = match event.message_id.as_deref() {
-            Some(message_id) => sender_of(state, message_id).await?,
-            None => None,
-        };
+        let sender = event.message_id.as_ref().and_then(|id| senders.get(id));
         let Some((workspace, profile)) = sender else {
             unattributed += 1;
             continue;
         };
         recorded += 1;
         by_workspace
-            .entry(workspace)
+            .entry(workspace.clone())
             .or_default()
-            .push(event_message(profile, event, &occurrence(event), &[]));
+            .push(event_message(*profile, event, &occurrence(event), &[]));
     }
     for (workspace, messages) in by_workspace {
         record(state, workspace, messages).await?;
