@@ -66,6 +66,25 @@ pub fn one_click_request(body: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bodies_never_panic_and_need_the_one_click_pair(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let answer = one_click_request(&body);
+            if answer.is_some() {
+                prop_assert!(url::form_urlencoded::parse(&body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click"));
+            }
+        }
+
+        #[test]
+        fn the_form_action_is_always_escaped(action in "\\PC{0,60}") {
+            let html = confirmation(&action, None);
+            let escaped = html_escape::encode_double_quoted_attribute(&action);
+            let expected = format!("action=\"{escaped}\"");
+            prop_assert!(html.contains(&expected));
+        }
+    }
 
     #[test]
     fn the_form_posts_the_one_click_body_to_the_escaped_url() {
