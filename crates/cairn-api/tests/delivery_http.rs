@@ -732,3 +732,64 @@ async fn inbound_stop_and_start_from_a_profiles_phone_change_its_sms_consent() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn ses_notifications_through_sns_are_attributed_and_confirmations_are_returned() {
+    let server = server().await;
+    let profile = ann(&server).await;
+    sent(&server, "msg_ses", "email", &profile);
+    let ses = json!({
+        "notificationType": "Bounce",
+        "mail": {"timestamp": "2024-05-01T12:00:00Z", "messageId": "ses-1",
+                 "commonHeaders": {"messageId": "<msg_ses@mail.example.com>"}},
+        "bounce": {"bounceType": "Transient", "timestamp": "2024-05-01T12:00:01Z",
+                   "bouncedRecipients": [{"emailAddress": "ann@example.com", "status": "4.2.2"}]}
+    });
+    let envelope = json!({"Type": "Notification", "Message": ses.to_string()}).to_string();
+    let (status, body) = hook(&server, "/hooks/ses", Some(SECRET), &envelope).await;
+    assert_eq!(
+        (status, body.clone()),
+        (StatusCode::OK, json!({"recorded": 1, "unattributed": 0})),
+        "{body}"
+    );
+    let (status, body) = hook(&server, "/hooks/ses", Some(SECRET), &envelope).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a re-delivered notification is accepted: {body}"
+    );
+    let names = event_names(&server, &profile).await;
+    assert_eq!(
+        names.iter().filter(|name| *name == "Email Bounced").count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(
+        consent(&server, &profile).await["undeliverable_addresses"],
+        json!([]),
+        "a soft bounce suppresses nothing"
+    );
+    let confirmation = json!({"Type": "SubscriptionConfirmation",
+                              "SubscribeURL": "https://sns.example.com/confirm?t=1"})
+    .to_string();
+    let (status, body) = hook(&server, "/hooks/ses", Some(SECRET), &confirmation).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["subscription_confirmation_url"],
+        "https://sns.example.com/confirm?t=1"
+    );
+    let (status, body) = hook(
+        &server,
+        "/hooks/ses",
+        Some(SECRET),
+        r#"{"Type":"Notification","Message":"{}"}"#,
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_provider_callback",
+        "empty SES message",
+    );
+}
