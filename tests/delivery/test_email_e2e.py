@@ -4,7 +4,8 @@ A journey sends a welcome email when a customer signs up. The test reads the mai
 received (headers, both parts, personalization, tracking links), follows the open pixel and the click
 redirect and posts the RFC 8058 one-click unsubscribe against the running server, then checks through
 the management API that `Email Opened`, `Email Clicked` and `Email Unsubscribed` are on the profile,
-that the profile is unsubscribed, and that the next email is suppressed.
+that the journey waiting for the click took its yes path, that the profile is unsubscribed, and that the
+next email is suppressed. A second test bounces a customer's mail through the bounce webhook.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ JOURNEY = {
     "re_entry": "concurrent",
     "start": "welcome_email",
     "steps": [
-        {"id": "welcome_email", "type": "send", "channel": "email", "template": "welcome", "next": "done"},
+        {"id": "welcome_email", "type": "send", "channel": "email", "template": "welcome", "next": "clicked"},
+        {"id": "clicked", "type": "engagement_split", "send_step": "welcome_email", "engagement": "clicked",
+         "window": "1d", "on_yes": "mark", "on_no": "done"},
+        {"id": "mark", "type": "update_profile", "set": {"clicked_welcome": True}, "next": "done"},
         {"id": "done", "type": "exit"},
     ],
 }
@@ -163,6 +167,9 @@ def test_a_journey_email_is_received_tracked_and_unsubscribed(cairn, smtp_sink, 
     assert clicked["message"]["properties"]["url"] == TARGET, clicked
     consent = ok(cairn.api("GET", f"/api/v1/profiles/{ann}/consent"))
     assert consent["channels"]["email"]["status"] == "opted_out", consent
+    # The journey waiting for a click on its email took the yes path.
+    profile = wait_until(lambda: (p := ok(cairn.api("GET", f"/api/v1/profiles/{ann}"))) and p["traits"].get("clicked_welcome") and p)
+    assert profile, f"the click did not reach the journey: {ok(cairn.api('GET', f'/api/v1/profiles/{ann}'))}"
     cairn_message_id = re.fullmatch(r"<([^@<>]+)@[^<>]+>", mail["Message-ID"]).group(1)
     sent = ok(cairn.api("GET", "/api/v1/deliveries", params={"state": "sent"}))["deliveries"]
     assert cairn_message_id in [delivery["message_id"] for delivery in sent], sent
