@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, every Rust test (unit, property, HTTP,
 # crash safety, federated attributes against PostgreSQL and MariaDB), then the client-library
-# compatibility tests against a real `cairn serve` and the identity tests (FEBRL accuracy).
+# compatibility tests against a real `cairn serve`, the delivery end-to-end test (real SMTP server) and
+# the identity tests (FEBRL accuracy).
 # Installs its own prerequisites (Python venv and packages, Node packages) idempotently.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ fi
 step "client-library compatibility tests"
 cargo build -p cairn-cli --locked
 CAIRN_BIN="$PWD/target/debug/cairn" bash scripts/client-tests.sh
+
+step "delivery end to end: a journey's email through a real SMTP server, links followed, one-click unsubscribe"
+CAIRN_BIN="$PWD/target/debug/cairn" bash scripts/delivery-tests.sh
 
 step "identity-resolution tests (FEBRL accuracy, CLI) against the real binary"
 CAIRN_BIN="$PWD/target/debug/cairn" bash scripts/identity-tests.sh

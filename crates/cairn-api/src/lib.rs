@@ -6,6 +6,13 @@
 //!   profiles and timelines; [`journeys`] (drafts, lifecycle, versions, stats, enrollment, test mode,
 //!   the catalog), [`audiences`], and a profile's journeys, traces, messages and audiences
 //!   ([`profile_journeys`]).
+//! - [`email_links`]: the open pixel, click redirect and unsubscribe page that signed links in emails
+//!   point to, authenticated by their signed token; [`provider_callbacks`]: bounce, complaint and SMS
+//!   status callbacks and inbound SMS keywords ([`sms_inbound`]), authenticated by a shared secret or
+//!   Twilio's signature ([`callback_auth`]);
+//!   both record feedback through [`feedback_intake`].
+//! - [`templates`] (message templates: drafts, publishing, previews) and [`delivery_admin`] (delivery
+//!   records, dead letters, a profile's consent) in the management API.
 //! - [`ops`]: health, readiness, Prometheus metrics and the OpenAPI document.
 //!
 //! Every error is a JSON body `{"code": "...", "message": "..."}` with the status from the one error
@@ -14,19 +21,28 @@
 pub mod audiences;
 pub mod auth;
 pub mod body;
+pub mod callback_auth;
 mod commands;
+pub mod delivery_admin;
 pub mod documents;
+pub mod email_links;
 pub mod error;
+pub mod feedback_intake;
 pub mod journeys;
 pub mod management;
 pub mod ops;
 pub mod profile_journeys;
+pub mod provider_callbacks;
+pub mod sms_inbound;
+pub mod templates;
 pub mod test_mode;
 pub mod tracking;
+pub mod unsubscribe_page;
 pub mod views;
 
 pub use auth::{Access, WorkspaceAccess};
 pub use error::ApiError;
+pub use feedback_intake::DeliverySettings;
 
 use axum::Router;
 use cairn_engine::{Clock, Ingestor, Metrics, Reader};
@@ -42,6 +58,10 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub access: Arc<Access>,
+    /// Delivery records (dead letters, attribution of provider callbacks).
+    pub deliveries: Arc<dyn cairn_storage::DeliveryStore>,
+    /// Tracking-link keys and provider-callback credentials (none: those routes are refused).
+    pub delivery: Arc<DeliverySettings>,
 }
 
 impl ApiState {
@@ -52,7 +72,15 @@ impl ApiState {
             clock: engine.clock(),
             metrics: engine.metrics(),
             access: Arc::new(access),
+            deliveries: engine.delivery_store(),
+            delivery: Arc::new(DeliverySettings::default()),
         }
+    }
+
+    /// The same state serving tracking links and provider callbacks with these settings.
+    pub fn with_delivery(mut self, settings: DeliverySettings) -> Self {
+        self.delivery = Arc::new(settings);
+        self
     }
 }
 
@@ -64,6 +92,10 @@ pub fn router(state: ApiState) -> Router {
         .merge(journeys::routes())
         .merge(audiences::routes())
         .merge(profile_journeys::routes())
+        .merge(email_links::routes())
+        .merge(provider_callbacks::routes())
+        .merge(templates::routes())
+        .merge(delivery_admin::routes())
         .merge(ops::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -553,6 +553,20 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/api/v1/profiles/{id}/journeys/{journey}/trace",
         "/api/v1/profiles/{id}/messages",
         "/api/v1/profiles/{id}/audiences",
+        "/api/v1/profiles/{id}/consent",
+        "/api/v1/templates",
+        "/api/v1/templates/{id}",
+        "/api/v1/templates/{id}/publish",
+        "/api/v1/templates/{id}/preview",
+        "/api/v1/deliveries",
+        "/t/o/{token}",
+        "/t/c/{token}",
+        "/u/{token}",
+        "/hooks/feedback",
+        "/hooks/sendgrid",
+        "/hooks/ses",
+        "/hooks/twilio/status",
+        "/hooks/twilio/inbound/{workspace}",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
@@ -562,7 +576,9 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         let concrete = path
             .replace("{id}", "prof_x")
             .replace("{journey}", "x")
-            .replace("{version}", "1");
+            .replace("{version}", "1")
+            .replace("{token}", "x")
+            .replace("{workspace}", "acme");
         for method in item.as_object().expect("path item").keys() {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())
                 .expect("an HTTP method");

@@ -46,7 +46,12 @@ pub fn serve_engine(
     companion: Option<Companion>,
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
-    let state = ApiState::new(&engine, access);
+    let mut state = ApiState::new(&engine, access);
+    if let Some(options) = &config.delivery {
+        let settings = cairn_api::DeliverySettings::from_options(options)
+            .context("invalid [delivery] tracking or callback settings")?;
+        state = state.with_delivery(settings);
+    }
     let dispatcher = match &config.delivery {
         Some(options) => Some(
             cairn_dispatch::Dispatcher::start(options.clone(), &engine)

@@ -15,7 +15,7 @@ mod dispatcher;
 pub mod feedback;
 pub mod options;
 
-pub use options::{ChannelOptions, DispatchOptions, TrackingOptions};
+pub use options::{CallbackOptions, ChannelOptions, DispatchOptions, TrackingOptions};
 
 use cairn_engine::Engine;
 use dispatcher::{channel_worker, Shared, Work, CHANNELS};

@@ -58,6 +58,34 @@ impl TrackingOptions {
     }
 }
 
+/// The credentials provider callbacks must present (see `docs/channels.md`, "Provider callbacks").
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackOptions {
+    /// The secret bounce and complaint webhooks (generic, SendGrid, SES/SNS) send as the password of
+    /// HTTP Basic auth or as `Authorization: Bearer <secret>`; none: those routes are refused.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The Twilio auth token that signs `X-Twilio-Signature`; default: the SMS provider's, when it is
+    /// Twilio. None: the Twilio routes are refused.
+    #[serde(default)]
+    pub twilio_auth_token: Option<String>,
+    /// The public URL Twilio calls (the signature covers it); default: `tracking.base_url`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |secret: &Option<String>| secret.as_ref().map(|_| "<secret>");
+        f.debug_struct("CallbackOptions")
+            .field("secret", &hidden(&self.secret))
+            .field("twilio_auth_token", &hidden(&self.twilio_auth_token))
+            .field("public_url", &self.public_url)
+            .finish()
+    }
+}
+
 /// Everything the dispatcher runs with.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +100,9 @@ pub struct DispatchOptions {
     pub webhook: Option<ChannelOptions>,
     #[serde(default)]
     pub tracking: Option<TrackingOptions>,
+    /// How provider callbacks (bounces, complaints, SMS status) prove where they come from.
+    #[serde(default)]
+    pub callbacks: Option<CallbackOptions>,
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Messages taken together into one attempt record and one result record.
@@ -111,6 +142,29 @@ impl DispatchOptions {
             } else {
                 InDoubtPolicy::Drop
             })
+    }
+
+    /// The Twilio auth token callbacks are verified with: the configured one, else the SMS provider's.
+    pub fn twilio_auth_token(&self) -> Option<String> {
+        let configured = self
+            .callbacks
+            .as_ref()
+            .and_then(|callbacks| callbacks.twilio_auth_token.clone());
+        configured.or_else(|| match self.sms.as_ref().map(|sms| &sms.provider) {
+            Some(ProviderConfig::Twilio(twilio)) => Some(twilio.auth_token.clone()),
+            _ => None,
+        })
+    }
+
+    /// The public URL provider callbacks arrive under.
+    pub fn public_url(&self) -> Option<String> {
+        let configured = self
+            .callbacks
+            .as_ref()
+            .and_then(|callbacks| callbacks.public_url.clone());
+        configured
+            .or_else(|| self.tracking.as_ref().map(|t| t.base_url.clone()))
+            .map(|url| url.trim_end_matches('/').to_string())
     }
 
     pub fn poll_interval(&self) -> Duration {

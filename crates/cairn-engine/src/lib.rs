@@ -35,7 +35,7 @@ pub use identity::{ExactIdentity, IdentityInput, IdentityResolver};
 pub use ingestor::{EngineError, Ingestor, Receipt};
 pub use metrics::Metrics;
 pub use reader::{Reader, READ_BARRIER_TIMEOUT};
-pub use state::WEBHOOK_RESPONDED;
+pub use state::{RecipientState, WEBHOOK_RESPONDED};
 
 use cairn_storage::{Backend, StorageError};
 use parking_lot::RwLock;

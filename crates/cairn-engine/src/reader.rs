@@ -66,6 +66,30 @@ impl Reader {
         self.state.read().workspace_of(id)
     }
 
+    /// A profile's consent and hard-bounced addresses; `None` if there is no such profile.
+    pub fn recipient_state(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<crate::RecipientState> {
+        self.barrier();
+        self.state.read().recipient_state(workspace, id)
+    }
+
+    /// The profiles of a workspace whose string trait `name` satisfies `matches` (a scan: for rare
+    /// lookups, such as the customer an inbound SMS comes from by its `phone` trait).
+    pub fn profiles_with_trait(
+        &self,
+        workspace: &WorkspaceId,
+        name: &str,
+        matches: &dyn Fn(&str) -> bool,
+    ) -> Vec<ProfileId> {
+        self.barrier();
+        self.state
+            .read()
+            .profiles_with_trait(workspace, name, matches)
+    }
+
     /// The profile an identifier points to.
     pub fn profile_by_identifier(
         &self,

@@ -1,7 +1,8 @@
 //! Engagement feedback: which events say a message was opened, clicked or bounced.
 //!
 //! Feedback is an ordinary event of the profile whose `properties.message_id` is the message's id. The
-//! names follow Segment's email spec and its push/SMS counterparts; `docs/journeys.md` lists them.
+//! names follow Segment's email spec and its push/SMS counterparts, plus the names Cairn's own tracking
+//! links record (`Email Clicked`); `docs/journeys.md` lists them.
 
 use crate::document::{Channel, Engagement};
 
@@ -9,6 +10,8 @@ use crate::document::{Channel, Engagement};
 pub const ENGAGEMENT_EVENTS: &[(Channel, Engagement, &str)] = &[
     (Channel::Email, Engagement::Opened, "Email Opened"),
     (Channel::Email, Engagement::Clicked, "Email Link Clicked"),
+    // What Cairn's own click redirect records (`docs/channels.md`).
+    (Channel::Email, Engagement::Clicked, "Email Clicked"),
     (Channel::Email, Engagement::Bounced, "Email Bounced"),
     (
         Channel::Push,
@@ -61,7 +64,11 @@ mod tests {
         );
         assert_eq!(
             event_names(Channel::Email, Engagement::Clicked).collect::<Vec<_>>(),
-            ["Email Link Clicked"]
+            ["Email Link Clicked", "Email Clicked"]
+        );
+        assert_eq!(
+            engagements_of("Email Clicked").collect::<Vec<_>>(),
+            [Engagement::Clicked]
         );
         assert_eq!(engagements_of("Order Completed").count(), 0);
     }

@@ -31,6 +31,14 @@ impl Drop for Server {
 
 /// Starts a server whose clock reads 2024-05-01T12:00:00Z until a test moves it.
 pub async fn start(options: EngineOptions) -> Server {
+    start_with_delivery(options, cairn_api::DeliverySettings::default()).await
+}
+
+/// Like [`start`], serving tracking links and provider callbacks with `delivery`.
+pub async fn start_with_delivery(
+    options: EngineOptions,
+    delivery: cairn_api::DeliverySettings,
+) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = cairn_store_sqlite::open(dir.path()).expect("store");
     let clock = Arc::new(ManualClock::new(
@@ -52,7 +60,7 @@ pub async fn start(options: EngineOptions) -> Server {
         },
     ])
     .expect("access");
-    let state = ApiState::new(&engine, access);
+    let state = ApiState::new(&engine, access).with_delivery(delivery);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

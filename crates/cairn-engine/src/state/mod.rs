@@ -18,6 +18,7 @@ mod views;
 
 pub(crate) use journeys::StoredDecision;
 pub use journeys::WEBHOOK_RESPONDED;
+pub use views::RecipientState;
 
 use crate::codec::CodecError;
 use crate::journeys::command::CommandOutcome;

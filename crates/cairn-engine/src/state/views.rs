@@ -10,6 +10,14 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// What a profile's messages may reach: its consent and the addresses that hard-bounced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientState {
+    pub profile: ProfileId,
+    pub consent: cairn_delivery::ConsentState,
+    pub undeliverable: Vec<String>,
+}
+
 /// Where a profile's timeline is: the ranks whose events it shows and the entries not yet stored.
 pub(crate) struct TimelineScope {
     pub ranks: Vec<u32>,
@@ -106,6 +114,57 @@ impl State {
             pending,
             ids,
         })
+    }
+
+    /// A profile's consent and its hard-bounced addresses (the survivor's: a merge absorbs the
+    /// merged profiles' consent), with the survivor's id.
+    pub(crate) fn recipient_state(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<RecipientState> {
+        let rank = self.find(workspace, id)?;
+        let record = self.record(rank);
+        let (consent, undeliverable) = match &record.journey {
+            Some(state) => (state.consent.clone(), state.undeliverable.clone()),
+            None => Default::default(),
+        };
+        Some(RecipientState {
+            profile: record.id,
+            consent,
+            undeliverable,
+        })
+    }
+
+    /// The surviving profiles of a workspace whose trait `name` is a string `matches` accepts (a scan
+    /// of the workspace: for rare lookups such as an inbound SMS by phone number).
+    pub(crate) fn profiles_with_trait(
+        &self,
+        workspace: &WorkspaceId,
+        name: &str,
+        matches: &dyn Fn(&str) -> bool,
+    ) -> Vec<ProfileId> {
+        let Some(index) = self.workspaces.get(workspace) else {
+            return Vec::new();
+        };
+        let mut found: Vec<ProfileId> = index
+            .by_id
+            .values()
+            .filter(|&&rank| self.survivor(rank) == rank)
+            .map(|&rank| self.record(rank))
+            .filter(|record| {
+                record
+                    .traits
+                    .values
+                    .get(name)
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(matches)
+            })
+            .map(|record| record.id)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// The workspace that holds a profile id.
