@@ -195,7 +195,7 @@ impl State {
         Ok(0)
     }
 
-    fn find_or_create(
+    pub(super) fn find_or_create(
         &mut self,
         workspace: &WorkspaceId,
         id: ProfileId,
@@ -228,7 +228,7 @@ impl State {
         rank
     }
 
-    fn link(&mut self, workspace: &WorkspaceId, identifier: &Identifier, rank: u32) {
+    pub(super) fn link(&mut self, workspace: &WorkspaceId, identifier: &Identifier, rank: u32) {
         let index = self.workspaces.entry(workspace.clone()).or_default();
         index.by_identifier.insert(identifier_key(identifier), rank);
         let record = self.record_mut(rank);
@@ -242,7 +242,7 @@ impl State {
     /// loser and everything merged into it point at the survivor, and the two profiles' journeys merge
     /// (see [`cairn_journey::merge_profiles`]). Events stay where they are; the survivor's timeline reads
     /// them through its merged ranks.
-    fn merge(&mut self, loser: u32, survivor: u32, now_ms: i64) {
+    pub(super) fn merge(&mut self, loser: u32, survivor: u32, now_ms: i64) {
         debug_assert_ne!(loser, survivor);
         debug_assert!(
             self.record(loser).merged_into.is_none(),
