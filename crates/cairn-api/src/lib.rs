@@ -6,6 +6,7 @@
 //!   profiles and timelines; [`journeys`] (drafts, lifecycle, versions, stats, enrollment, test mode,
 //!   the catalog), [`audiences`], and a profile's journeys, traces, messages and audiences
 //!   ([`profile_journeys`]).
+//! - [`customer360`]: source records, the unified profile view, record lookups and explanations.
 //! - [`ops`]: health, readiness, Prometheus metrics and the OpenAPI document.
 //!
 //! Every error is a JSON body `{"code": "...", "message": "..."}` with the status from the one error
@@ -15,6 +16,7 @@ pub mod audiences;
 pub mod auth;
 pub mod body;
 mod commands;
+pub mod customer360;
 pub mod documents;
 pub mod error;
 pub mod journeys;
@@ -42,6 +44,8 @@ pub struct ApiState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub access: Arc<Access>,
+    /// Federated attribute sets per workspace (the 360 view fetches them on demand).
+    pub federated: Arc<customer360::FederatedByWorkspace>,
 }
 
 impl ApiState {
@@ -52,7 +56,14 @@ impl ApiState {
             clock: engine.clock(),
             metrics: engine.metrics(),
             access: Arc::new(access),
+            federated: Arc::default(),
         }
+    }
+
+    /// The same state with the workspaces' federated attribute sets.
+    pub fn with_federated(mut self, federated: customer360::FederatedByWorkspace) -> Self {
+        self.federated = Arc::new(federated);
+        self
     }
 }
 
@@ -64,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(journeys::routes())
         .merge(audiences::routes())
         .merge(profile_journeys::routes())
+        .merge(customer360::routes())
         .merge(ops::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -27,8 +27,9 @@ pub fn init_logging(format: LogFormat) {
 pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
     let backend = cairn_store_sqlite::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Engine::start(config.engine_options(), backend, Arc::new(SystemClock))
-        .context("cannot start the engine")
+    let mut options = config.engine_options();
+    options.identity = crate::identity_config::load_identity(config)?;
+    Engine::start(options, backend, Arc::new(SystemClock)).context("cannot start the engine")
 }
 
 /// Work that runs beside the server until shutdown (the demo's live event stream).
@@ -46,7 +47,8 @@ pub fn serve_engine(
     companion: Option<Companion>,
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
-    let state = ApiState::new(&engine, access);
+    let state = ApiState::new(&engine, access)
+        .with_federated(crate::identity_config::load_federated(config)?);
     let dispatcher = match &config.delivery {
         Some(options) => Some(
             cairn_dispatch::Dispatcher::start(options.clone(), &engine)

@@ -441,6 +441,15 @@ impl Reader {
         Some(state.profile_identity(workspace, rank))
     }
 
+    /// A profile's consent per channel and subscription group (`null` when it never had any);
+    /// `None` if there is no such profile.
+    pub fn consent(&self, workspace: &WorkspaceId, id: &ProfileId) -> Option<serde_json::Value> {
+        self.barrier();
+        let state = self.state.read();
+        let rank = state.find(workspace, id)?;
+        Some(state.consent_of(rank))
+    }
+
     /// Why two source records are (or are not) one person.
     pub fn explain_records(
         &self,
