@@ -13,48 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A CRM and a shop; one person is the same first name (fuzzy) with the same email or phone.
-pub(crate) const RULES: &str = r#"
-[[source]]
-name = "crm"
-kind = "crm"
-priority = 1
-id = "contact_id"
-default_region = "GB"
-[source.fields]
-first_name = "first"
-last_name = "last"
-emails = "email"
-phones = "mobile"
-"external_id.user_id" = "login"
-"trait.tier" = "tier"
-
-[[source]]
-name = "shop"
-kind = "commerce"
-priority = 2
-id = "customer"
-default_region = "GB"
-[source.fields]
-first_name = "given"
-last_name = "family"
-emails = "mail"
-phones = "phone"
-"external_id.user_id" = "account"
-
-[[rule]]
-name = "first name and email"
-criteria = [
-  { field = "first_name", method = "jaro_winkler", threshold = 0.85 },
-  { field = "email", method = "exact_normalized" },
-]
-
-[[rule]]
-name = "first name and phone"
-criteria = [
-  { field = "first_name", method = "jaro_winkler", threshold = 0.85 },
-  { field = "phone", method = "exact_normalized" },
-]
-"#;
+const RULES: &str = include_str!("../../../../tests/identity/crm-shop.toml");
 
 fn identity_options() -> EngineOptions {
     let ruleset = Ruleset::parse(RULES, DocumentFormat::Toml, "rules.toml").expect("rules");
