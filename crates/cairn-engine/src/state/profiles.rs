@@ -125,6 +125,18 @@ impl State {
             kind,
         };
         self.attach(target, workspace, &arrival, message, changed)?;
+        if kind == MessageKind::Identify
+            && self
+                .sources
+                .get(workspace)
+                .is_some_and(|sources| sources.reads_identify_traits())
+        {
+            if let Some(traits) = message.traits {
+                let traits: Map<String, Value> = serde_json::from_str(traits)
+                    .map_err(|error| CodecError::Encoding(format!("traits: {error}")))?;
+                self.resolve_identify_traits(workspace, target, &identifiers, &traits, now_ms);
+            }
+        }
         Ok(plan.merge.len() as u64)
     }
 

@@ -18,6 +18,11 @@
 //! 5. Splits (an un-merge, a removed record, a new hub) change the resolver's view only: the engine
 //!    profile stays whole and the split-off cluster keeps mapping onto it.
 //!
+//! 6. The traits of an `identify` message are a record of the workspace's `web` source, when it
+//!    declares one (keyed by the mapping's id field, usually `userId`): resolved like any record
+//!    (fuzzy rules included), its cluster maps onto the message's profile, or that profile merges
+//!    with the person the rules found.
+//!
 //! The reconciled scalar attributes (names, birth date, custom traits, first email and phone) are
 //! written to the profile's traits at the record's apply time, so conditions and templates see
 //! them. The whole per-workspace state (resolver snapshot, records as received, cluster → profile) is
@@ -99,6 +104,32 @@ impl WorkspaceSources {
 
     pub(crate) fn is_dirty(&self) -> bool {
         self.dirty
+    }
+
+    /// Keeps a record as received (an update keeps the record's age).
+    fn keep_record(&mut self, key: RecordKey, fields: &Map<String, Value>, now: i64) {
+        let age = match self.records.get(&key) {
+            Some(stored) => stored.age,
+            None => {
+                self.next_age += 1;
+                self.next_age
+            }
+        };
+        let fields = Value::Object(fields.clone()).to_string();
+        self.records.insert(
+            key,
+            StoredRecord {
+                fields,
+                received_at_ms: now,
+                age,
+            },
+        );
+        self.dirty = true;
+    }
+
+    /// Whether the workspace declares the `web` source (identify traits are its records).
+    pub(crate) fn reads_identify_traits(&self) -> bool {
+        self.compiled.sources.get(WEB_SOURCE).is_some()
     }
 
     fn assign(&mut self, unified_id: &UnifiedId, rank: u32) {
@@ -202,6 +233,9 @@ impl WorkspaceSources {
         Ok(sources)
     }
 }
+
+/// The source whose records are the traits of `identify` messages, when a workspace declares it.
+pub(crate) const WEB_SOURCE: &str = "web";
 
 /// The id of a profile founded by a source record.
 fn profile_id_of_record(workspace: &WorkspaceId, key: &RecordKey) -> ProfileId {
@@ -320,22 +354,7 @@ impl State {
             Ok(resolution) => resolution,
             Err(error) => return CommandOutcome::refused(error.to_string()),
         };
-        let age = match sources.records.get(&key) {
-            Some(stored) => stored.age,
-            None => {
-                sources.next_age += 1;
-                sources.next_age
-            }
-        };
-        sources.records.insert(
-            key.clone(),
-            StoredRecord {
-                fields: Value::Object(fields.clone()).to_string(),
-                received_at_ms: now,
-                age,
-            },
-        );
-        sources.dirty = true;
+        sources.keep_record(key.clone(), fields, now);
         self.follow_merges_and_splits(sources, &resolution, now);
         let Some(unified_id) = resolution.unified_id.clone() else {
             return CommandOutcome::refused("the resolver placed the record nowhere");
@@ -355,6 +374,106 @@ impl State {
         })
         .to_string();
         outcome
+    }
+
+    /// Resolves an `identify` message's traits as a record of the workspace's `web` source (if it
+    /// declares one): the fields its mapping reads, with `userId` and `anonymousId` beside the traits;
+    /// the record id is its mapping's `id` field. The cluster maps onto the message's profile
+    /// `target`, or, if the rules put the visitor with a known person, the two profiles merge.
+    /// Returns the surviving rank.
+    pub(super) fn resolve_identify_traits(
+        &mut self,
+        workspace: &WorkspaceId,
+        target: u32,
+        identifiers: &[Identifier],
+        traits: &Map<String, Value>,
+        now: i64,
+    ) -> u32 {
+        let Some(mut sources) = self.sources.remove(workspace) else {
+            return target;
+        };
+        let rank = self.resolve_web_record(&mut sources, target, identifiers, traits, now);
+        self.sources.insert(workspace.clone(), sources);
+        rank
+    }
+
+    fn resolve_web_record(
+        &mut self,
+        sources: &mut WorkspaceSources,
+        target: u32,
+        identifiers: &[Identifier],
+        traits: &Map<String, Value>,
+        now: i64,
+    ) -> u32 {
+        let Some(config) = sources.compiled.sources.get(WEB_SOURCE) else {
+            return target;
+        };
+        let readable = config.referenced_fields();
+        let mut fields: Map<String, Value> = traits
+            .iter()
+            .filter(|(name, _)| {
+                readable
+                    .iter()
+                    .any(|field| field == name || field.starts_with(&format!("{name}.")))
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        for identifier in identifiers {
+            let name = match identifier.kind {
+                IdentifierKind::UserId => "userId",
+                IdentifierKind::AnonymousId => "anonymousId",
+                IdentifierKind::Email => continue,
+            };
+            if readable.contains(&name) {
+                fields.insert(name.into(), Value::String(identifier.value.clone()));
+            }
+        }
+        let raw = cairn_identity::files::raw_fields_of_json(&fields);
+        let Some(key) = sources.compiled.sources.key_of(WEB_SOURCE, &raw) else {
+            return target;
+        };
+        let record = match config.map_record(WEB_SOURCE, &raw) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::debug!(record = %key, %error, "identify traits do not map onto the web source");
+                return target;
+            }
+        };
+        let resolution = match sources.resolver.upsert(record) {
+            Ok(resolution) => resolution,
+            Err(error) => {
+                tracing::debug!(record = %key, %error, "identify traits not resolved");
+                return target;
+            }
+        };
+        if !resolution.changed {
+            return self.survivor(target);
+        }
+        sources.keep_record(key, &fields, now);
+        self.follow_merges_and_splits(sources, &resolution, now);
+        let target = self.survivor(target);
+        let Some(unified_id) = resolution.unified_id else {
+            return target;
+        };
+        let rank = match sources.cluster_profile.get(&unified_id) {
+            Some(&rank) => {
+                let rank = self.survivor(rank);
+                if rank == target {
+                    rank
+                } else {
+                    let (survivor, loser) = (rank.min(target), rank.max(target));
+                    self.merge(loser, survivor, now);
+                    sources.assign(&unified_id, survivor);
+                    survivor
+                }
+            }
+            None => {
+                sources.assign(&unified_id, target);
+                target
+            }
+        };
+        self.write_golden_traits(sources, rank, now);
+        rank
     }
 
     /// Removes a source record from the resolver (its profile may split in the resolver's view;

@@ -215,6 +215,47 @@ fn a_merge_through_the_resolver_merges_enrolled_profiles_and_sends_nothing_twice
 }
 
 #[test]
+fn identify_traits_are_web_records_resolved_by_the_fuzzy_rules_on_the_ingest_path() {
+    let world = World::start_with(identity_options());
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "mobile": "07911 123456"}),
+    );
+    let crm = placement(&world, "crm", "c-1");
+    // A visitor signs up on the web with a nickname-like spelling and the same phone.
+    world.identify(
+        "w-5",
+        json!({"firstName": "Jonathon", "phone": "+44 7911 123456", "plan": "pro"}),
+    );
+    assert_eq!(world.profile_id("w-5"), crm.profile_id, "one person");
+    let web = placement(&world, "web", "w-5");
+    assert_eq!(web.unified_id, crm.unified_id);
+    let profile = world
+        .engine
+        .reader()
+        .profile(&ws(), &crm.profile_id)
+        .expect("profile");
+    assert_eq!(
+        profile.traits["plan"],
+        json!("pro"),
+        "the event's own traits"
+    );
+    assert_eq!(
+        profile.traits["firstName"],
+        json!("Jonathan"),
+        "reconciled: the CRM wins"
+    );
+    // Someone else on the web stays apart.
+    world.identify(
+        "w-6",
+        json!({"firstName": "Maria", "phone": "+44 7911 654321"}),
+    );
+    assert_ne!(world.profile_id("w-6"), crm.profile_id);
+}
+
+#[test]
 fn a_workspace_without_identity_rules_refuses_source_records() {
     let world = World::start();
     let outcome = world.command(Command::UpsertSourceRecord {

@@ -106,8 +106,18 @@ impl World {
     }
 
     pub(super) fn track(&self, user: &str, event: &str, properties: Value) {
-        let message = json!({"type": "track", "userId": user, "event": event, "properties": properties,
-            "timestamp": self.clock.now().to_rfc3339()});
+        self.submit(
+            json!({"type": "track", "userId": user, "event": event, "properties": properties,
+            "timestamp": self.clock.now().to_rfc3339()}),
+        );
+    }
+
+    pub(super) fn identify(&self, user: &str, traits: Value) {
+        self.submit(json!({"type": "identify", "userId": user, "traits": traits,
+            "timestamp": self.clock.now().to_rfc3339()}));
+    }
+
+    fn submit(&self, message: Value) {
         let message = normalize_object(
             message.as_object().cloned().expect("object"),
             &Envelope::default(),
