@@ -111,3 +111,82 @@ pub fn load_federated(config: &Config) -> anyhow::Result<FederatedByWorkspace> {
     }
     Ok(federated)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WorkspaceConfig;
+
+    const RULES: &str = include_str!("../../../tests/identity/crm-shop.toml");
+
+    fn workspace(dir: &Path, attributes: &str) -> WorkspaceConfig {
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        };
+        WorkspaceConfig {
+            id: "acme".into(),
+            identity_rules: Some(write("rules.toml", RULES)),
+            sources: Some(write(
+                "sources.toml",
+                "[[source]]\nname = \"desk\"\nid = \"case\"\n[source.fields]\nemails = \"requester\"\n",
+            )),
+            attributes: Some(write("attributes.toml", attributes)),
+            ..WorkspaceConfig::default()
+        }
+    }
+
+    fn config(workspaces: Vec<WorkspaceConfig>) -> Config {
+        Config {
+            workspaces,
+            ..Config::default()
+        }
+    }
+
+    const LOYALTY: &str = "[[attribute]]\nname = \"loyalty\"\nsource = \"shop\"\n[attribute.connector]\n\
+        kind = \"postgres\"\nurl = \"host=127.0.0.1 user=postgres dbname=test\"\nquery = \"select 1\"\n";
+
+    #[test]
+    fn a_workspace_reads_its_rules_extra_sources_and_attributes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config(vec![workspace(dir.path(), LOYALTY)]);
+        let identity = load_identity(&config).expect("identity");
+        let compiled = identity.get(&WorkspaceId::new("acme")).expect("acme");
+        for source in ["crm", "shop", "web", "desk"] {
+            assert!(compiled.sources.get(source).is_some(), "{source}");
+        }
+        let federated = load_federated(&config).expect("federated");
+        assert_eq!(
+            federated[&WorkspaceId::new("acme")].names(),
+            vec!["loyalty"]
+        );
+    }
+
+    #[test]
+    fn bad_identity_settings_are_configuration_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let undeclared = LOYALTY.replace("source = \"shop\"", "source = \"erp\"");
+        let Err(error) = load_federated(&config(vec![workspace(dir.path(), &undeclared)])) else {
+            panic!("an attribute of an undeclared source is refused");
+        };
+        assert!(error.to_string().contains("source `erp`"), "{error}");
+
+        let mut orphan = workspace(dir.path(), LOYALTY);
+        orphan.identity_rules = None;
+        let error = load_identity(&config(vec![orphan])).expect_err("sources without rules");
+        assert!(error.to_string().contains("no `identity_rules`"), "{error}");
+
+        let mut missing = workspace(dir.path(), LOYALTY);
+        missing.identity_rules = Some(dir.path().join("nope.toml"));
+        let error = load_identity(&config(vec![missing])).expect_err("a missing file");
+        assert!(
+            error.to_string().starts_with("invalid configuration"),
+            "{error}"
+        );
+
+        let typo: Result<WorkspaceConfig, _> =
+            toml::from_str("id = \"a\"\nidentity_rule = \"x\"\n");
+        assert!(typo.is_err(), "unknown keys are rejected");
+    }
+}
