@@ -269,3 +269,58 @@ fn a_workspace_without_identity_rules_refuses_source_records() {
         "{outcome:?}"
     );
 }
+
+/// How long applying one source record takes on the apply path (map, resolve with the fuzzy rules,
+/// place the cluster, link, reconcile into traits), without the log's fsync. A measurement, not a
+/// check: `cargo test -p cairn-engine --release --lib -- --ignored source_record_apply --nocapture`.
+#[test]
+#[ignore = "a measurement; run it in release"]
+fn source_record_apply_latency() {
+    const PEOPLE: usize = 20_000;
+    const FIRST: [&str; 8] = [
+        "Ann", "Bob", "Carla", "Dmitri", "Eve", "Femi", "Grace", "Hiro",
+    ];
+    const LAST: [&str; 8] = [
+        "Lee", "Smith", "Okafor", "Novak", "Garcia", "Khan", "Berg", "Sato",
+    ];
+    let mut state = crate::state::State::default();
+    state.configure_identity(&identity_options().identity);
+    let mut seq = 0;
+    let mut times = Vec::with_capacity(PEOPLE * 2);
+    for person in 0..PEOPLE {
+        let first = FIRST[person % FIRST.len()];
+        let last = LAST[(person / FIRST.len()) % LAST.len()];
+        let phone = format!("+44 7911 {:06}", person);
+        let crm = json!({"first": first, "last": last, "email": format!("p{person}@example.org"),
+            "mobile": phone});
+        // Every second person is also a shop customer with a misspelled first name.
+        let shop = (person % 2 == 0)
+            .then(|| json!({"given": format!("{first}e"), "family": last, "phone": phone}));
+        for (source, fields) in [("crm", Some(crm)), ("shop", shop)] {
+            let Some(Value::Object(fields)) = fields else {
+                continue;
+            };
+            seq += 1;
+            let command = Command::UpsertSourceRecord {
+                source: source.into(),
+                id: format!("{source}-{person}"),
+                fields,
+            };
+            let started = std::time::Instant::now();
+            state.apply_command(seq, &ws(), 1_700_000_000_000 + seq as i64, command);
+            times.push(started.elapsed());
+        }
+    }
+    // The first record also loads the phone-number metadata (lazily, once per process).
+    let first = times.remove(0);
+    times.sort();
+    let at = |fraction: f64| times[((times.len() as f64 * fraction) as usize).min(times.len() - 1)];
+    println!(
+        "first record {first:?}; then {} source records applied: p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+        times.len(),
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        times[times.len() - 1]
+    );
+}
