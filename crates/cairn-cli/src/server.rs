@@ -23,13 +23,20 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// The engine's options with the workspaces' identity configurations: every process that applies
+/// the log (server, import, offline reads) must apply source records the same way.
+pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOptions> {
+    let mut options = config.engine_options();
+    options.identity = crate::identity_config::load_identity(config)?;
+    Ok(options)
+}
+
 /// Opens the store in the configured data directory and starts the engine on it.
 pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
     let backend = cairn_store_sqlite::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    let mut options = config.engine_options();
-    options.identity = crate::identity_config::load_identity(config)?;
-    Engine::start(options, backend, Arc::new(SystemClock)).context("cannot start the engine")
+    Engine::start(engine_options(config)?, backend, Arc::new(SystemClock))
+        .context("cannot start the engine")
 }
 
 /// Work that runs beside the server until shutdown (the demo's live event stream).
