@@ -10,6 +10,9 @@
 //!   with provenance, federated attributes fetched on demand (cache, timeout, failure policy), the
 //!   profile's traits, recent events and messages, journeys and audiences, consents.
 //! - `GET /api/v1/identity/explain?a=source:id&b=source:id`: why two records are one person.
+//! - `POST /api/v1/identity/unmerge` `{"a": "source:id", "b": "source:id"}`: never the same person
+//!   (through the log; the resolver splits, the engine profile stays whole).
+//! - `GET /api/v1/identity/rules`: the workspace's active ruleset.
 
 use crate::body::read_json;
 use crate::commands;
@@ -50,6 +53,8 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/api/v1/profiles/{id}/360", get(profile_360))
         .route("/api/v1/identity/explain", get(explain))
+        .route("/api/v1/identity/unmerge", axum::routing::post(unmerge))
+        .route("/api/v1/identity/rules", get(rules))
 }
 
 fn source_error(error: SourceError) -> ApiError {
@@ -269,4 +274,55 @@ async fn explain(
     .await?
     .map_err(source_error)?;
     Ok(Json(json!(explanation)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnmergeRequest {
+    a: String,
+    b: String,
+}
+
+async fn unmerge(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let request: UnmergeRequest = read_json(&headers, body).await?;
+    let parse = |text: &str| {
+        parse_record_ref(text).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("`{text}` is not `source:id`"),
+            )
+        })
+    };
+    let (left, right) = (parse(&request.a)?, parse(&request.b)?);
+    for key in [&left, &right] {
+        placement(&state, workspace.clone(), key.clone()).await?;
+    }
+    let command = Command::UnmergeSourceRecords {
+        left: left.clone(),
+        right: right.clone(),
+    };
+    let outcome = commands::run(&state, workspace, command).await?;
+    if !outcome.ok {
+        return Err(ApiError::new(ErrorCode::RecordNotFound, outcome.message));
+    }
+    let applied: Value = serde_json::from_str(&outcome.message).unwrap_or(Value::Null);
+    Ok(Json(json!({
+        "a": request.a,
+        "b": request.b,
+        "never_match": true,
+        "split": applied["split"],
+    })))
+}
+
+async fn rules(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let rules = read(&state, move |reader| Ok(reader.identity_rules(&workspace)))
+        .await?
+        .map_err(source_error)?;
+    Ok(Json(rules))
 }

@@ -513,3 +513,101 @@ query = "select count(*)::int as open from tickets where customer_id = $1"
         .expect("loyalty");
     assert_eq!(loyalty["origin"], "cache", "{loyalty}");
 }
+
+#[tokio::test]
+async fn an_unmerge_keeps_two_records_apart_and_the_rules_can_be_read() {
+    let server = start_with(options(), |state| state).await;
+    put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Ann", "mobile": "07911 123456"}"#,
+    )
+    .await;
+    let (_, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-1",
+        r#"{"given": "Anne", "phone": "07911 123456"}"#,
+    )
+    .await;
+    let (_, before) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(before["same_profile"], json!(true), "{before}");
+    let (status, answer) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1", "b": "shop:s-1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["split"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    let (_, after) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(after["same_profile"], json!(false), "{after}");
+    assert_eq!(after["never_match"], json!(true));
+    // The resolver splits; the engine profile stays whole (docs/identity.md, "Limits today").
+    let (_, placed) = get(
+        &server,
+        "/api/v1/sources/shop/records/s-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(placed["profile_id"], shop["profile_id"]);
+    assert_ne!(placed["unified_id"], shop["unified_id"]);
+    let (status, body) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1", "b": "shop:nobody"}),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "unknown record",
+    );
+    let (status, body) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1"}),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "missing b",
+    );
+
+    let (status, rules) = get(&server, "/api/v1/identity/rules", "tok_acme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
+    let (status, body) = get(&server, "/api/v1/identity/rules", "tok_globex").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "globex",
+    );
+}

@@ -450,6 +450,14 @@ impl Reader {
         Some(state.consent_of(rank))
     }
 
+    /// The workspace's active identity ruleset, as JSON.
+    pub fn identity_rules(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<serde_json::Value, SourceError> {
+        self.state.read().identity_rules(workspace)
+    }
+
     /// Why two source records are (or are not) one person.
     pub fn explain_records(
         &self,

@@ -49,6 +49,11 @@ pub enum Command {
     },
     /// Removes a Customer 360 source record.
     RemoveSourceRecord { source: String, id: String },
+    /// Marks two source records as never the same person (an administrator's un-merge).
+    UnmergeSourceRecords {
+        left: cairn_identity::RecordKey,
+        right: cairn_identity::RecordKey,
+    },
 }
 
 /// A workspace's delivery policy: the volume-control settings and the suppression rules.

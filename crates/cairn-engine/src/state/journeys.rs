@@ -220,6 +220,12 @@ impl State {
                 self.applied_seq = seq;
                 return;
             }
+            Command::UnmergeSourceRecords { left, right } => {
+                let outcome = self.unmerge_source_records(workspace, &left, &right, now);
+                self.keep_outcome(seq, outcome);
+                self.applied_seq = seq;
+                return;
+            }
             other => other,
         };
         let registry = self.registries.entry(workspace.clone()).or_default();

@@ -512,6 +512,38 @@ impl State {
         outcome
     }
 
+    /// An administrator's un-merge: the two records are never one person again; the resolver splits
+    /// their cluster (the engine profile stays whole, rule 5).
+    pub(crate) fn unmerge_source_records(
+        &mut self,
+        workspace: &WorkspaceId,
+        left: &RecordKey,
+        right: &RecordKey,
+        now: i64,
+    ) -> CommandOutcome {
+        let Some(mut sources) = self.sources.remove(workspace) else {
+            return CommandOutcome::refused(
+                SourceError::NotConfigured(workspace.to_string()).to_string(),
+            );
+        };
+        let outcome = match sources.resolver.unmerge(left, right) {
+            Ok(resolution) => {
+                sources.dirty = true;
+                self.follow_merges_and_splits(&mut sources, &resolution, now);
+                CommandOutcome::done(serde_json::json!({"split": resolution.split}).to_string())
+            }
+            Err(error) => CommandOutcome::refused(error.to_string()),
+        };
+        self.sources.insert(workspace.clone(), sources);
+        outcome
+    }
+
+    /// The workspace's active ruleset (sources, rules, protection, reconciliation).
+    pub(crate) fn identity_rules(&self, workspace: &WorkspaceId) -> Result<Value, SourceError> {
+        let sources = self.sources_of(workspace)?;
+        Ok(serde_json::to_value(&sources.compiled.ruleset).unwrap_or(Value::Null))
+    }
+
     /// Rule 2 and 5 of the module documentation.
     fn follow_merges_and_splits(
         &mut self,
