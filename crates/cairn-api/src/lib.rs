@@ -13,6 +13,7 @@
 //!   both record feedback through [`feedback_intake`].
 //! - [`templates`] (message templates: drafts, publishing, previews) and [`delivery_admin`] (delivery
 //!   records, dead letters, a profile's consent) in the management API.
+//! - [`customer360`]: source records, the unified profile view, record lookups and explanations.
 //! - [`ops`]: health, readiness, Prometheus metrics and the OpenAPI document.
 //!
 //! Every error is a JSON body `{"code": "...", "message": "..."}` with the status from the one error
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod body;
 pub mod callback_auth;
 mod commands;
+pub mod customer360;
 pub mod delivery_admin;
 pub mod documents;
 pub mod email_links;
@@ -62,6 +64,8 @@ pub struct ApiState {
     pub deliveries: Arc<dyn cairn_storage::DeliveryStore>,
     /// Tracking-link keys and provider-callback credentials (none: those routes are refused).
     pub delivery: Arc<DeliverySettings>,
+    /// Federated attribute sets per workspace (the 360 view fetches them on demand).
+    pub federated: Arc<customer360::FederatedByWorkspace>,
 }
 
 impl ApiState {
@@ -74,12 +78,19 @@ impl ApiState {
             access: Arc::new(access),
             deliveries: engine.delivery_store(),
             delivery: Arc::new(DeliverySettings::default()),
+            federated: Arc::default(),
         }
     }
 
     /// The same state serving tracking links and provider callbacks with these settings.
     pub fn with_delivery(mut self, settings: DeliverySettings) -> Self {
         self.delivery = Arc::new(settings);
+        self
+    }
+
+    /// The same state with the workspaces' federated attribute sets.
+    pub fn with_federated(mut self, federated: customer360::FederatedByWorkspace) -> Self {
+        self.federated = Arc::new(federated);
         self
     }
 }
@@ -96,6 +107,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(provider_callbacks::routes())
         .merge(templates::routes())
         .merge(delivery_admin::routes())
+        .merge(customer360::routes())
         .merge(ops::routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -567,6 +567,12 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/hooks/ses",
         "/hooks/twilio/status",
         "/hooks/twilio/inbound/{workspace}",
+        "/api/v1/profiles/{id}/360",
+        "/api/v1/sources/{source}/records/{id}",
+        "/api/v1/sources/{source}/records/{id}/profile",
+        "/api/v1/identity/explain",
+        "/api/v1/identity/unmerge",
+        "/api/v1/identity/rules",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }
@@ -576,6 +582,7 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         let concrete = path
             .replace("{id}", "prof_x")
             .replace("{journey}", "x")
+            .replace("{source}", "crm")
             .replace("{version}", "1")
             .replace("{token}", "x")
             .replace("{workspace}", "acme");

@@ -221,6 +221,7 @@ mod tests {
             id: id.into(),
             write_keys: Vec::new(),
             api_tokens: tokens.iter().map(|token| token.to_string()).collect(),
+            ..WorkspaceConfig::default()
         }
     }
 

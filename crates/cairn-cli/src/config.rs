@@ -83,7 +83,7 @@ impl Default for StateConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceConfig {
     pub id: String,
@@ -91,6 +91,16 @@ pub struct WorkspaceConfig {
     pub write_keys: Vec<String>,
     #[serde(default)]
     pub api_tokens: Vec<String>,
+    /// Customer 360: the ruleset document (match rules, protection, reconciliation, and usually
+    /// the `[[source]]` mappings); without it the workspace keeps exact identity only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_rules: Option<PathBuf>,
+    /// Further `[[source]]` mappings in a document of their own (needs `identity_rules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<PathBuf>,
+    /// Federated attributes: `[[attribute]]` connectors fetched on demand by the 360 view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -159,6 +169,7 @@ impl Config {
         }
         cairn_api::Access::new(&self.workspace_access())
             .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+        crate::identity_config::load_identity(self)?;
         if self.ingest.queue_capacity_events == 0
             || self.ingest.max_commit_events == 0
             || self.ingest.max_apply_lag_events == 0
@@ -194,6 +205,7 @@ impl Config {
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(self.state.tick_interval_ms.max(1))),
             log_gate: None,
+            identity: Default::default(),
         }
     }
 

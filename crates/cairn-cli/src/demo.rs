@@ -40,6 +40,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
             id: DEMO_WORKSPACE.into(),
             write_keys: vec![DEMO_WRITE_KEY.into()],
             api_tokens: vec![DEMO_API_TOKEN.into()],
+            ..WorkspaceConfig::default()
         });
     }
     let engine = crate::server::start_engine(&config)?;

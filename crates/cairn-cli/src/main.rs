@@ -13,6 +13,7 @@ mod config;
 mod demo;
 mod demo_journeys;
 mod identity_cmd;
+mod identity_config;
 mod import;
 mod journey_cmd;
 mod journey_remote;

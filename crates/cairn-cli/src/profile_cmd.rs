@@ -1,4 +1,4 @@
-//! `cairn profile get`: print a profile (JSON on stdout).
+//! `cairn profile get`: print a profile (JSON on stdout); `--360` prints its Customer 360 view.
 //!
 //! The newest state lives in the memory of the process that owns the data directory. So when a server
 //! holds the directory, the command asks that server (the configured `listen` address, with an API
@@ -37,6 +37,10 @@ pub struct GetArgs {
     /// Also print the newest events (up to this many).
     #[arg(long, default_value_t = 0)]
     events: usize,
+    /// Print the Customer 360 view instead: source records, reconciled attributes with provenance,
+    /// journeys (from a server also federated attributes, messages and consents).
+    #[arg(long = "360")]
+    view_360: bool,
 }
 
 /// How the profile is looked up.
@@ -72,8 +76,8 @@ pub fn run(config: &Config, command: ProfileCommand) -> anyhow::Result<()> {
     };
     let workspace = WorkspaceId::new(args.workspace.clone());
     let output = match cairn_store_sqlite::open(&config.data_dir) {
-        Ok(backend) => from_store(config, backend, &workspace, &key, args.events)?,
-        Err(StorageError::Locked(_)) => from_server(config, &workspace, &key, args.events)?,
+        Ok(backend) => from_store(config, backend, &workspace, &key, &args)?,
+        Err(StorageError::Locked(_)) => from_server(config, &workspace, &key, &args)?,
         Err(error) => {
             return Err(error)
                 .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))
@@ -88,10 +92,10 @@ fn from_store(
     backend: cairn_storage::Backend,
     workspace: &WorkspaceId,
     key: &Key,
-    events: usize,
+    args: &GetArgs,
 ) -> anyhow::Result<Value> {
     let engine = cairn_engine::Engine::start(
-        config.engine_options(),
+        crate::server::engine_options(config)?,
         backend,
         std::sync::Arc::new(cairn_engine::SystemClock),
     )?;
@@ -102,12 +106,25 @@ fn from_store(
     }
     .ok_or_else(not_found)?;
     let mut output = serde_json::to_value(&profile)?;
-    if events > 0 {
+    if args.events > 0 {
         let events = reader
-            .events(workspace, &profile.id, None, events)?
+            .events(workspace, &profile.id, None, args.events)?
             .unwrap_or_default();
         output["events"] = serde_json::to_value(events)?;
     }
+    if args.view_360 {
+        let identity = reader
+            .profile_identity(workspace, &profile.id)
+            .unwrap_or_default();
+        output["identity_configured"] = Value::Bool(identity.configured);
+        output["unified_ids"] = serde_json::to_value(&identity.unified_ids)?;
+        output["source_records"] = serde_json::to_value(&identity.records)?;
+        output["reconciled"] = serde_json::to_value(&identity.reconciled)?;
+        output["journeys"] = reader
+            .profile_journeys(workspace, &profile.id)
+            .unwrap_or(Value::Null);
+    }
+    drop(reader);
     engine.shutdown();
     Ok(output)
 }
@@ -117,7 +134,7 @@ fn from_server(
     config: &Config,
     workspace: &WorkspaceId,
     key: &Key,
-    events: usize,
+    args: &GetArgs,
 ) -> anyhow::Result<Value> {
     let client = ApiClient::new(
         config,
@@ -141,6 +158,11 @@ fn from_server(
         ),
     };
     let mut profile = client.get(&path)?;
+    if args.view_360 {
+        let id = profile["id"].as_str().unwrap_or_default().to_string();
+        return client.get(&format!("/api/v1/profiles/{}/360", encode(&id)));
+    }
+    let events = args.events;
     if events > 0 {
         let id = profile["id"].as_str().unwrap_or_default().to_string();
         let page = client.get(&format!(
@@ -150,4 +172,70 @@ fn from_server(
         profile["events"] = page["events"].clone();
     }
     Ok(profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WorkspaceConfig;
+    use cairn_engine::journeys::Command;
+    use cairn_identity::RecordKey;
+
+    #[test]
+    fn the_360_view_offline_reads_source_records_with_the_workspace_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(
+            &rules,
+            include_str!("../../../tests/identity/crm-shop.toml"),
+        )
+        .expect("write");
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            workspaces: vec![WorkspaceConfig {
+                id: "acme".into(),
+                identity_rules: Some(rules),
+                ..WorkspaceConfig::default()
+            }],
+            ..Config::default()
+        };
+        let workspace = WorkspaceId::new("acme");
+        let profile_id = {
+            let engine = crate::server::start_engine(&config).expect("engine");
+            let fields = serde_json::json!({"first": "Ann", "last": "Lee", "email": "ann@x.org"});
+            let command = Command::UpsertSourceRecord {
+                source: "crm".into(),
+                id: "c-1".into(),
+                fields: fields.as_object().cloned().expect("object"),
+            };
+            let receipt = engine
+                .ingestor()
+                .submit_command_blocking(workspace.clone(), &command, chrono::Utc::now())
+                .expect("committed");
+            let reader = engine.reader();
+            assert!(reader.command_outcome(receipt.seq).expect("applied").ok);
+            let placement = reader
+                .source_record_placement(&workspace, &RecordKey::new("crm", "c-1"))
+                .expect("placed");
+            drop(reader);
+            engine.shutdown();
+            placement.profile_id
+        };
+        let args = GetArgs {
+            workspace: "acme".into(),
+            id: Some(profile_id.to_string()),
+            user_id: None,
+            anonymous_id: None,
+            email: None,
+            events: 0,
+            view_360: true,
+        };
+        let backend = cairn_store_sqlite::open(&config.data_dir).expect("store");
+        let key = Key::Id(profile_id.to_string());
+        let output = from_store(&config, backend, &workspace, &key, &args).expect("view");
+        assert_eq!(output["identity_configured"], true);
+        assert_eq!(output["source_records"][0]["fields"]["first"], "Ann");
+        assert_eq!(output["reconciled"]["fields"]["first_name"]["value"], "Ann");
+        assert_eq!(output["traits"]["firstName"], "Ann");
+    }
 }

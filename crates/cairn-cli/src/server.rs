@@ -23,11 +23,19 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// The engine's options with the workspaces' identity configurations: every process that applies
+/// the log (server, import, offline reads) must apply source records the same way.
+pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOptions> {
+    let mut options = config.engine_options();
+    options.identity = crate::identity_config::load_identity(config)?;
+    Ok(options)
+}
+
 /// Opens the store in the configured data directory and starts the engine on it.
 pub fn start_engine(config: &Config) -> anyhow::Result<Engine> {
     let backend = cairn_store_sqlite::open(&config.data_dir)
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
-    Engine::start(config.engine_options(), backend, Arc::new(SystemClock))
+    Engine::start(engine_options(config)?, backend, Arc::new(SystemClock))
         .context("cannot start the engine")
 }
 
@@ -46,7 +54,8 @@ pub fn serve_engine(
     companion: Option<Companion>,
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
-    let mut state = ApiState::new(&engine, access);
+    let mut state = ApiState::new(&engine, access)
+        .with_federated(crate::identity_config::load_federated(config)?);
     if let Some(options) = &config.delivery {
         let settings = cairn_api::DeliverySettings::from_options(options)
             .context("invalid [delivery] tracking or callback settings")?;

@@ -19,6 +19,7 @@
 mod applier;
 pub mod clock;
 pub mod codec;
+pub mod customer360;
 mod dedupe;
 mod identity;
 mod ingestor;
@@ -70,6 +71,8 @@ pub struct EngineOptions {
     /// A breakpoint for tests: while the gate is closed, the log writer commits nothing (requests
     /// queue up, so a test can fill the queue deterministically).
     pub log_gate: Option<Gate>,
+    /// Customer 360: the workspaces' identity configurations (none: exact identity only).
+    pub identity: customer360::IdentityConfigs,
 }
 
 /// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
@@ -112,6 +115,7 @@ impl Default for EngineOptions {
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,
+            identity: customer360::IdentityConfigs::default(),
         }
     }
 }
@@ -152,7 +156,8 @@ impl Engine {
             state_reader,
             delivery,
         } = backend;
-        let loaded = state::State::load(state.as_mut())?;
+        let mut loaded = state::State::load(state.as_mut())?;
+        loaded.configure_identity(&options.identity);
         let checkpointed = loaded.applied_seq();
         let committed = log_reader.last_seq()?;
         if checkpointed > committed {

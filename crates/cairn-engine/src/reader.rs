@@ -6,9 +6,11 @@
 //! acknowledgement sees the acknowledged events.
 
 use crate::codec::{decode_messages, decompress};
+use crate::customer360::{ProfileIdentity, RecordPlacement, SourceError};
 use crate::journeys::{AudienceRecord, CommandOutcome, JourneyRecord};
 use crate::progress::Progress;
 use crate::state::State;
+use cairn_identity::{Explanation, RecordKey};
 use cairn_model::{Identifier, Profile, ProfileId, StoredEvent, WorkspaceId};
 use cairn_storage::{
     EventCursor, EventSeq, LogReader, StateReader, StorageError, StorageResult, TimelineEntry,
@@ -425,6 +427,70 @@ impl Reader {
         limit: usize,
     ) -> StorageResult<Vec<cairn_storage::OutboxRow>> {
         self.store.ready_outbox(since_ms, limit)
+    }
+
+    /// Checks a source record against the workspace's identity configuration; applies nothing.
+    pub fn check_source_record(
+        &self,
+        workspace: &WorkspaceId,
+        source: &str,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), SourceError> {
+        self.state
+            .read()
+            .check_source_record(workspace, source, id, fields)
+    }
+
+    /// The unified id and the profile of a source record.
+    pub fn source_record_placement(
+        &self,
+        workspace: &WorkspaceId,
+        key: &RecordKey,
+    ) -> Result<RecordPlacement, SourceError> {
+        self.barrier();
+        self.state.read().record_placement(workspace, key)
+    }
+
+    /// A profile's unified ids, source records (as received) and reconciled attributes; `None` if
+    /// there is no such profile.
+    pub fn profile_identity(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Option<ProfileIdentity> {
+        self.barrier();
+        let state = self.state.read();
+        let rank = state.find(workspace, id)?;
+        Some(state.profile_identity(workspace, rank))
+    }
+
+    /// A profile's consent per channel and subscription group (`null` when it never had any);
+    /// `None` if there is no such profile.
+    pub fn consent(&self, workspace: &WorkspaceId, id: &ProfileId) -> Option<serde_json::Value> {
+        self.barrier();
+        let state = self.state.read();
+        let rank = state.find(workspace, id)?;
+        Some(state.consent_of(rank))
+    }
+
+    /// The workspace's active identity ruleset, as JSON.
+    pub fn identity_rules(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<serde_json::Value, SourceError> {
+        self.state.read().identity_rules(workspace)
+    }
+
+    /// Why two source records are (or are not) one person.
+    pub fn explain_records(
+        &self,
+        workspace: &WorkspaceId,
+        left: &RecordKey,
+        right: &RecordKey,
+    ) -> Result<Explanation, SourceError> {
+        self.barrier();
+        self.state.read().explain_records(workspace, left, right)
     }
 
     /// The last committed and the last applied log positions.

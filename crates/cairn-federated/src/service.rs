@@ -117,6 +117,15 @@ impl FederatedAttributes {
         self.attributes.keys().map(String::as_str).collect()
     }
 
+    /// The declared attribute sets whose connector takes record ids of `source`.
+    pub fn names_for_source(&self, source: &str) -> Vec<&str> {
+        self.attributes
+            .values()
+            .filter(|entry| entry.config.source == source)
+            .map(|entry| entry.config.name.as_str())
+            .collect()
+    }
+
     /// How many records have cached values (fresh or stale).
     pub fn cached_entries(&self) -> usize {
         self.cache.len()

@@ -208,6 +208,16 @@ fn csv_message(error: &csv::Error) -> String {
     }
 }
 
+/// The raw fields of one JSON object record (a JSONL line, or a record sent to the server's API):
+/// nested objects flattened with dotted names, arrays giving several values, `null` ignored.
+pub fn raw_fields_of_json(object: &serde_json::Map<String, serde_json::Value>) -> RawFields {
+    let mut fields = RawFields::new();
+    for (name, value) in object {
+        flatten_json(name, value, &mut fields);
+    }
+    fields
+}
+
 /// Flattens nested objects with dotted names; arrays of scalars give several values.
 fn flatten_json(prefix: &str, value: &serde_json::Value, fields: &mut RawFields) {
     use serde_json::Value;

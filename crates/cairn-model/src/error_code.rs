@@ -83,6 +83,10 @@ error_codes! {
     InvalidProviderCallback => ("invalid_provider_callback", 400, "a provider callback (bounce, complaint, status, inbound SMS) is not in a supported format"),
     FederatedSourceFailed => ("federated_source_failed", 502, "a federated attribute's source system could not be reached or rejected the request (no fallback applied)"),
     FederatedTimeout => ("federated_timeout", 504, "a federated attribute's source system did not answer within the attribute's timeout"),
+    IdentityNotConfigured => ("identity_not_configured", 404, "the workspace has no Customer 360 configuration (`identity_rules` in its `[[workspaces]]` entry)"),
+    SourceNotFound => ("source_not_found", 404, "no source with that name in the workspace's identity configuration"),
+    RecordNotFound => ("record_not_found", 404, "no source record with that source and id in this workspace"),
+    InvalidRecord => ("invalid_record", 400, "a source record is not a JSON object, has fields the source's mapping does not read, or has a value that does not read (id, time stamp, consent)"),
 }
 
 impl std::fmt::Display for ErrorCode {

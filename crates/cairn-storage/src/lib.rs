@@ -197,6 +197,9 @@ pub struct Checkpoint {
     pub registries: Vec<(WorkspaceId, Vec<u8>)>,
     /// Engine-wide counters (next ids), by name.
     pub counters: Vec<(String, u64)>,
+    /// Per workspace: the Customer 360 identity state that changed (source records, the resolver's
+    /// snapshot, which profile each unified id maps onto), encoded by the engine.
+    pub identity: Vec<(WorkspaceId, Vec<u8>)>,
 }
 
 /// Writes and loads checkpoints. There is exactly one per data directory.
@@ -212,6 +215,10 @@ pub trait StateStore: Send {
     fn load_registries(&mut self) -> StorageResult<Vec<(WorkspaceId, Vec<u8>)>>;
     /// The engine-wide counters.
     fn load_counters(&mut self) -> StorageResult<Vec<(String, u64)>>;
+    /// Every checkpointed workspace identity state (Customer 360).
+    fn load_identity(&mut self) -> StorageResult<Vec<(WorkspaceId, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
     /// Writes `checkpoint` in one durable, atomic transaction.
     fn checkpoint(&mut self, checkpoint: &Checkpoint) -> StorageResult<()>;
 }

@@ -106,6 +106,11 @@ pub(crate) const STATE: &[&str] = &[
     // 3: the delivery decision of each outbox message (ready, delayed, skipped).
     "ALTER TABLE outbox ADD COLUMN status TEXT NOT NULL DEFAULT 'ready';
      CREATE INDEX outbox_ready ON outbox (status, at) WHERE status = 'ready';",
+    // 4: Customer 360: per workspace, the source records and the identity resolver's state.
+    "CREATE TABLE identity (
+         workspace TEXT PRIMARY KEY,
+         state BLOB NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// Brings `connection`'s schema up to the end of `migrations`.

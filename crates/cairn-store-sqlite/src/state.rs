@@ -110,6 +110,17 @@ impl StateStore for SqliteState {
         rows.map(|row| row.map_err(backend)).collect()
     }
 
+    fn load_identity(&mut self) -> StorageResult<Vec<(WorkspaceId, Vec<u8>)>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT workspace, state FROM identity ORDER BY workspace")
+            .map_err(backend)?;
+        let rows = statement
+            .query_map([], |row| Ok((WorkspaceId(row.get(0)?), row.get(1)?)))
+            .map_err(backend)?;
+        rows.map(|row| row.map_err(backend)).collect()
+    }
+
     fn load_counters(&mut self) -> StorageResult<Vec<(String, u64)>> {
         let mut statement = self
             .connection
@@ -202,6 +213,16 @@ impl StateStore for SqliteState {
                     .map_err(backend)?;
                 for (workspace, state) in &checkpoint.registries {
                     registry
+                        .execute(params![workspace.as_str(), state])
+                        .map_err(backend)?;
+                }
+                let mut identity = transaction
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO identity (workspace, state) VALUES (?1, ?2)",
+                    )
+                    .map_err(backend)?;
+                for (workspace, state) in &checkpoint.identity {
+                    identity
                         .execute(params![workspace.as_str(), state])
                         .map_err(backend)?;
                 }

@@ -31,13 +31,21 @@ impl Drop for Server {
 
 /// Starts a server whose clock reads 2024-05-01T12:00:00Z until a test moves it.
 pub async fn start(options: EngineOptions) -> Server {
-    start_with_delivery(options, cairn_api::DeliverySettings::default()).await
+    start_with(options, |state| state).await
 }
 
 /// Like [`start`], serving tracking links and provider callbacks with `delivery`.
 pub async fn start_with_delivery(
     options: EngineOptions,
     delivery: cairn_api::DeliverySettings,
+) -> Server {
+    start_with(options, |state| state.with_delivery(delivery)).await
+}
+
+/// [`start`] with the API state adjusted by `adjust` (federated attributes, for example).
+pub async fn start_with(
+    options: EngineOptions,
+    adjust: impl FnOnce(ApiState) -> ApiState,
 ) -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = cairn_store_sqlite::open(dir.path()).expect("store");
@@ -60,7 +68,7 @@ pub async fn start_with_delivery(
         },
     ])
     .expect("access");
-    let state = ApiState::new(&engine, access).with_delivery(delivery);
+    let state = adjust(ApiState::new(&engine, access));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

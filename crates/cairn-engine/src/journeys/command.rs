@@ -1,4 +1,4 @@
-//! Operator commands on journeys and audiences.
+//! Operator commands on journeys and audiences, and Customer 360 source records.
 //!
 //! Commands travel through the input log like events, so they apply in order with the events around
 //! them and a replay of the log rebuilds the registry exactly. The API validates a command before it
@@ -41,6 +41,19 @@ pub enum Command {
     SaveTemplate { document: Box<TemplateDocument> },
     /// Publishes a template's draft as its next version.
     PublishTemplate { template: String },
+    /// Adds or replaces a Customer 360 source record (the fields as received: a JSON object).
+    UpsertSourceRecord {
+        source: String,
+        id: String,
+        fields: serde_json::Map<String, Value>,
+    },
+    /// Removes a Customer 360 source record.
+    RemoveSourceRecord { source: String, id: String },
+    /// Marks two source records as never the same person (an administrator's un-merge).
+    UnmergeSourceRecords {
+        left: cairn_identity::RecordKey,
+        right: cairn_identity::RecordKey,
+    },
 }
 
 /// A workspace's delivery policy: the volume-control settings and the suppression rules.

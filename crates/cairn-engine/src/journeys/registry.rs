@@ -561,6 +561,12 @@ impl Registry {
             Command::SetPolicy { policy } => self.set_policy(*policy),
             Command::SaveTemplate { document } => self.save_template(*document),
             Command::PublishTemplate { template } => self.publish_template(&template, now_ms),
+            // Applied by the identity step before the registry sees commands.
+            Command::UpsertSourceRecord { .. }
+            | Command::RemoveSourceRecord { .. }
+            | Command::UnmergeSourceRecords { .. } => {
+                Err("source records are not registry commands".to_string())
+            }
         };
         match result {
             Ok((outcome, follow_up)) => {

@@ -207,6 +207,27 @@ impl State {
         command: Command,
     ) {
         let now = self.advance_time(at_ms, false);
+        let command = match command {
+            Command::UpsertSourceRecord { source, id, fields } => {
+                let outcome = self.upsert_source_record(workspace, &source, &id, &fields, now);
+                self.keep_outcome(seq, outcome);
+                self.applied_seq = seq;
+                return;
+            }
+            Command::RemoveSourceRecord { source, id } => {
+                let outcome = self.remove_source_record(workspace, &source, &id, now);
+                self.keep_outcome(seq, outcome);
+                self.applied_seq = seq;
+                return;
+            }
+            Command::UnmergeSourceRecords { left, right } => {
+                let outcome = self.unmerge_source_records(workspace, &left, &right, now);
+                self.keep_outcome(seq, outcome);
+                self.applied_seq = seq;
+                return;
+            }
+            other => other,
+        };
         let registry = self.registries.entry(workspace.clone()).or_default();
         let (mut outcome, follow_up) = registry.apply(command, now, &mut self.next_journey_key);
         match follow_up {
@@ -488,7 +509,7 @@ impl State {
     }
 
     /// Criteria and audiences after the profile may have changed.
-    fn settle_after(&mut self, rank: u32, now: i64, changed: bool) {
+    pub(super) fn settle_after(&mut self, rank: u32, now: i64, changed: bool) {
         if changed {
             let changed_again = self.run_input(rank, ProfileInput::ProfileChanged, now);
             self.evaluate_audiences(rank, now, None);

@@ -14,6 +14,7 @@
 mod delivery;
 mod journeys;
 mod profiles;
+mod sources;
 mod views;
 
 pub(crate) use journeys::StoredDecision;
@@ -205,6 +206,10 @@ pub(crate) struct State {
     fresh_outbox: Vec<OutboxRow>,
     /// Send steps' `suppress_if` conditions, compiled once per source.
     step_suppressions: HashMap<String, cairn_condition::Condition>,
+    /// Customer 360 per configured workspace: the resolver, source records, cluster → profile.
+    sources: HashMap<WorkspaceId, sources::WorkspaceSources>,
+    /// Checkpointed identity states not yet restored (until [`State::configure_identity`]).
+    stored_identity: HashMap<WorkspaceId, Vec<u8>>,
 }
 
 impl Default for State {
@@ -223,6 +228,8 @@ impl Default for State {
             outcomes: VecDeque::new(),
             fresh_outbox: Vec::new(),
             step_suppressions: HashMap::new(),
+            sources: HashMap::new(),
+            stored_identity: HashMap::new(),
         }
     }
 }
@@ -252,6 +259,7 @@ impl State {
                 .registries
                 .insert(workspace, Registry::load(&bytes).map_err(corrupt)?);
         }
+        state.stored_identity = store.load_identity()?.into_iter().collect();
         store.load_profiles(&mut |row| state.load_profile(row))?;
         for rank in 1..=state.profiles.len() as u32 {
             if let Some(survivor) = state.record(rank).merged_into {
@@ -473,6 +481,7 @@ impl State {
                     .push((workspace.clone(), registry.encode()));
             }
         }
+        checkpoint.identity = self.identity_checkpoint();
         checkpoint.counters = vec![
             (NEXT_ENROLLMENT_ID.to_string(), self.next_enrollment_id),
             (
@@ -485,7 +494,7 @@ impl State {
 
     /// Whether anything waits for a checkpoint.
     pub(crate) fn has_changes(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || self.sources.values().any(|sources| sources.is_dirty())
     }
 
     /// The store committed `copy`: forget what it wrote.
@@ -506,6 +515,7 @@ impl State {
 
     /// A registry changed outside a checkpoint's copy (a failed checkpoint): write it next time.
     pub(crate) fn checkpoint_failed(&mut self, copy: &CheckpointCopy) {
+        self.identity_checkpoint_failed(&copy.checkpoint.identity);
         for (workspace, _) in &copy.checkpoint.registries {
             if let Some(registry) = self.registries.get_mut(workspace) {
                 registry.mark_dirty();

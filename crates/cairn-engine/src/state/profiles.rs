@@ -125,6 +125,18 @@ impl State {
             kind,
         };
         self.attach(target, workspace, &arrival, message, changed)?;
+        if kind == MessageKind::Identify
+            && self
+                .sources
+                .get(workspace)
+                .is_some_and(|sources| sources.reads_identify_traits())
+        {
+            if let Some(traits) = message.traits {
+                let traits: Map<String, Value> = serde_json::from_str(traits)
+                    .map_err(|error| CodecError::Encoding(format!("traits: {error}")))?;
+                self.resolve_identify_traits(workspace, target, &identifiers, &traits, now_ms);
+            }
+        }
         Ok(plan.merge.len() as u64)
     }
 
@@ -195,7 +207,7 @@ impl State {
         Ok(0)
     }
 
-    fn find_or_create(
+    pub(super) fn find_or_create(
         &mut self,
         workspace: &WorkspaceId,
         id: ProfileId,
@@ -228,7 +240,7 @@ impl State {
         rank
     }
 
-    fn link(&mut self, workspace: &WorkspaceId, identifier: &Identifier, rank: u32) {
+    pub(super) fn link(&mut self, workspace: &WorkspaceId, identifier: &Identifier, rank: u32) {
         let index = self.workspaces.entry(workspace.clone()).or_default();
         index.by_identifier.insert(identifier_key(identifier), rank);
         let record = self.record_mut(rank);
@@ -242,7 +254,7 @@ impl State {
     /// loser and everything merged into it point at the survivor, and the two profiles' journeys merge
     /// (see [`cairn_journey::merge_profiles`]). Events stay where they are; the survivor's timeline reads
     /// them through its merged ranks.
-    fn merge(&mut self, loser: u32, survivor: u32, now_ms: i64) {
+    pub(super) fn merge(&mut self, loser: u32, survivor: u32, now_ms: i64) {
         debug_assert_ne!(loser, survivor);
         debug_assert!(
             self.record(loser).merged_into.is_none(),

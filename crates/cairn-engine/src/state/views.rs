@@ -167,6 +167,15 @@ impl State {
         found
     }
 
+    /// A surviving profile's consent per channel and subscription group (what messages obey).
+    pub(crate) fn consent_of(&self, rank: u32) -> serde_json::Value {
+        self.record(rank)
+            .journey
+            .as_ref()
+            .and_then(|state| serde_json::to_value(&state.consent).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// The workspace that holds a profile id.
     pub(crate) fn workspace_of(&self, id: &ProfileId) -> Option<WorkspaceId> {
         self.workspaces

@@ -10,7 +10,7 @@ use chrono::{Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const CART: &str = include_str!("../../../../journeys/templates/cart-abandonment.yaml");
+pub(super) const CART: &str = include_str!("../../../../journeys/templates/cart-abandonment.yaml");
 
 pub(super) struct World {
     _dir: tempfile::TempDir,
@@ -22,7 +22,7 @@ pub(super) fn ws() -> WorkspaceId {
     WorkspaceId::new("shop")
 }
 
-fn options() -> EngineOptions {
+pub(super) fn options() -> EngineOptions {
     EngineOptions {
         tick_interval: None,
         ..EngineOptions::default()
@@ -31,6 +31,11 @@ fn options() -> EngineOptions {
 
 impl World {
     pub(super) fn start() -> World {
+        World::start_with(options())
+    }
+
+    /// A world whose engine runs with `options` (manual time unless they say otherwise).
+    pub(super) fn start_with(options: EngineOptions) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
@@ -38,7 +43,7 @@ impl World {
                 .expect("time"),
         ));
         let engine = Engine::start(
-            options(),
+            options,
             cairn_store_sqlite::open(dir.path()).expect("store"),
             clock.clone(),
         )
@@ -51,6 +56,11 @@ impl World {
     }
 
     fn restart(self) -> World {
+        self.restart_with(options())
+    }
+
+    /// Stops the engine (with its last checkpoint) and starts it again on the same store.
+    pub(super) fn restart_with(self, options: EngineOptions) -> World {
         let World {
             _dir,
             engine,
@@ -58,7 +68,7 @@ impl World {
         } = self;
         drop(engine);
         let engine = Engine::start(
-            options(),
+            options,
             cairn_store_sqlite::open(_dir.path()).expect("store"),
             clock.clone(),
         )
@@ -96,8 +106,18 @@ impl World {
     }
 
     pub(super) fn track(&self, user: &str, event: &str, properties: Value) {
-        let message = json!({"type": "track", "userId": user, "event": event, "properties": properties,
-            "timestamp": self.clock.now().to_rfc3339()});
+        self.submit(
+            json!({"type": "track", "userId": user, "event": event, "properties": properties,
+            "timestamp": self.clock.now().to_rfc3339()}),
+        );
+    }
+
+    pub(super) fn identify(&self, user: &str, traits: Value) {
+        self.submit(json!({"type": "identify", "userId": user, "traits": traits,
+            "timestamp": self.clock.now().to_rfc3339()}));
+    }
+
+    fn submit(&self, message: Value) {
         let message = normalize_object(
             message.as_object().cloned().expect("object"),
             &Envelope::default(),

@@ -1,5 +1,6 @@
 //! Engine tests against the real SQLite store, with a manual clock.
 
+mod customer360;
 mod delivery;
 mod journeys;
 

@@ -1,0 +1,613 @@
+//! Customer 360 over HTTP against the real engine and store: source records in and out, the 360
+//! view, lookups, explanations, bad input (each with its stable code, nothing stored), workspace
+//! isolation, and federated attributes fetched from the real PostgreSQL (`scripts/services.sh`).
+
+mod common;
+
+use cairn_api::customer360::FederatedByWorkspace;
+use cairn_engine::customer360::IdentityConfigs;
+use cairn_engine::EngineOptions;
+use cairn_identity::compiled::CompiledRuleset;
+use cairn_identity::{DocumentFormat, Ruleset};
+use cairn_model::WorkspaceId;
+use common::{assert_code, get, manual_time, post, send, start_with, Server};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const RULES: &str = include_str!("../../../tests/identity/crm-shop.toml");
+const POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
+
+/// Identity rules for `acme` only; `globex` keeps exact identity.
+fn options() -> EngineOptions {
+    let ruleset = Ruleset::parse(RULES, DocumentFormat::Toml, "crm-shop.toml").expect("rules");
+    let compiled = Arc::new(CompiledRuleset::new(ruleset).expect("compiles"));
+    EngineOptions {
+        identity: IdentityConfigs::new(BTreeMap::from([(WorkspaceId::new("acme"), compiled)])),
+        ..manual_time()
+    }
+}
+
+async fn put_record(
+    server: &Server,
+    token: &str,
+    source: &str,
+    id: &str,
+    body: &str,
+) -> (StatusCode, Value) {
+    send(
+        server,
+        Method::PUT,
+        &format!("/api/v1/sources/{source}/records/{id}"),
+        token,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+async fn delete_record(
+    server: &Server,
+    token: &str,
+    source: &str,
+    id: &str,
+) -> (StatusCode, Value) {
+    send(
+        server,
+        Method::DELETE,
+        &format!("/api/v1/sources/{source}/records/{id}"),
+        token,
+        None,
+        String::new(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn source_records_resolve_into_one_profile_with_a_360_view_lookups_and_explain() {
+    let server = start_with(options(), |state| state).await;
+    let (status, crm) = put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Jonathan", "last": "Smith", "email": "Jon.Smith@Example.com",
+            "mobile": "07911 123456", "tier": "gold", "newsletter": "yes"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{crm}");
+    let (status, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-9",
+        r#"{"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shop}");
+    assert_eq!(shop["profile_id"], crm["profile_id"], "fuzzy name + phone");
+    assert_eq!(shop["unified_id"], crm["unified_id"]);
+    let profile_id = crm["profile_id"].as_str().expect("id").to_string();
+
+    let (status, found) = get(
+        &server,
+        "/api/v1/sources/shop/records/s-9/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(found["profile_id"], json!(profile_id));
+    assert_eq!(found["unified_id"], crm["unified_id"]);
+
+    // An event with the record's email reaches the same person.
+    let (status, _) = post(
+        &server,
+        "/v1/identify",
+        "wk_acme",
+        json!({"userId": "u-77", "traits": {"email": "jon.smith@example.com", "plan": "pro"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, view) = get(
+        &server,
+        &format!("/api/v1/profiles/{profile_id}/360"),
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["identity_configured"], json!(true));
+    let records = view["source_records"].as_array().expect("records");
+    // The identify's traits are a record of the `web` source, on the same person.
+    assert_eq!(records.len(), 3, "{view:#}");
+    let web = records
+        .iter()
+        .find(|record| record["source"] == "web")
+        .expect("web record");
+    assert_eq!(web["id"], "u-77");
+    assert_eq!(web["fields"]["email"], "jon.smith@example.com");
+    let shop_record = records
+        .iter()
+        .find(|record| record["source"] == "shop")
+        .expect("shop record");
+    assert_eq!(shop_record["id"], "s-9");
+    assert_eq!(shop_record["fields"]["given"], "Jonathon", "as received");
+    assert_eq!(
+        view["reconciled"]["fields"]["first_name"]["value"],
+        "Jonathan"
+    );
+    assert_eq!(
+        view["reconciled"]["fields"]["first_name"]["provenance"]["source"],
+        "crm"
+    );
+    assert_eq!(view["traits"]["firstName"], "Jonathan");
+    assert_eq!(
+        view["traits"]["plan"], "pro",
+        "event traits beside source ones"
+    );
+    assert_eq!(
+        view["consents"]["sources"]["email"]["value"], "true",
+        "{view:#}"
+    );
+    let identifiers = view["identifiers"].to_string();
+    assert!(
+        identifiers.contains("u-77") && identifiers.contains("jon.smith@example.com"),
+        "{identifiers}"
+    );
+    assert_eq!(view["events"].as_array().map(Vec::len), Some(1));
+    assert!(view["journeys"]["enrollments"].is_array(), "{view:#}");
+    assert_eq!(view["federated"], json!([]));
+    // The profile id found from the event's user id is the same person's 360.
+    let (_, by_user) = get(&server, "/api/v1/profiles/lookup?user_id=u-77", "tok_acme").await;
+    let (_, again) = get(
+        &server,
+        &format!(
+            "/api/v1/profiles/{}/360",
+            by_user["id"].as_str().expect("id")
+        ),
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(again["source_records"].as_array().map(Vec::len), Some(3));
+
+    let (status, explanation) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-9",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{explanation}");
+    assert_eq!(explanation["same_profile"], json!(true));
+    assert_eq!(explanation["path"][0]["rule"], "first name and phone");
+
+    // Removing the shop record takes it out of the view; it is then unknown.
+    let (status, _) = delete_record(&server, "tok_acme", "shop", "s-9").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = get(
+        &server,
+        "/api/v1/sources/shop/records/s-9/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "removed",
+    );
+    let (status, body) = delete_record(&server, "tok_acme", "shop", "s-9").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "twice",
+    );
+    let (_, view) = get(
+        &server,
+        &format!("/api/v1/profiles/{profile_id}/360"),
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(
+        view["source_records"].as_array().map(Vec::len),
+        Some(2),
+        "crm and web remain"
+    );
+}
+
+#[tokio::test]
+async fn bad_source_records_are_refused_with_stable_codes_and_nothing_is_stored() {
+    let server = start_with(options(), |state| state).await;
+    let cases: [(&str, &str, &str, StatusCode, &str); 6] = [
+        (
+            "erp",
+            "e-1",
+            r#"{"name": "x"}"#,
+            StatusCode::NOT_FOUND,
+            "source_not_found",
+        ),
+        (
+            "crm",
+            "c-1",
+            r#"{"first": "Ann", "shoe_size": 38}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
+        ),
+        (
+            "crm",
+            "c-1",
+            r#"["Ann", "Lee"]"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
+        ),
+        (
+            "crm",
+            "c-1",
+            r#""Ann""#,
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
+        ),
+        (
+            "crm",
+            "c-1",
+            r#"{"contact_id": "c-2", "first": "Ann"}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_record",
+        ),
+        (
+            "crm",
+            "c-1",
+            r#"{"first": "#,
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+    ];
+    for (source, id, body, expected, code) in cases {
+        let (status, answer) = put_record(&server, "tok_acme", source, id, body).await;
+        assert_code(status, &answer, expected, code, body);
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (status, body) = get(
+        &server,
+        "/api/v1/sources/crm/records/c-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "nothing stored",
+    );
+    let (status, body) = get(
+        &server,
+        "/api/v1/sources/erp/records/c-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "source_not_found",
+        "lookup",
+    );
+    let (status, body) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "explain",
+    );
+    let (status, body) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm-c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "malformed",
+    );
+    let (status, body) = get(&server, "/api/v1/identity/explain?a=crm:c-1", "tok_acme").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "missing b",
+    );
+    let (status, body) = put_record(&server, "", "crm", "c-1", "{}").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "missing_api_token",
+        "no token",
+    );
+}
+
+#[tokio::test]
+async fn workspaces_do_not_see_each_others_source_records() {
+    let server = start_with(options(), |state| state).await;
+    let (status, acme) = put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Ann", "email": "ann@x.org"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acme}");
+    let profile_id = acme["profile_id"].as_str().expect("id");
+    // globex has no identity rules: its source routes say so, and acme's profile is not its own.
+    let (status, body) =
+        put_record(&server, "tok_globex", "crm", "c-1", r#"{"first": "Ann"}"#).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "put",
+    );
+    let (status, body) = get(
+        &server,
+        "/api/v1/sources/crm/records/c-1/profile",
+        "tok_globex",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "lookup",
+    );
+    let (status, body) = get(
+        &server,
+        &format!("/api/v1/profiles/{profile_id}/360"),
+        "tok_globex",
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "profile_not_found",
+        "360",
+    );
+    let (status, body) = delete_record(&server, "tok_globex", "crm", "c-1").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "delete",
+    );
+    // A globex profile made by events has a 360 view without source records.
+    post(
+        &server,
+        "/v1/track",
+        "wk_globex",
+        json!({"userId": "g1", "event": "Seen"}),
+    )
+    .await;
+    let (_, profile) = get(&server, "/api/v1/profiles/lookup?user_id=g1", "tok_globex").await;
+    let (status, view) = get(
+        &server,
+        &format!(
+            "/api/v1/profiles/{}/360",
+            profile["id"].as_str().expect("id")
+        ),
+        "tok_globex",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["identity_configured"], json!(false));
+    assert_eq!(view["source_records"], json!([]));
+}
+
+async fn loyalty_table() {
+    let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is running (scripts/services.sh starts it)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "drop table if exists api360_loyalty;
+             create table api360_loyalty (customer_id text primary key, points int, tier text);
+             insert into api360_loyalty values ('s-9', 120, 'gold');",
+        )
+        .await
+        .expect("create table");
+}
+
+#[tokio::test]
+async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_source() {
+    loyalty_table().await;
+    let attributes = format!(
+        r#"
+[[attribute]]
+name = "loyalty"
+source = "shop"
+timeout_ms = 2000
+cache_ttl_seconds = 300
+[attribute.connector]
+kind = "postgres"
+url = "{POSTGRES}"
+query = "select points, tier from api360_loyalty where customer_id = $1"
+
+[[attribute]]
+name = "tickets"
+source = "shop"
+timeout_ms = 500
+[attribute.connector]
+kind = "postgres"
+url = "host=127.0.0.1 port=1 user=postgres dbname=test connect_timeout=1"
+query = "select count(*)::int as open from tickets where customer_id = $1"
+"#
+    );
+    let config = cairn_federated::FederatedConfig::parse(&attributes, false, "attributes.toml")
+        .expect("attributes");
+    let service =
+        cairn_federated::FederatedAttributes::new(config, Arc::new(cairn_federated::SystemClock))
+            .expect("connectors");
+    let federated: FederatedByWorkspace =
+        BTreeMap::from([(WorkspaceId::new("acme"), Arc::new(service))]);
+    let server = start_with(options(), move |state| state.with_federated(federated)).await;
+    let (status, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-9",
+        r#"{"given": "Jo", "mail": "jo@x.org"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shop}");
+    let path = format!(
+        "/api/v1/profiles/{}/360",
+        shop["profile_id"].as_str().expect("id")
+    );
+    let (status, view) = get(&server, &path, "tok_acme").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    let federated = view["federated"].as_array().expect("federated");
+    assert_eq!(federated.len(), 2, "{view:#}");
+    let loyalty = federated
+        .iter()
+        .find(|f| f["attribute"] == "loyalty")
+        .expect("loyalty");
+    assert_eq!(loyalty["source"], "shop");
+    assert_eq!(loyalty["source_id"], "s-9");
+    assert_eq!(loyalty["origin"], "live", "{loyalty}");
+    assert_eq!(loyalty["values"]["points"], 120);
+    assert_eq!(loyalty["values"]["tier"], "gold");
+    let tickets = federated
+        .iter()
+        .find(|f| f["attribute"] == "tickets")
+        .expect("tickets");
+    assert_eq!(
+        tickets["error"]["code"], "federated_source_failed",
+        "{tickets}"
+    );
+    // A second view is served from the cache.
+    let (_, view) = get(&server, &path, "tok_acme").await;
+    let loyalty = view["federated"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["attribute"] == "loyalty")
+        .cloned()
+        .expect("loyalty");
+    assert_eq!(loyalty["origin"], "cache", "{loyalty}");
+}
+
+#[tokio::test]
+async fn an_unmerge_keeps_two_records_apart_and_the_rules_can_be_read() {
+    let server = start_with(options(), |state| state).await;
+    put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Ann", "mobile": "07911 123456"}"#,
+    )
+    .await;
+    let (_, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-1",
+        r#"{"given": "Anne", "phone": "07911 123456"}"#,
+    )
+    .await;
+    let (_, before) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(before["same_profile"], json!(true), "{before}");
+    let (status, answer) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1", "b": "shop:s-1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["split"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    let (_, after) = get(
+        &server,
+        "/api/v1/identity/explain?a=crm:c-1&b=shop:s-1",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(after["same_profile"], json!(false), "{after}");
+    assert_eq!(after["never_match"], json!(true));
+    // The resolver splits; the engine profile stays whole (docs/identity.md, "Limits today").
+    let (_, placed) = get(
+        &server,
+        "/api/v1/sources/shop/records/s-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(placed["profile_id"], shop["profile_id"]);
+    assert_ne!(placed["unified_id"], shop["unified_id"]);
+    let (status, body) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1", "b": "shop:nobody"}),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "record_not_found",
+        "unknown record",
+    );
+    let (status, body) = common::post_json(
+        &server,
+        "/api/v1/identity/unmerge",
+        "tok_acme",
+        json!({"a": "crm:c-1"}),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_body",
+        "missing b",
+    );
+
+    let (status, rules) = get(&server, "/api/v1/identity/rules", "tok_acme").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
+    let (status, body) = get(&server, "/api/v1/identity/rules", "tok_globex").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "globex",
+    );
+}

@@ -1,0 +1,161 @@
+//! Customer 360 in the engine: each workspace's identity configuration, the checks a source record
+//! passes before it is written to the log, and what readers see of a profile's source records.
+//!
+//! Source records travel through the input log as commands ([`crate::journeys::Command`]'s
+//! `UpsertSourceRecord` / `RemoveSourceRecord`), so they apply in order with the events around them
+//! and a replay rebuilds everything. Applying one resolves it with the workspace's
+//! [`cairn_identity::Resolver`] (fuzzy rules included) and maps the resulting cluster onto an engine
+//! profile (see `state/sources.rs` for the mapping rule and merges).
+
+use cairn_identity::compiled::CompiledRuleset;
+use cairn_identity::files::raw_fields_of_json;
+use cairn_identity::reconcile::GoldenRecord;
+use cairn_identity::{CanonicalRecord, RecordKey};
+use cairn_model::{ErrorCode, WorkspaceId};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every workspace's compiled identity configuration (ruleset with its sources). Workspaces
+/// without one keep exact identity only and refuse source records.
+#[derive(Clone, Default)]
+pub struct IdentityConfigs(pub Arc<BTreeMap<WorkspaceId, Arc<CompiledRuleset>>>);
+
+impl IdentityConfigs {
+    pub fn new(configs: BTreeMap<WorkspaceId, Arc<CompiledRuleset>>) -> IdentityConfigs {
+        IdentityConfigs(Arc::new(configs))
+    }
+
+    pub fn get(&self, workspace: &WorkspaceId) -> Option<&Arc<CompiledRuleset>> {
+        self.0.get(workspace)
+    }
+}
+
+impl std::fmt::Debug for IdentityConfigs {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_list()
+            .entries(self.0.keys().map(WorkspaceId::as_str))
+            .finish()
+    }
+}
+
+/// Why a source record, a lookup or an explanation was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    #[error("workspace `{0}` has no identity configuration")]
+    NotConfigured(String),
+    #[error("unknown source `{0}`")]
+    UnknownSource(String),
+    #[error("the mapping of source `{source_name}` does not read field(s) {}", .fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
+    UnknownFields {
+        source_name: String,
+        fields: Vec<String>,
+    },
+    #[error("{0}")]
+    InvalidRecord(String),
+    #[error("no source record `{0}`")]
+    RecordNotFound(String),
+}
+
+impl SourceError {
+    /// The stable code of the error table.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SourceError::NotConfigured(_) => ErrorCode::IdentityNotConfigured,
+            SourceError::UnknownSource(_) => ErrorCode::SourceNotFound,
+            SourceError::UnknownFields { .. } | SourceError::InvalidRecord(_) => {
+                ErrorCode::InvalidRecord
+            }
+            SourceError::RecordNotFound(_) => ErrorCode::RecordNotFound,
+        }
+    }
+}
+
+/// Checks a record sent for `source` under id `id` and maps it onto the canonical model: every
+/// field must be one the source's mapping reads, and the id field, if given, must equal `id` (if
+/// absent, `id` fills it). The applier runs the same function again (deterministic).
+pub fn map_source_record(
+    compiled: &CompiledRuleset,
+    source: &str,
+    id: &str,
+    fields: &Map<String, Value>,
+) -> Result<CanonicalRecord, SourceError> {
+    let config = compiled
+        .sources
+        .get(source)
+        .ok_or_else(|| SourceError::UnknownSource(source.to_string()))?;
+    if id.trim().is_empty() {
+        return Err(SourceError::InvalidRecord("the record id is empty".into()));
+    }
+    let mut raw = raw_fields_of_json(fields);
+    let readable = config.referenced_fields();
+    let unknown: Vec<String> = raw
+        .keys()
+        .filter(|name| !readable.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(SourceError::UnknownFields {
+            source_name: source.to_string(),
+            fields: unknown,
+        });
+    }
+    match raw.get(&config.id).and_then(|values| values.first()) {
+        Some(given) if given.trim() != id.trim() => {
+            return Err(SourceError::InvalidRecord(format!(
+                "the record's `{}` is `{given}` but the path says `{id}`",
+                config.id
+            )));
+        }
+        Some(_) => {}
+        None => {
+            raw.insert(config.id.clone(), vec![id.to_string()]);
+        }
+    }
+    config
+        .map_record(source, &raw)
+        .map_err(SourceError::InvalidRecord)
+}
+
+/// A source record as a reader sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRecordView {
+    pub source: String,
+    pub id: String,
+    pub unified_id: String,
+    /// The fields exactly as received.
+    pub fields: Value,
+    /// The same record on the canonical model.
+    pub canonical: CanonicalRecord,
+    pub received_at_ms: i64,
+}
+
+/// A profile's side of Customer 360: its unified ids, source records and reconciled attributes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProfileIdentity {
+    /// Whether the workspace has an identity configuration.
+    pub configured: bool,
+    /// The resolver's clusters mapped onto this profile (more than one when exact identifiers of
+    /// events joined profiles the rules keep apart).
+    pub unified_ids: Vec<String>,
+    pub records: Vec<SourceRecordView>,
+    /// The golden record over every source record of the profile, each value with its provenance.
+    pub reconciled: GoldenRecord,
+}
+
+/// Where a source record lives.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordPlacement {
+    pub source: String,
+    pub id: String,
+    pub unified_id: String,
+    pub profile_id: cairn_model::ProfileId,
+}
+
+/// Parses `source:id` (the API's form; the id may contain colons).
+pub fn parse_record_ref(text: &str) -> Option<RecordKey> {
+    let (source, id) = text.split_once(':')?;
+    (!source.is_empty() && !id.is_empty()).then(|| RecordKey::new(source, id))
+}
