@@ -85,6 +85,16 @@ impl OutboundMessage {
         }
     }
 
+    /// Where it goes: the email address, phone number, device token or URL.
+    pub fn recipient(&self) -> &str {
+        match self {
+            OutboundMessage::Email(m) => &m.to,
+            OutboundMessage::Sms(m) => &m.to,
+            OutboundMessage::Push(m) => &m.device_token,
+            OutboundMessage::Webhook(m) => &m.url,
+        }
+    }
+
     /// The channel.
     pub fn channel(&self) -> cairn_delivery::Channel {
         match self {

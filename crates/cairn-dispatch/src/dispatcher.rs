@@ -405,7 +405,7 @@ async fn process(
         let shared = shared.clone();
         sends.push(async move {
             let outcome = match (message, runtime) {
-                (Err(error), _) => (Outcome::NotComposed(error), None),
+                (Err(error), _) => (Outcome::NotComposed(error), None, None),
                 (Ok((_, profile)), None) => (
                     Outcome::Failed(ChannelError::Permanent {
                         code: "invalid_channel_config".into(),
@@ -413,10 +413,13 @@ async fn process(
                         invalid_recipient: false,
                     }),
                     Some(profile),
+                    None,
                 ),
-                (Ok((outbound, profile)), Some(runtime)) => {
-                    (send(&shared, runtime, &outbound).await, Some(profile))
-                }
+                (Ok((outbound, profile)), Some(runtime)) => (
+                    send(&shared, runtime, &outbound).await,
+                    Some(profile),
+                    Some(outbound.recipient().to_string()),
+                ),
             };
             (work, outcome)
         });
@@ -425,8 +428,12 @@ async fn process(
     let now = shared.now_ms();
     let mut records = Vec::with_capacity(results.len());
     let mut events: HashMap<WorkspaceId, Vec<NormalizedMessage>> = HashMap::new();
-    for (work, (outcome, profile)) in results {
-        let (record, event) = settle(shared, channel, &work, outcome, profile, now);
+    for (work, (outcome, profile, recipient)) in results {
+        let sent_to = Recipient {
+            profile,
+            address: recipient.as_deref(),
+        };
+        let (record, event) = settle(shared, channel, &work, outcome, sent_to, now);
         if let Some(event) = event {
             events
                 .entry(work.row.workspace.clone())
@@ -523,15 +530,23 @@ fn record_of(work: &Work, channel: Channel, now: i64) -> DeliveryRecord {
     }
 }
 
+/// Whom a sent (or attempted) message was for: the profile, and the address, number, device token
+/// or URL it went to (none when it was never handed to a provider).
+struct Recipient<'a> {
+    profile: Option<ProfileId>,
+    address: Option<&'a str>,
+}
+
 /// The record and the feedback event of one message's outcome.
 fn settle(
     shared: &Shared,
     channel: Channel,
     work: &Work,
     outcome: Outcome,
-    profile: Option<ProfileId>,
+    recipient: Recipient<'_>,
     now: i64,
 ) -> (DeliveryRecord, Option<NormalizedMessage>) {
+    let profile = recipient.profile;
     let mut record = record_of(work, channel, now);
     let journey = (!work.row.journey_id.is_empty()).then_some(work.row.journey_id.as_str());
     let message_id = work.row.message_id.as_str();
@@ -652,6 +667,9 @@ fn settle(
                     {
                         properties.insert("code".into(), code.clone().into());
                         properties.insert("invalid_recipient".into(), (*invalid_recipient).into());
+                        if let (true, Some(address)) = (*invalid_recipient, recipient.address) {
+                            properties.insert("recipient".into(), address.into());
+                        }
                     }
                     properties.insert("state".into(), record.state.as_str().into());
                     (

@@ -231,8 +231,18 @@ impl State {
         let record = self.record(rank);
         let empty = ProfileJourneyState::default();
         let state = record.journey.as_deref().unwrap_or(&empty);
-        if channel == Channel::Email {
-            if let Some(address) = record.traits.values.get("email").and_then(Value::as_str) {
+        let address_trait = match channel {
+            Channel::Email => Some("email"),
+            Channel::Sms => Some("phone"),
+            Channel::Push | Channel::Webhook => None,
+        };
+        if let Some(address_trait) = address_trait {
+            if let Some(address) = record
+                .traits
+                .values
+                .get(address_trait)
+                .and_then(Value::as_str)
+            {
                 if state
                     .undeliverable
                     .iter()
@@ -378,7 +388,17 @@ impl State {
         let bounce = verb == "Bounced"
             && channel == Some(Channel::Email)
             && properties["bounce_type"].as_str() != Some("soft");
-        if change.is_none() && !bounce {
+        let rejected = match verb {
+            "Failed" if properties["invalid_recipient"].as_bool() == Some(true) => {
+                properties["recipient"].as_str()
+            }
+            _ => None,
+        };
+        if let (Some(Channel::Push), Some(token)) = (channel, rejected) {
+            self.forget_device_token(rank, token, at_ms);
+            return;
+        }
+        if change.is_none() && !bounce && rejected.is_none() {
             return;
         }
         let email = self
@@ -395,18 +415,46 @@ impl State {
         if let Some(change) = change {
             state.consent.apply(change, at_ms);
         }
-        if bounce {
-            if let Some(address) = properties["recipient"]
+        let undeliverable = match rejected {
+            Some(address) => Some(address.to_string()),
+            None if bounce => properties["recipient"]
                 .as_str()
                 .map(str::to_string)
-                .or(email)
-            {
-                if !state.undeliverable.contains(&address) {
-                    state.undeliverable.push(address);
-                }
+                .or(email),
+            None => None,
+        };
+        if let Some(address) = undeliverable {
+            if !state.undeliverable.contains(&address) {
+                state.undeliverable.push(address);
             }
         }
         self.touch(rank, Dirty::Extra);
+    }
+
+    /// Removes a device token the push provider reported invalid from the profile's `push_token`
+    /// and `push_tokens` traits, as of the failure's time.
+    fn forget_device_token(&mut self, rank: u32, token: &str, at_ms: i64) {
+        let traits = &mut self.record_mut(rank).traits;
+        let mut changed = Vec::new();
+        if traits.values.get("push_token").and_then(Value::as_str) == Some(token) {
+            traits.values.remove("push_token");
+            changed.push("push_token");
+        }
+        if let Some(Value::Array(tokens)) = traits.values.get_mut("push_tokens") {
+            let before = tokens.len();
+            tokens.retain(|value| value.as_str() != Some(token));
+            if tokens.len() != before {
+                changed.push("push_tokens");
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        for name in changed {
+            let set_at = traits.set_at.entry(name.to_string()).or_insert(at_ms);
+            *set_at = (*set_at).max(at_ms);
+        }
+        self.touch(rank, Dirty::Full);
     }
 }
 

@@ -30,11 +30,17 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 /// Whether an event name can change consent or deliverability (`Email Unsubscribed`, `Subscribed`,
-/// `SMS Complained`, `Email Bounced`, …).
+/// `SMS Complained`, `Email Bounced`, `Push Failed` for an invalid device token, …).
 fn is_recipient_event(name: &str) -> bool {
-    ["Unsubscribed", "Subscribed", "Complained", "Bounced"]
-        .iter()
-        .any(|verb| name == *verb || name.ends_with(&format!(" {verb}")))
+    [
+        "Unsubscribed",
+        "Subscribed",
+        "Complained",
+        "Bounced",
+        "Failed",
+    ]
+    .iter()
+    .any(|verb| name == *verb || name.ends_with(&format!(" {verb}")))
 }
 
 /// The event the dispatcher records when a webhook answered (or failed for good): an awaiting

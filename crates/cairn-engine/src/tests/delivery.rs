@@ -294,3 +294,63 @@ fn suppression_rules_hold_back_messages_for_recent_buyers() {
     world.track("buyer", "Promo Due", json!({}));
     assert_eq!(world.messages("buyer").len(), 1);
 }
+
+#[test]
+fn a_recipient_the_provider_rejects_is_not_used_again() {
+    let world = World::start();
+    // Transactional: marketing SMS would need an opt-in first.
+    publish_json(
+        &world,
+        &one_send("text", "Order Completed", 0, "sms", json!({})).replace(
+            r#""settings": {}"#,
+            r#""settings": {}, "transactional": true"#,
+        ),
+    );
+    world.identify(
+        "ann",
+        json!({"phone": "+15550100", "push_token": "t-new", "push_tokens": ["t-old", "t-new"]}),
+    );
+    let traits = |world: &World| {
+        world
+            .engine
+            .reader()
+            .profile_now(&ws(), &world.profile_id("ann"))
+            .expect("profile")
+            .traits
+    };
+
+    // FCM answered UNREGISTERED for one device token: it leaves the profile, the other stays.
+    world.track(
+        "ann",
+        "Push Failed",
+        json!({"invalid_recipient": true, "recipient": "t-new", "outcome": "failed"}),
+    );
+    let after = traits(&world);
+    assert_eq!(after.get("push_token"), None, "{after:?}");
+    assert_eq!(after["push_tokens"], json!(["t-old"]));
+
+    // A failure that is not the recipient's fault changes nothing.
+    world.track(
+        "ann",
+        "SMS Failed",
+        json!({"invalid_recipient": false, "recipient": "+15550100", "outcome": "failed"}),
+    );
+    world.track("ann", "Order Completed", json!({}));
+    assert_eq!(world.decided("ann")[0].2, "ready");
+
+    // The provider rejected the number: the next SMS to it is decided skip, not sent.
+    world.track(
+        "ann",
+        "SMS Failed",
+        json!({"invalid_recipient": true, "recipient": "+15550100", "outcome": "failed"}),
+    );
+    world.pass(Duration::seconds(1));
+    world.track("ann", "Order Completed", json!({}));
+    let decided = world.decided("ann");
+    assert_eq!(decided.len(), 2);
+    assert_eq!(decided[1].2, "skipped");
+    assert_eq!(
+        rows(&world, "ann")[1]["delivery"]["reason"]["reason"],
+        "undeliverable_address"
+    );
+}
