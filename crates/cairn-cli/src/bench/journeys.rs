@@ -13,8 +13,8 @@
 //!    paced submitters; the time from submitting a batch to its outbox rows appearing in the
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
 //! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
-//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`) and the
-//!    state store's used pages are taken after each, with a checkpoint; the second delta minus the
+//!    probe event each (an enrollment waiting 10 minutes). The resident memory (after `malloc_trim`)
+//!    and the state store's used pages are taken after each, with a checkpoint; the second delta minus the
 //!    first, per enrollment, is the cost of a waiting enrollment (the events' own cost, the same in
 //!    both, cancels out);
 //! 5. timers: for each size in `waiting`, that many enrollments wait (the first size's from phase
@@ -70,7 +70,7 @@ const TARGET_RAM_BYTES: f64 = 64.0;
 
 #[derive(Debug, Args)]
 pub struct JourneysArgs {
-    /// Scaled down (100,000 profiles, 200,000 mixed events, 100,000 and 300,000 waiting
+    /// Scaled down (100,000 profiles, 150,000 mixed events, 100,000 and 200,000 waiting
     /// enrollments, 4 s of latency probes): the whole run takes under a minute.
     #[arg(long)]
     quick: bool,
@@ -80,11 +80,11 @@ pub struct JourneysArgs {
     /// Profiles (default 1,000,000, or 100,000 with --quick).
     #[arg(long, value_name = "N")]
     profiles: Option<u64>,
-    /// Mixed events through the journeys (default 2,000,000, or 200,000 with --quick).
+    /// Mixed events through the journeys (default 2,000,000, or 150,000 with --quick).
     #[arg(long, value_name = "N")]
     events: Option<u64>,
     /// Waiting enrollments fired by one tick, comma-separated (default 1000000,10000000, or
-    /// 100000,300000 with --quick).
+    /// 100000,200000 with --quick).
     #[arg(long, value_name = "N,N", value_delimiter = ',')]
     waiting: Option<Vec<u64>>,
     /// Seconds of latency probes at 10,000 events/s (default 20, or 4 with --quick).
@@ -105,7 +105,7 @@ struct Plan {
 impl Plan {
     fn of(args: &JourneysArgs) -> anyhow::Result<Plan> {
         let (profiles, events, waiting, latency_s) = if args.quick {
-            (100_000, 200_000, vec![100_000, 300_000], 4.0)
+            (100_000, 150_000, vec![100_000, 200_000], 4.0)
         } else {
             (1_000_000, 2_000_000, vec![1_000_000, 10_000_000], 20.0)
         };
@@ -353,18 +353,15 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
 }
 
-/// Heap bytes in use now (glibc's `mallinfo2`: small blocks in use plus mmapped blocks). Freed
-/// memory the allocator keeps does not count, so this is what the engine holds, unlike the RSS.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Resident bytes now (`/proc/self/statm`), after handing the allocator's free memory back to the
+/// system (`malloc_trim`, every arena), so what remains is close to what the process holds; 0
+/// without `/proc`. (`mallinfo2` would be exact but sees only the main arena, not the applier's.)
 fn heap_bytes() -> u64 {
-    // SAFETY: `mallinfo2` has no preconditions; it only reads the allocator's statistics.
-    let info = unsafe { libc::mallinfo2() };
-    (info.uordblks + info.hblkhd) as u64
-}
-
-/// Without glibc: the resident set size (`/proc/self/statm`), 0 without `/proc`.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn heap_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     // SAFETY: `sysconf` has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     let resident: u64 = std::fs::read_to_string("/proc/self/statm")
@@ -774,7 +771,7 @@ impl JourneysReport {
         ));
         lines.push(format!(
             "{:<58} {:>16.0}",
-            "RAM bytes per waiting enrollment (heap in use)", self.ram_bytes_per_waiting
+            "RAM bytes per waiting enrollment (RSS after malloc_trim)", self.ram_bytes_per_waiting
         ));
         lines.push(format!(
             "peak RSS {:.0} MiB; {:.2} cores busy on average; {:.0} s in all",
