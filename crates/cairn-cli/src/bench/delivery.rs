@@ -402,3 +402,52 @@ impl DeliveryReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_run_sends_everything_to_the_sinks_and_reports_the_figures() {
+        let args = DeliveryArgs {
+            quick: false,
+            json: true,
+            emails: Some(300),
+            sms: Some(200),
+            concurrency: 8,
+            pool: 2,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let report = runtime
+            .block_on(measure(&args, 300, 200))
+            .expect("the benchmark runs");
+        // Warm-up and raw transport send pre-built emails; the full pipeline sends what volume
+        // control lets through (held ones are decided, not sent).
+        assert_eq!(report.full.sent + report.full.held, 300);
+        assert!(
+            report.full.sent > 0 && report.full.held > 0,
+            "the cap holds some back"
+        );
+        assert_eq!(
+            report.received,
+            (8 * 4 + report.raw.sent + report.full.sent, report.sms.sent)
+        );
+        assert_eq!(report.sms.sent, 200);
+        let json = report.json();
+        for key in [
+            "emails_per_s",
+            "http_messages_per_s",
+            "cap_check_ns",
+            "outbox_to_provider_p99_ms",
+        ] {
+            assert!(
+                json[key].as_f64().is_some_and(|value| value > 0.0),
+                "{key}: {json}"
+            );
+        }
+    }
+}

@@ -835,3 +835,64 @@ impl JourneysReport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(profiles: u64, waiting: Vec<u64>) -> JourneysArgs {
+        JourneysArgs {
+            quick: false,
+            json: false,
+            profiles: Some(profiles),
+            events: Some(2_000),
+            waiting: Some(waiting),
+            latency_secs: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn bad_sizes_are_refused() {
+        assert!(Plan::of(&args(10, vec![10])).is_err(), "too few profiles");
+        assert!(Plan::of(&args(2_000, vec![])).is_err(), "no waiting size");
+        assert!(
+            Plan::of(&args(2_000, vec![2_000, 1_000])).is_err(),
+            "decreasing"
+        );
+        assert!(
+            Plan::of(&args(2_000, vec![3_000])).is_err(),
+            "more than the profiles"
+        );
+        assert!(Plan::of(&args(2_000, vec![1_000, 3_000])).is_ok());
+    }
+
+    #[test]
+    fn a_small_run_measures_every_phase() {
+        let plan = Plan::of(&args(2_000, vec![1_000, 3_000])).expect("plan");
+        let report = measure(&plan).expect("the benchmark runs");
+        assert_eq!(report.journeys.len(), 10);
+        assert!(report.reference_events_per_s > 0.0 && report.events_per_s > 0.0);
+        // Every probe's outbox row was matched to its batch.
+        assert!(report.latency.events >= 5_000);
+        assert_eq!(report.latency.rows, report.latency.events);
+        assert!(report.latency.p99_ms >= report.latency.p50_ms && report.latency.p50_ms > 0.0);
+        // Each tick fired exactly the enrollments armed for it.
+        let fired: Vec<(u64, u64)> = report
+            .timers
+            .iter()
+            .map(|run| (run.waiting, run.fired))
+            .collect();
+        assert_eq!(fired, vec![(1_000, 1_000), (3_000, 3_000)]);
+        assert!(report.disk_bytes_per_waiting > 0.0);
+        let json = report.json();
+        for key in [
+            "events_per_s",
+            "event_to_outbox_p99_ms",
+            "timers_per_s",
+            "disk_bytes_per_waiting",
+            "ram_bytes_per_waiting",
+        ] {
+            assert!(json[key].is_number(), "{key}: {json}");
+        }
+    }
+}
