@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 const JOURNEY: &str = "crash-delivery";
 /// Server generations killed while sending.
 const KILLS: usize = 20;
-const PROFILES: usize = 300;
+const PROFILES: usize = 500;
 const PROFILES_PER_BATCH: usize = 50;
 /// Messages per second per channel (so the sending spans the restarts).
 const RATE_PER_CHANNEL: u32 = 15;
