@@ -19,19 +19,16 @@
 //! The kill/restart cycle is repeated [`ROUNDS`] times, each round killing the server at a different
 //! moment, and each round must have acknowledged some batches before the kill, so the test can fail.
 
+mod common;
+
+use common::{http_client, Server, API_TOKEN, WRITE_KEY};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::fs::File;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const WRITE_KEY: &str = "wk_acme";
-const API_TOKEN: &str = "tok_acme";
 /// Events per batch (= per profile).
 const EVENTS_PER_BATCH: usize = 20;
 /// Concurrent client tasks sending batches.
@@ -42,131 +39,8 @@ const ROUNDS: usize = 3;
 const MIN_ACKED_PER_ROUND: usize = 20;
 /// Acknowledged batches of each round that are re-sent after the restart, as a retrying client would.
 const ACKED_RETRIES_PER_ROUND: usize = 10;
-/// Generous limits for a loaded 2-core machine; they bound waiting, they assert nothing about speed.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// A generous limit for a loaded 2-core machine; it bounds waiting, it asserts nothing about speed.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(60);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A running `cairn serve`, killed (SIGKILL) and reaped when dropped, so no server outlives a panic.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts `cairn serve` on `data_dir` and waits until `/readyz` answers 200.
-    async fn start(work: &Path, data_dir: &Path, generation: usize) -> Server {
-        // The port comes from the OS and is released before the server binds it; in the rare case
-        // that someone else takes it in between, the server exits and we try another one.
-        let mut last_log = String::new();
-        for attempt in 0..5 {
-            let port = free_port();
-            let config = work.join(format!("cairn-{generation}-{attempt}.toml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "listen = \"127.0.0.1:{port}\"\n\
-                     data_dir = {data_dir:?}\n\
-                     [[workspaces]]\n\
-                     id = \"acme\"\n\
-                     write_keys = [\"{WRITE_KEY}\"]\n\
-                     api_tokens = [\"{API_TOKEN}\"]\n",
-                    data_dir = data_dir.to_str().expect("UTF-8 temporary path"),
-                ),
-            )
-            .expect("write the configuration");
-            let log = work.join(format!("server-{generation}-{attempt}.log"));
-            let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-                .arg("--config")
-                .arg(&config)
-                .arg("serve")
-                .env("CAIRN_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("create the server log"))
-                .spawn()
-                .expect("start cairn serve");
-            let mut server = Server {
-                child,
-                base: format!("http://127.0.0.1:{port}"),
-                log,
-            };
-            if server.wait_ready().await {
-                return server;
-            }
-            last_log = server.log_text();
-        }
-        panic!("cairn serve did not start after 5 attempts; last log:\n{last_log}");
-    }
-
-    /// Polls `/readyz`; false if the process exited first (e.g. its port was taken).
-    async fn wait_ready(&mut self) -> bool {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("HTTP client");
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the server process") {
-                eprintln!(
-                    "cairn serve exited before it was ready ({status}):\n{}",
-                    self.log_text()
-                );
-                return false;
-            }
-            if let Ok(response) = client.get(format!("{}/readyz", self.base)).send().await {
-                if response.status() == StatusCode::OK {
-                    return true;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cairn serve was not ready within {READY_TIMEOUT:?}; log:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL (`Child::kill` on Unix) and reap: no shutdown hook, no final commit, no flush.
-    fn sigkill(mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        let status = self.child.wait().expect("reap the server");
-        assert!(
-            !status.success(),
-            "the server should have died of SIGKILL, got {status}"
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
-fn http_client() -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("HTTP client")
-}
 
 /// One batch = one profile (its own `userId`) with [`EVENTS_PER_BATCH`] events of distinct message ids.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -409,7 +283,7 @@ fn load(
 async fn sigkill_during_ingest_loses_no_acknowledged_event_and_leaves_no_half_batch() {
     let work = tempfile::tempdir().expect("temporary directory");
     let data_dir = work.path().join("data");
-    let mut server = Server::start(work.path(), &data_dir, 0).await;
+    let mut server = Server::start(work.path(), &data_dir, 0, "").await;
     // Every batch ever sent and what the store must hold for it from now on.
     let mut expected: BTreeMap<BatchId, Stored> = BTreeMap::new();
 
@@ -456,7 +330,7 @@ async fn sigkill_during_ingest_loses_no_acknowledged_event_and_leaves_no_half_ba
         );
 
         // 2. Restart on the same data directory.
-        server = Server::start(work.path(), &data_dir, round + 1).await;
+        server = Server::start(work.path(), &data_dir, round + 1, "").await;
 
         // 3. Acknowledged ⇒ complete, exactly once; unacknowledged ⇒ absent or complete;
         //    what earlier rounds left must be unchanged.
