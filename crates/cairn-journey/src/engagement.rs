@@ -2,7 +2,8 @@
 //!
 //! Feedback is an ordinary event of the profile whose `properties.message_id` is the message's id. The
 //! names follow Segment's email spec and its push/SMS counterparts, plus the names Cairn's own tracking
-//! links record (`Email Clicked`); `docs/journeys.md` lists them.
+//! links and dispatcher record (`Email Clicked`, `Push Opened`, and `… Failed` for a permanent failure,
+//! which a bounced split treats as a bounce); `docs/journeys.md` lists them.
 
 use crate::document::{Channel, Engagement};
 
@@ -13,6 +14,8 @@ pub const ENGAGEMENT_EVENTS: &[(Channel, Engagement, &str)] = &[
     // What Cairn's own click redirect records (`docs/channels.md`).
     (Channel::Email, Engagement::Clicked, "Email Clicked"),
     (Channel::Email, Engagement::Bounced, "Email Bounced"),
+    // Cairn's dispatcher: refused for good (an SMTP 5xx at send time) or dead-lettered.
+    (Channel::Email, Engagement::Bounced, "Email Failed"),
     (
         Channel::Push,
         Engagement::Opened,
@@ -23,14 +26,20 @@ pub const ENGAGEMENT_EVENTS: &[(Channel, Engagement, &str)] = &[
         Engagement::Clicked,
         "Push Notification Tapped",
     ),
+    // What Cairn's feedback routes record for a push the customer opened.
+    (Channel::Push, Engagement::Opened, "Push Opened"),
+    (Channel::Push, Engagement::Clicked, "Push Opened"),
     (
         Channel::Push,
         Engagement::Bounced,
         "Push Notification Bounced",
     ),
+    (Channel::Push, Engagement::Bounced, "Push Failed"),
     (Channel::Sms, Engagement::Clicked, "SMS Link Clicked"),
     (Channel::Sms, Engagement::Opened, "SMS Link Clicked"),
     (Channel::Sms, Engagement::Bounced, "SMS Bounced"),
+    // Cairn's dispatcher and Twilio's status callbacks (`failed`, `undelivered`).
+    (Channel::Sms, Engagement::Bounced, "SMS Failed"),
     (Channel::Webhook, Engagement::Bounced, "Webhook Failed"),
 ];
 
@@ -71,5 +80,20 @@ mod tests {
             [Engagement::Clicked]
         );
         assert_eq!(engagements_of("Order Completed").count(), 0);
+    }
+
+    #[test]
+    fn what_cairn_records_itself_counts_as_engagement() {
+        assert_eq!(
+            engagements_of("Push Opened").collect::<Vec<_>>(),
+            [Engagement::Opened, Engagement::Clicked]
+        );
+        for name in ["SMS Failed", "Push Failed", "Email Failed"] {
+            assert_eq!(
+                engagements_of(name).collect::<Vec<_>>(),
+                [Engagement::Bounced],
+                "{name}"
+            );
+        }
     }
 }

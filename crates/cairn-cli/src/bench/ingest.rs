@@ -3,13 +3,15 @@
 //!
 //! 1. batch: clients post `/v1/batch` with 100 events each;
 //! 2. single: more clients post one event each to `/v1/track`;
-//! 3. raw: the same kind of events, already validated and encoded, are appended straight to a store's
-//!    log in transactions as large as phase 1's mean group commit (see [`super::raw`]).
+//! 3. engine: the same kind of events, already validated, submitted straight to the engine (no HTTP,
+//!    no JSON) until all are applied: the raw limit the HTTP path is compared with;
+//! 4. log store: the same events, already encoded, appended straight to a store's log in
+//!    transactions as large as phase 1's mean group commit (see [`super::raw`]).
 //!
 //! Acknowledgement comes from the durable log; the applier derives profiles and timelines behind it.
 //! The report gives the applier's rate in the batch window and how far behind the log it was at the end.
 //!
-//! Phases 1 and 2 share one in-process server on a fresh store; phase 3 gets its own fresh store.
+//! Phases 1 and 2 share one in-process server on a fresh store; phases 3 and 4 get their own.
 
 use super::harness::BenchServer;
 use super::http_load::{self, LoadResult, LoadSpec};
