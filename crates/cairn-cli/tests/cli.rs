@@ -1,5 +1,6 @@
 //! The `cairn` binary's commands end to end: import (JSONL and CSV, events and profiles, rejects with
-//! line numbers), `profile get`, `--dump-config`, configuration errors and the data-directory lock.
+//! line numbers), `profile get`, `--dump-config`, configuration errors (also bad `[[delivery.activity]]`
+//! subscriptions) and the data-directory lock.
 
 use serde_json::Value;
 use std::path::Path;
@@ -194,4 +195,62 @@ fn a_running_server_keeps_imports_out_of_its_data_directory() {
     let _ = server.wait();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("error[data_dir_locked]"));
+}
+
+#[test]
+fn bad_activity_feed_settings_are_refused_at_startup() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cairn.toml");
+    let write = |activity: &str| {
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:0\"\n[delivery]\n[[delivery.activity]]\n{activity}\n"),
+        )
+        .expect("write")
+    };
+    write("url = \"http://127.0.0.1:9/a\"\nsecret = \"0123456789abcdef\"\nevents = [\"opened\"]");
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--config", config.to_str().expect("path"), "--dump-config"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with("error[invalid_config]")
+            && stderr.contains("`opened`")
+            && stderr.contains("`journey_entered`")
+            && stderr.contains("delivery.activity.0.events.0"),
+        "{stderr}"
+    );
+
+    write("url = \"http://127.0.0.1:9/a\"\nsecret = \"short\"\nevents = [\"goal_reached\"]");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--config", config.to_str().expect("path")])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("serve")
+        .env_remove("CAIRN_CONFIG")
+        .env("CAIRN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cairn serve started despite a 5-byte activity secret");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("delivery.activity[0].secret: must be at least 16 bytes"),
+        "{stderr}"
+    );
 }

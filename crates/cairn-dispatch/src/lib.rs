@@ -5,11 +5,13 @@
 //! - [`options`]: providers per channel, in-doubt policies, retries, rate limits, tracking links.
 //! - [`compose`]: from an outbox message, a profile and a template to what goes on the wire.
 //! - [`dispatcher`]: intake, batches, durable attempt and result records, retries, recovery.
+//! - [`activity`]: activity feed subscriptions, the item payload, the signed POST of an item.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
 //!
 //! Volume control (consent, caps, quiet hours, suppression) is decided earlier, deterministically, by
 //! the engine's applier: only messages it decided `ready` reach the dispatcher.
 
+pub mod activity;
 pub mod compose;
 mod dispatcher;
 pub mod feedback;
@@ -47,6 +49,15 @@ const FEED_CAPACITY: usize = 100_000;
 impl Dispatcher {
     /// Recovers what a crash left in doubt, then starts reading the engine's outbox and sending.
     pub fn start(options: DispatchOptions, engine: &Engine) -> Result<Dispatcher, DispatchError> {
+        activity::validate_all(&options.activity)
+            .map_err(|error| DispatchError::Config(error.to_string()))?;
+        if !options.activity.is_empty() {
+            tracing::warn!(
+                subscriptions = options.activity.len(),
+                "[[delivery.activity]] is configured and valid, but activity items are not derived yet: \
+                 nothing is posted to these subscriptions (see docs/channels.md, \"Activity feed\")"
+            );
+        }
         let (feed, lagged) = engine.subscribe_outbox(FEED_CAPACITY);
         let (shared, receivers) = Shared::new(options, engine)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -111,6 +111,9 @@ pub struct DispatchOptions {
     /// How often the outbox in the store is read for messages the feed missed (ms).
     #[serde(default = "default_poll_ms")]
     pub poll_interval_ms: u64,
+    /// Activity feed subscriptions (`[[delivery.activity]]`, see [`crate::activity`]).
+    #[serde(default)]
+    pub activity: Vec<crate::activity::ActivitySubscription>,
 }
 
 fn default_batch() -> usize {
