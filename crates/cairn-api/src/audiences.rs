@@ -24,7 +24,6 @@ use serde_json::{json, Value};
 
 /// Default and largest page of members.
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -152,15 +151,8 @@ async fn members(
     query: Result<Query<MembersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let query = crate::paging::query(query)?;
+    let limit = crate::paging::limit(query.limit, DEFAULT_LIMIT)?;
     let offset = query.offset.unwrap_or(0);
     let wanted = offset.saturating_add(limit).saturating_add(1);
     let key = id.clone();

@@ -257,8 +257,7 @@ async fn explain(
     query: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
+    let query = crate::paging::query(query)?;
     let parse = |text: &str| {
         parse_record_ref(text).ok_or_else(|| {
             ApiError::new(

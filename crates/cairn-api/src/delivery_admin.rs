@@ -23,7 +23,6 @@ use serde_json::{json, Map, Value};
 
 /// Default and largest page of delivery records.
 const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -66,15 +65,8 @@ async fn deliveries(
     query: Result<Query<DeliveriesQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let query = crate::paging::query(query)?;
+    let limit = crate::paging::limit(query.limit, DEFAULT_LIMIT)?;
     let wanted = match query.state.as_deref() {
         Some(text) => Some(DeliveryState::parse(text).ok_or_else(|| {
             ApiError::new(

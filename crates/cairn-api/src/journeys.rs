@@ -107,8 +107,7 @@ async fn list(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
+    let query = crate::paging::query(query)?;
     let journeys = read(&state, move |reader| Ok(reader.journeys(&workspace))).await?;
     let journeys: Vec<Value> = journeys
         .iter()

@@ -33,6 +33,7 @@ pub mod feedback_intake;
 pub mod journeys;
 pub mod management;
 pub mod ops;
+mod paging;
 pub mod profile_journeys;
 pub mod provider_callbacks;
 pub mod sms_inbound;

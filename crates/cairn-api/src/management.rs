@@ -19,7 +19,6 @@ use std::collections::HashMap;
 
 /// Default and largest page of events.
 const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -122,15 +121,8 @@ async fn list_events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let query = crate::paging::query(query)?;
+    let limit = crate::paging::limit(query.limit, DEFAULT_LIMIT)?;
     let before =
         match query.before.as_deref() {
             Some(text) => Some(parse_cursor(text).ok_or_else(|| {

@@ -10,13 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use cairn_model::ErrorCode;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Default and largest page of messages.
 const DEFAULT_LIMIT: usize = 50;
-const MAX_LIMIT: usize = 1000;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -76,15 +75,8 @@ async fn messages(
     query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let workspace = state.access.workspace_for_token(&headers)?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let query = crate::paging::query(query)?;
+    let limit = crate::paging::limit(query.limit, DEFAULT_LIMIT)?;
     let profile = load(&state, workspace.clone(), id).await?;
     let messages = read(&state, move |reader| {
         reader.messages(&workspace, &profile.id, limit)

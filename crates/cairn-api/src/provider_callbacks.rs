@@ -27,7 +27,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use cairn_delivery::feedback::{generic, sendgrid, ses, twilio};
 use cairn_delivery::{DeliveryError, FeedbackEvent, ParsedCallback};
-use cairn_model::{ErrorCode, WorkspaceId};
+use cairn_model::WorkspaceId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -150,8 +150,7 @@ async fn twilio_status(
         settings.twilio_auth_token.as_deref(),
         settings.public_url.as_deref(),
     )?;
-    let Query(query) =
-        query.map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.body_text()))?;
+    let query = crate::paging::query(query)?;
     let now_ms = state.clock.now().timestamp_millis();
     let parsed = twilio::parse_status_callback(&body, query.cairn_message_id.as_deref(), now_ms)
         .map_err(invalid)?;
