@@ -22,7 +22,7 @@ use cairn_model::{ErrorCode, WorkspaceId};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Default and largest page of members.
+/// Default page of members (the largest is `paging::MAX_LIMIT`).
 const DEFAULT_LIMIT: usize = 100;
 
 pub fn routes() -> Router<ApiState> {

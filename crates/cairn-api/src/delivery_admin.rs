@@ -21,7 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-/// Default and largest page of delivery records.
+/// Default page of delivery records (the largest is `paging::MAX_LIMIT`).
 const DEFAULT_LIMIT: usize = 50;
 
 pub fn routes() -> Router<ApiState> {

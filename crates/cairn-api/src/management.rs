@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Default and largest page of events.
+/// Default page of events (the largest is `paging::MAX_LIMIT`).
 const DEFAULT_LIMIT: usize = 50;
 
 pub fn routes() -> Router<ApiState> {

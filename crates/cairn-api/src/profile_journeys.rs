@@ -10,11 +10,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Default and largest page of messages.
+/// Default page of messages (the largest is `paging::MAX_LIMIT`).
 const DEFAULT_LIMIT: usize = 50;
 
 pub fn routes() -> Router<ApiState> {
