@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 const JOURNEY: &str = "crash-delivery";
 /// Server generations killed while sending.
@@ -71,127 +71,136 @@ impl Received {
     }
 }
 
-/// A minimal SMTP responder (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT): records each accepted
-/// message's Cairn message id from its `Message-ID: <id@domain>` header.
-async fn smtp_sink(received: Received) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the SMTP sink");
+/// Binds a loopback port and serves each connection with `session` on a task of its own.
+async fn serve_loopback<Session, Served>(what: &str, session: Session) -> u16
+where
+    Session: Fn(TcpStream) -> Served + Send + 'static,
+    Served: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect(what);
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            let received = received.clone();
-            tokio::spawn(async move {
-                let (reader, mut writer) = socket.into_split();
-                let mut reader = BufReader::new(reader);
-                if writer.write_all(b"220 sink ESMTP\r\n").await.is_err() {
-                    return;
-                }
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let answer: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
-                        "DATA" => {
-                            if writer.write_all(b"354 go ahead\r\n").await.is_err() {
-                                return;
-                            }
-                            let mut message_id = None;
-                            let mut in_headers = true;
-                            loop {
-                                line.clear();
-                                if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if line == ".\r\n" {
-                                    break;
-                                }
-                                if line == "\r\n" {
-                                    in_headers = false;
-                                }
-                                if in_headers {
-                                    if let Some((name, value)) = line.split_once(':') {
-                                        if name.eq_ignore_ascii_case("message-id") {
-                                            message_id = Some(value.trim().to_owned());
-                                        }
-                                    }
-                                }
-                            }
-                            let id = message_id
-                                .as_deref()
-                                .and_then(|header| header.strip_prefix('<'))
-                                .and_then(|header| header.split_once('@'))
-                                .map(|(id, _)| id.to_owned())
-                                .unwrap_or_else(|| format!("no Message-ID: {message_id:?}"));
-                            received.push(id);
-                            b"250 OK queued\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = writer.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 OK\r\n",
-                    };
-                    if writer.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            tokio::spawn(session(socket));
         }
     });
     port
 }
 
-/// A minimal HTTP/1.1 receiver for the webhook: records each request's `Idempotency-Key` and
-/// answers 200 with an empty JSON object.
-async fn http_receiver(received: Received) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the HTTP receiver");
-    let port = listener.local_addr().expect("address").port();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let received = received.clone();
-            tokio::spawn(async move {
-                let (reader, mut writer) = socket.into_split();
-                let mut reader = BufReader::new(reader);
-                let mut line = String::new();
+/// A minimal SMTP responder (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT): records each accepted
+/// message's Cairn message id from its `Message-ID: <id@domain>` header.
+async fn smtp_sink(received: Received) -> u16 {
+    serve_loopback("bind the SMTP sink", move |socket| {
+        smtp_session(socket, received.clone())
+    })
+    .await
+}
+
+/// One connection of [`smtp_sink`].
+async fn smtp_session(socket: TcpStream, received: Received) {
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::new(reader);
+    if writer.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+        return;
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        let answer: &[u8] = match verb.as_str() {
+            "EHLO" | "HELO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            "DATA" => {
+                if writer.write_all(b"354 go ahead\r\n").await.is_err() {
+                    return;
+                }
+                let mut message_id = None;
+                let mut in_headers = true;
                 loop {
-                    let (mut length, mut key) = (0usize, None);
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
+                    line.clear();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        in_headers = false;
+                    }
+                    if in_headers {
                         if let Some((name, value)) = line.split_once(':') {
-                            if name.eq_ignore_ascii_case("content-length") {
-                                length = value.trim().parse().unwrap_or(0);
-                            } else if name.eq_ignore_ascii_case("idempotency-key") {
-                                key = Some(value.trim().to_owned());
+                            if name.eq_ignore_ascii_case("message-id") {
+                                message_id = Some(value.trim().to_owned());
                             }
                         }
                     }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).await.is_err() {
-                        return;
-                    }
-                    received.push(key.unwrap_or_else(|| "no Idempotency-Key".into()));
-                    let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
-                    if writer.write_all(answer.as_bytes()).await.is_err() {
-                        return;
-                    }
                 }
-            });
+                let id = message_id
+                    .as_deref()
+                    .and_then(|header| header.strip_prefix('<'))
+                    .and_then(|header| header.split_once('@'))
+                    .map(|(id, _)| id.to_owned())
+                    .unwrap_or_else(|| format!("no Message-ID: {message_id:?}"));
+                received.push(id);
+                b"250 OK queued\r\n"
+            }
+            "QUIT" => {
+                let _ = writer.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            _ => b"250 OK\r\n",
+        };
+        if writer.write_all(answer).await.is_err() {
+            return;
         }
-    });
-    port
+    }
+}
+
+/// A minimal HTTP/1.1 receiver for the webhook: records each request's `Idempotency-Key` and
+/// answers 200 with an empty JSON object.
+async fn http_receiver(received: Received) -> u16 {
+    serve_loopback("bind the HTTP receiver", move |socket| {
+        http_session(socket, received.clone())
+    })
+    .await
+}
+
+/// One connection of [`http_receiver`].
+async fn http_session(socket: TcpStream, received: Received) {
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut line = String::new();
+    loop {
+        let (mut length, mut key) = (0usize, None);
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("idempotency-key") {
+                    key = Some(value.trim().to_owned());
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        received.push(key.unwrap_or_else(|| "no Idempotency-Key".into()));
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+        if writer.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Publishes the two templates through the engine's command log, on the data directory.

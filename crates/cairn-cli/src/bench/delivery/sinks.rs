@@ -4,12 +4,13 @@
 
 use super::cpu_seconds_of;
 use anyhow::Context;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The running sinks and what they received.
 pub struct Sinks {
@@ -89,114 +90,115 @@ impl Sinks {
     }
 }
 
-/// A minimal SMTP server: enough of RFC 5321 for lettre (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT).
-async fn smtp_sink(received: Arc<AtomicU64>) -> std::io::Result<u16> {
+/// Binds a loopback port and serves each connection with `session` on a task of its own.
+async fn serve_loopback<Session, Served>(session: Session) -> std::io::Result<u16>
+where
+    Session: Fn(TcpStream) -> Served + Send + 'static,
+    Served: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
+        while let Ok((socket, _)) = listener.accept().await {
             let _ = socket.set_nodelay(true);
-            let received = received.clone();
-            tokio::spawn(async move {
-                let (reader, mut writer) = socket.into_split();
-                let mut reader = BufReader::with_capacity(64 * 1024, reader);
-                if writer.write_all(b"220 sink ESMTP\r\n").await.is_err() {
-                    return;
-                }
-                let mut line = Vec::with_capacity(256);
-                loop {
-                    line.clear();
-                    if reader.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let command = line
-                        .get(..4)
-                        .map(|c| c.to_ascii_uppercase())
-                        .unwrap_or_default();
-                    let answer: &[u8] = match command.as_slice() {
-                        b"EHLO" | b"HELO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
-                        b"DATA" => {
-                            if writer.write_all(b"354 go ahead\r\n").await.is_err() {
-                                return;
-                            }
-                            loop {
-                                line.clear();
-                                if reader.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if line == b".\r\n" {
-                                    break;
-                                }
-                            }
-                            received.fetch_add(1, Ordering::Relaxed);
-                            b"250 OK queued\r\n"
-                        }
-                        b"QUIT" => {
-                            let _ = writer.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 OK\r\n",
-                    };
-                    if writer.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
+            tokio::spawn(session(socket));
         }
     });
     Ok(port)
 }
 
-/// A minimal HTTP/1.1 keep-alive server answering Twilio's 201 JSON to every POST.
-async fn http_sink(received: Arc<AtomicU64>) -> std::io::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            let _ = socket.set_nodelay(true);
-            let received = received.clone();
-            tokio::spawn(async move {
-                let (reader, mut writer) = socket.into_split();
-                let mut reader = BufReader::with_capacity(64 * 1024, reader);
-                let mut line = String::new();
+/// A minimal SMTP server: enough of RFC 5321 for lettre (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT).
+async fn smtp_sink(received: Arc<AtomicU64>) -> std::io::Result<u16> {
+    serve_loopback(move |socket| smtp_session(socket, received.clone())).await
+}
+
+/// One SMTP connection: every message accepted with `250` counts.
+async fn smtp_session(socket: TcpStream, received: Arc<AtomicU64>) {
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    if writer.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+        return;
+    }
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let command = line
+            .get(..4)
+            .map(|c| c.to_ascii_uppercase())
+            .unwrap_or_default();
+        let answer: &[u8] = match command.as_slice() {
+            b"EHLO" | b"HELO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+            b"DATA" => {
+                if writer.write_all(b"354 go ahead\r\n").await.is_err() {
+                    return;
+                }
                 loop {
-                    let mut content_length = 0usize;
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some((name, value)) = line.split_once(':') {
-                            if name.eq_ignore_ascii_case("content-length") {
-                                content_length = value.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0; content_length];
-                    if reader.read_exact(&mut body).await.is_err() {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line).await.unwrap_or(0) == 0 {
                         return;
                     }
-                    received.fetch_add(1, Ordering::Relaxed);
-                    let answer =
-                        br#"{"sid":"SM00000000000000000000000000000000","status":"queued"}"#;
-                    let head = format!("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", answer.len());
-                    if writer.write_all(head.as_bytes()).await.is_err()
-                        || writer.write_all(answer).await.is_err()
-                    {
-                        return;
+                    if line == b".\r\n" {
+                        break;
                     }
                 }
-            });
+                received.fetch_add(1, Ordering::Relaxed);
+                b"250 OK queued\r\n"
+            }
+            b"QUIT" => {
+                let _ = writer.write_all(b"221 bye\r\n").await;
+                return;
+            }
+            _ => b"250 OK\r\n",
+        };
+        if writer.write_all(answer).await.is_err() {
+            return;
         }
-    });
-    Ok(port)
+    }
+}
+
+/// A minimal HTTP/1.1 keep-alive server answering Twilio's 201 JSON to every POST.
+async fn http_sink(received: Arc<AtomicU64>) -> std::io::Result<u16> {
+    serve_loopback(move |socket| http_session(socket, received.clone())).await
+}
+
+/// One keep-alive HTTP connection: every request read whole counts.
+async fn http_session(socket: TcpStream, received: Arc<AtomicU64>) {
+    let (reader, mut writer) = socket.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut line = String::new();
+    loop {
+        let mut content_length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; content_length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        received.fetch_add(1, Ordering::Relaxed);
+        let answer = br#"{"sid":"SM00000000000000000000000000000000","status":"queued"}"#;
+        let head = format!(
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
+        if writer.write_all(head.as_bytes()).await.is_err()
+            || writer.write_all(answer).await.is_err()
+        {
+            return;
+        }
+    }
 }
