@@ -1,8 +1,9 @@
 """Fixtures for the delivery end-to-end tests.
 
-One real SMTP server (tests/channels/smtp_sink.py, aiosmtpd) and one `cairn serve` process per pytest
-session. The server's `[delivery]` configuration sends email through the sink and signs tracking links
-under the server's own URL, so the tests can follow them.
+One real SMTP server (tests/channels/smtp_sink.py, aiosmtpd), one activity-feed subscriber (an HTTP
+server recording what it is posted) and one `cairn serve` process per pytest session. The server's
+`[delivery]` configuration sends email through the sink, signs tracking links under the server's own URL,
+so the tests can follow them, and posts its activity feed to the subscriber.
 
 Environment:
   CAIRN_BIN                path of the cairn binary (default: <repo>/target/debug/cairn)
@@ -17,8 +18,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = {"id": "shop", "write_key": "wk_shop", "token": "tok_shop"}
 TRACKING_KEY = "an-e2e-tracking-key-of-32-bytes!"
 CALLBACK_SECRET = "an-e2e-callback-secret"
+FEED_SECRET = "an-e2e-activity-feed-secret-32b!"
 WAIT_SECONDS = float(os.environ.get("CAIRN_DELIVERY_TEST_WAIT", "60"))
 
 
@@ -90,7 +94,41 @@ def smtp_sink(tmp_path_factory):
         proc.kill()
 
 
-def _config(port: int, data_dir: Path, smtp_port: int) -> str:
+@dataclass
+class ActivityFeed:
+    """What the activity-feed subscriber was posted: (headers, raw body) per request."""
+
+    url: str
+    received: list = field(default_factory=list)
+
+    def items(self, profile: str | None = None) -> list[dict]:
+        items = [json.loads(body) for _, body in list(self.received)]
+        return [item for item in items if profile is None or item["profile_id"] == profile]
+
+
+@pytest.fixture(scope="session")
+def activity_feed():
+    feed = ActivityFeed(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            feed.received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    feed.url = f"http://127.0.0.1:{server.server_address[1]}/activity"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield feed
+    server.shutdown()
+
+
+def _config(port: int, data_dir: Path, smtp_port: int, feed_url: str) -> str:
     return f"""
 listen = "127.0.0.1:{port}"
 data_dir = "{data_dir}"
@@ -113,6 +151,11 @@ keys = ["{TRACKING_KEY}"]
 
 [delivery.callbacks]
 secret = "{CALLBACK_SECRET}"
+
+[[delivery.activity]]
+url = "{feed_url}"
+secret = "{FEED_SECRET}"
+events = ["journey_entered", "journey_exited", "goal_reached", "message_sent"]
 """
 
 
@@ -140,7 +183,7 @@ class Cairn:
 
 
 @pytest.fixture(scope="session")
-def cairn(tmp_path_factory, smtp_sink):
+def cairn(tmp_path_factory, smtp_sink, activity_feed):
     binary = _cairn_bin()
     if not binary.is_file():
         pytest.fail(f"cairn binary not found at {binary}; build it (cargo build -p cairn-cli) or set CAIRN_BIN", pytrace=False)
@@ -150,7 +193,7 @@ def cairn(tmp_path_factory, smtp_sink):
     log = root / "server.log"
     port = _free_port()
     config = root / "cairn.toml"
-    config.write_text(_config(port, data_dir, smtp_sink.port))
+    config.write_text(_config(port, data_dir, smtp_sink.port, activity_feed.url))
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(
             [str(binary), "serve", "--config", str(config)],

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
 import html as html_entities
 import json
 import re
@@ -20,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from conftest import CALLBACK_SECRET, wait_until
+from conftest import CALLBACK_SECRET, FEED_SECRET, wait_until
 
 TARGET = "https://shop.example.com/welcome?ref=email&x=1"
 
@@ -210,6 +212,35 @@ def test_a_hard_bounce_webhook_suppresses_the_address(cairn, smtp_sink, welcome_
     cairn.track({"type": "track", "userId": "bob", "event": "Signed Up", "messageId": "sign-up-bob-2"})
     decided_skip(cairn, bob, "undeliverable_address")
     assert len(smtp_sink.messages(to="bob@example.com")) == 1
+
+
+def test_the_activity_feed_sees_the_entry_the_email_and_the_exit(cairn, smtp_sink, welcome_journey, activity_feed):
+    cairn.track({"type": "identify", "userId": "dan", "traits": {"email": "dan@example.com", "first_name": "Dan"}})
+    mail = sign_up_and_receive(cairn, smtp_sink, "dan", "sign-up-dan-1")
+    dan = profile_id(cairn, "dan")
+    html = mail.get_body(("html",)).get_content()
+    [click] = [html_entities.unescape(href) for href in re.findall(r'href="([^"]+/t/c/[^"]+)"', html)]
+    assert requests.get(click, allow_redirects=False, timeout=10).status_code == 302
+
+    kinds = ["journey_entered", "journey_exited", "message_sent"]
+    items = wait_until(lambda: (items := activity_feed.items(dan)) and sorted(i["type"] for i in items) == kinds and items)
+    assert items, f"{activity_feed.items(dan)}\n{cairn.log_tail()}"
+    by_kind = {item["type"]: item for item in items}
+    assert all(item["journey_id"] == "welcome" and item["workspace"] == "shop" for item in items), items
+    assert by_kind["journey_entered"]["step"] == "welcome_email"
+    message_id = re.fullmatch(r"<([^@<>]+)@[^<>]+>", mail["Message-ID"]).group(1)
+    assert by_kind["message_sent"]["message_id"] == message_id
+    assert by_kind["message_sent"]["channel"] == "email"
+    assert by_kind["journey_exited"]["reason"] == "completed"
+    assert by_kind["journey_exited"]["step"] == "done"
+
+    # Every post is signed with the subscription's secret and carries the item id as idempotency key.
+    for headers, body in list(activity_feed.received):
+        headers = {name.lower(): value for name, value in headers.items()}
+        parts = dict(part.split("=", 1) for part in headers["cairn-signature"].split(","))
+        expected = hmac.new(FEED_SECRET.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(parts["v1"], expected), headers
+        assert headers["idempotency-key"] == json.loads(body)["id"]
 
 
 def test_forged_links_are_refused_by_the_running_server(cairn):

@@ -206,6 +206,7 @@ impl Config {
             tick_interval: Some(Duration::from_millis(self.state.tick_interval_ms.max(1))),
             log_gate: None,
             identity: Default::default(),
+            activity: Default::default(),
         }
     }
 

@@ -28,6 +28,9 @@ pub fn init_logging(format: LogFormat) {
 pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOptions> {
     let mut options = config.engine_options();
     options.identity = crate::identity_config::load_identity(config)?;
+    if let Some(delivery) = &config.delivery {
+        options.activity = cairn_dispatch::activity::wants(&delivery.activity);
+    }
     Ok(options)
 }
 

@@ -6,44 +6,16 @@
 //! `Cairn-Signature` (HMAC-SHA256 of `"<t>." + body`), the item id as `Idempotency-Key`, the same
 //! classification of answers (2xx success; 408, 425, 429, 5xx transient; other statuses permanent).
 //!
-//! Status: configuration, payload, matching and sending are here and tested; the engine does not yet
-//! derive activity items from journey effects, so nothing is delivered to subscriptions yet (see
-//! `docs/channels.md`, "Activity feed").
+//! The engine derives the items ([`cairn_engine::activity`]) as outbox rows on the `activity`
+//! channel, for the kinds [`wants`] says someone subscribed to; [`crate::activity_worker`] delivers
+//! them durably.
 
 use std::sync::Arc;
 
 use cairn_channels::webhook::{WebhookChannel, WebhookConfig};
 use cairn_channels::{ChannelError, ChannelProvider, OutboundMessage, WallClock, WebhookRequest};
+pub use cairn_engine::activity::{ActivityItem, ActivityKind, ActivityWants};
 use serde::{Deserialize, Serialize};
-
-/// What happened to a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ActivityKind {
-    JourneyEntered,
-    JourneyExited,
-    GoalReached,
-    MessageSent,
-}
-
-impl ActivityKind {
-    /// Every kind, in payload order.
-    pub const ALL: [ActivityKind; 4] = [
-        ActivityKind::JourneyEntered,
-        ActivityKind::JourneyExited,
-        ActivityKind::GoalReached,
-        ActivityKind::MessageSent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActivityKind::JourneyEntered => "journey_entered",
-            ActivityKind::JourneyExited => "journey_exited",
-            ActivityKind::GoalReached => "goal_reached",
-            ActivityKind::MessageSent => "message_sent",
-        }
-    }
-}
 
 /// One subscription: where items go, the secret that signs them, which kinds, which workspaces.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,33 +104,24 @@ impl ActivitySubscription {
     }
 }
 
+/// What the engine must derive for these subscriptions.
+pub fn wants(subscriptions: &[ActivitySubscription]) -> ActivityWants {
+    let mut wants = ActivityWants::default();
+    for subscription in subscriptions {
+        wants.add(
+            subscription.events.iter().copied(),
+            subscription.workspaces.clone(),
+        );
+    }
+    wants
+}
+
 /// Checks every subscription.
 pub fn validate_all(subscriptions: &[ActivitySubscription]) -> Result<(), ActivityConfigError> {
     subscriptions
         .iter()
         .enumerate()
         .try_for_each(|(index, subscription)| subscription.validate(index))
-}
-
-/// One activity item, exactly as it is posted (absent fields are `null`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityItem {
-    /// Deterministic: the same fact always has the same id (the idempotency key).
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: ActivityKind,
-    pub workspace: String,
-    pub profile_id: String,
-    pub journey_id: Option<String>,
-    pub step: Option<String>,
-    /// Why a journey was left (`journey_exited`).
-    pub reason: Option<String>,
-    /// The message (`message_sent`).
-    pub message_id: Option<String>,
-    /// The message's channel (`message_sent`).
-    pub channel: Option<String>,
-    /// When it happened: RFC 3339, UTC, milliseconds.
-    pub at: String,
 }
 
 /// Sends items to one subscription.
@@ -242,6 +205,7 @@ mod tests {
             journey_id: Some("welcome".into()),
             step: None,
             reason: None,
+            detail: None,
             message_id: None,
             channel: None,
             at: "2026-01-01T00:00:00.000Z".into(),
@@ -334,6 +298,7 @@ mod tests {
             "journey_id",
             "step",
             "reason",
+            "detail",
             "message_id",
             "channel",
             "at",

@@ -18,6 +18,8 @@
 //! doubt and the channel's policy resends it (providers that honour the idempotency key) or drops it,
 //! and the metrics count both.
 
+use crate::activity::ActivitySender;
+use crate::activity_worker;
 use crate::compose::{compose, ComposeError, Inputs};
 use crate::feedback;
 use crate::options::DispatchOptions;
@@ -27,6 +29,7 @@ use cairn_delivery::{
     Channel, FailureClass, FeedbackKind, GiveUpReason, InDoubtPolicy, RetryDecision, TokenBucket,
     TrackingSigner,
 };
+use cairn_engine::activity::ACTIVITY_CHANNEL;
 use cairn_engine::{Clock, Engine, Ingestor, Metrics, Reader, WEBHOOK_RESPONDED};
 use cairn_model::{NormalizedMessage, ProfileId, WorkspaceId};
 use cairn_storage::{DeliveryRecord, DeliveryState, DeliveryStore, OutboxRow};
@@ -81,10 +84,16 @@ pub(crate) struct Shared {
     /// Message ids queued or being worked on in this process.
     in_flight: Mutex<HashSet<String>>,
     queues: HashMap<Channel, mpsc::UnboundedSender<Work>>,
+    /// The activity feed's subscriptions, in configuration order.
+    pub activity: Vec<ActivitySender>,
+    activity_queue: mpsc::UnboundedSender<Work>,
 }
 
-/// Each channel's queue, as its worker receives it.
-pub(crate) type Queues = HashMap<Channel, mpsc::UnboundedReceiver<Work>>;
+/// Each channel's queue, and the activity feed's, as their workers receive them.
+pub(crate) struct Queues {
+    pub channels: HashMap<Channel, mpsc::UnboundedReceiver<Work>>,
+    pub activity: mpsc::UnboundedReceiver<Work>,
+}
 
 /// A composed message and the profile it goes to, or why it cannot be composed.
 type Composed = Result<(OutboundMessage, ProfileId), ComposeError>;
@@ -139,6 +148,19 @@ impl Shared {
             ),
             None => None,
         };
+        let activity = options
+            .activity
+            .iter()
+            .enumerate()
+            .map(|(index, subscription)| {
+                ActivitySender::new(
+                    subscription.clone(),
+                    index,
+                    Arc::new(cairn_channels::SystemWallClock),
+                )
+                .map_err(|error| DispatchError::Config(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut queues = HashMap::new();
         let mut receivers = HashMap::new();
         for channel in CHANNELS {
@@ -146,6 +168,7 @@ impl Shared {
             queues.insert(channel, sender);
             receivers.insert(channel, receiver);
         }
+        let (activity_queue, activity_receiver) = mpsc::unbounded_channel();
         Ok((
             Arc::new(Shared {
                 options,
@@ -159,17 +182,35 @@ impl Shared {
                 templates: Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashSet::new()),
                 queues,
+                activity,
+                activity_queue,
             }),
-            receivers,
+            Queues {
+                channels: receivers,
+                activity: activity_receiver,
+            },
         ))
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now().timestamp_millis()
     }
 
-    /// Queues a message unless this process already works on it.
+    /// Queues a message unless this process already works on it; an activity item is queued once
+    /// per subscription that wants it.
     pub(crate) fn enqueue(&self, work: Work) {
+        if work.row.channel == ACTIVITY_CHANNEL {
+            for row in activity_worker::fan_out(&work.row, &self.activity) {
+                if self.in_flight.lock().insert(row.message_id.clone()) {
+                    let _ = self.activity_queue.send(Work {
+                        row,
+                        attempts: work.attempts,
+                        again: work.again,
+                    });
+                }
+            }
+            return;
+        }
         let Some(channel) = Channel::parse(&work.row.channel) else {
             tracing::warn!(message = %work.row.message_id, channel = %work.row.channel, "unknown channel");
             return;
@@ -182,7 +223,7 @@ impl Shared {
         }
     }
 
-    fn release(&self, message_id: &str) {
+    pub(crate) fn release(&self, message_id: &str) {
         self.in_flight.lock().remove(message_id);
     }
 
@@ -194,6 +235,13 @@ impl Shared {
         let Some(newest) = rows.iter().map(|row| row.at_ms).max() else {
             return Ok(());
         };
+        let rows: Vec<OutboxRow> = rows
+            .into_iter()
+            .flat_map(|row| match row.channel == ACTIVITY_CHANNEL {
+                true => activity_worker::fan_out(&row, &self.activity),
+                false => vec![row],
+            })
+            .collect();
         let ids: Vec<String> = rows.iter().map(|row| row.message_id.clone()).collect();
         let known: HashSet<String> = self
             .store
@@ -238,9 +286,7 @@ impl Shared {
             }
             let mut dropped = Vec::new();
             for mut record in stuck {
-                let policy = Channel::parse(&record.channel)
-                    .and_then(|channel| self.channels.get(&channel))
-                    .map_or(InDoubtPolicy::Drop, |runtime| runtime.in_doubt);
+                let policy = self.in_doubt_policy(&record.channel);
                 match (policy, row_of(&record)) {
                     (InDoubtPolicy::Resend, Some(row)) => {
                         self.metrics.in_doubt(&record.channel, "resend");
@@ -265,6 +311,17 @@ impl Shared {
             }
             self.store.record(&dropped)?;
         }
+    }
+
+    /// What to do with a message of `channel` left in doubt: activity items carry an idempotency key
+    /// their receivers are asked to honour, so they are resent.
+    pub(crate) fn in_doubt_policy(&self, channel: &str) -> InDoubtPolicy {
+        if channel == ACTIVITY_CHANNEL {
+            return InDoubtPolicy::Resend;
+        }
+        Channel::parse(channel)
+            .and_then(|channel| self.channels.get(&channel))
+            .map_or(InDoubtPolicy::Drop, |runtime| runtime.in_doubt)
     }
 
     /// The latest published version of a template, compiled (cached per version).
@@ -324,20 +381,29 @@ pub(crate) async fn channel_worker(
     channel: Channel,
     mut queue: mpsc::UnboundedReceiver<Work>,
 ) {
-    let batch_size = shared.options.batch_size.max(1);
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < batch_size {
-            match tokio::time::timeout_at(deadline, queue.recv()).await {
-                Ok(Some(work)) => batch.push(work),
-                _ => break,
-            }
-        }
+    while let Some(batch) = next_batch(&mut queue, shared.options.batch_size).await {
         if let Err(error) = process(&shared, channel, batch).await {
             tracing::error!(%error, channel = channel.as_str(), "a delivery batch failed; its messages will be retried");
         }
     }
+}
+
+/// The next batch from `queue`: what arrives within [`BATCH_WAIT`] of the first, at most `size`;
+/// `None` once the queue closed.
+pub(crate) async fn next_batch(
+    queue: &mut mpsc::UnboundedReceiver<Work>,
+    size: usize,
+) -> Option<Vec<Work>> {
+    let first = queue.recv().await?;
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + BATCH_WAIT;
+    while batch.len() < size.max(1) {
+        match tokio::time::timeout_at(deadline, queue.recv()).await {
+            Ok(Some(work)) => batch.push(work),
+            _ => break,
+        }
+    }
+    Some(batch)
 }
 
 /// One batch: see the module documentation for the steps.
@@ -346,30 +412,7 @@ async fn process(
     channel: Channel,
     batch: Vec<Work>,
 ) -> Result<(), DispatchError> {
-    let ids: Vec<String> = batch
-        .iter()
-        .map(|work| work.row.message_id.clone())
-        .collect();
-    let known: HashMap<String, DeliveryRecord> = shared
-        .store
-        .get(&ids)?
-        .into_iter()
-        .map(|record| (record.message_id.clone(), record))
-        .collect();
-    let mut todo = Vec::with_capacity(batch.len());
-    for work in batch {
-        let skip = match known.get(&work.row.message_id) {
-            None => false,
-            Some(record) if record.state.is_final() => true,
-            // A retry or a resend is expected to find its own record; anything else is a repeat.
-            Some(_) => !work.again,
-        };
-        if skip {
-            shared.release(&work.row.message_id);
-        } else {
-            todo.push(work);
-        }
-    }
+    let todo = unfinished(shared, batch)?;
     if todo.is_empty() {
         return Ok(());
     }
@@ -452,6 +495,36 @@ async fn process(
         }
     }
     Ok(())
+}
+
+/// The messages of `batch` still to work on: those the delivery store has not finished (a replay or
+/// a catch-up re-produces finished ids). The others are released.
+pub(crate) fn unfinished(shared: &Shared, batch: Vec<Work>) -> Result<Vec<Work>, DispatchError> {
+    let ids: Vec<String> = batch
+        .iter()
+        .map(|work| work.row.message_id.clone())
+        .collect();
+    let known: HashMap<String, DeliveryRecord> = shared
+        .store
+        .get(&ids)?
+        .into_iter()
+        .map(|record| (record.message_id.clone(), record))
+        .collect();
+    let mut todo = Vec::with_capacity(batch.len());
+    for work in batch {
+        let skip = match known.get(&work.row.message_id) {
+            None => false,
+            Some(record) if record.state.is_final() => true,
+            // A retry or a resend is expected to find its own record; anything else is a repeat.
+            Some(_) => !work.again,
+        };
+        if skip {
+            shared.release(&work.row.message_id);
+        } else {
+            todo.push(work);
+        }
+    }
+    Ok(todo)
 }
 
 /// Composes a message: the profile as the state has it now, the template's latest version.

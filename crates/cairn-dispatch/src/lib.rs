@@ -6,12 +6,14 @@
 //! - [`compose`]: from an outbox message, a profile and a template to what goes on the wire.
 //! - [`dispatcher`]: intake, batches, durable attempt and result records, retries, recovery.
 //! - [`activity`]: activity feed subscriptions, the item payload, the signed POST of an item.
+//! - [`activity_worker`]: activity items fanned out to subscriptions and posted durably.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
 //!
 //! Volume control (consent, caps, quiet hours, suppression) is decided earlier, deterministically, by
 //! the engine's applier: only messages it decided `ready` reach the dispatcher.
 
 pub mod activity;
+mod activity_worker;
 pub mod compose;
 mod dispatcher;
 pub mod feedback;
@@ -51,13 +53,6 @@ impl Dispatcher {
     pub fn start(options: DispatchOptions, engine: &Engine) -> Result<Dispatcher, DispatchError> {
         activity::validate_all(&options.activity)
             .map_err(|error| DispatchError::Config(error.to_string()))?;
-        if !options.activity.is_empty() {
-            tracing::warn!(
-                subscriptions = options.activity.len(),
-                "[[delivery.activity]] is configured and valid, but activity items are not derived yet: \
-                 nothing is posted to these subscriptions (see docs/channels.md, \"Activity feed\")"
-            );
-        }
         let (feed, lagged) = engine.subscribe_outbox(FEED_CAPACITY);
         let (shared, receivers) = Shared::new(options, engine)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,9 +62,13 @@ impl Dispatcher {
             .build()?;
         shared.recover_in_doubt()?;
         let stop = Arc::new(AtomicBool::new(false));
-        for (channel, queue) in receivers {
+        for (channel, queue) in receivers.channels {
             runtime.spawn(channel_worker(shared.clone(), channel, queue));
         }
+        runtime.spawn(activity_worker::activity_worker(
+            shared.clone(),
+            receivers.activity,
+        ));
         let poll_interval = shared.options.poll_interval();
         let poller = shared.clone();
         let stopping = stop.clone();

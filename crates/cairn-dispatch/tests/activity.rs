@@ -84,6 +84,7 @@ fn item(id: &str, kind: ActivityKind) -> ActivityItem {
         journey_id: Some("welcome".into()),
         step: Some("send-welcome".into()),
         reason: None,
+        detail: None,
         message_id: (kind == ActivityKind::MessageSent).then(|| "m-1".into()),
         channel: (kind == ActivityKind::MessageSent).then(|| "email".into()),
         at: "2026-05-04T10:00:00.000Z".into(),

@@ -1,6 +1,7 @@
 //! The dispatcher against a real HTTP receiver on a loopback port: signed webhooks whose answer a
-//! journey branches on, retries with backoff under an injected clock, dead letters, and exactly one
-//! delivery per message id across a restart of everything.
+//! journey branches on, retries with backoff under an injected clock, dead letters, exactly one
+//! delivery per message id across a restart of everything, and the activity feed (entries, sends,
+//! goals and exits derived by the engine, posted to a subscription, kept across a restart).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,6 +11,7 @@ use cairn_channels::webhook::WebhookConfig;
 use cairn_channels::ProviderConfig;
 use cairn_core::segment::{normalize_object, Envelope};
 use cairn_delivery::{RetryPolicy, SigningKey};
+use cairn_dispatch::activity::ActivitySubscription;
 use cairn_dispatch::{ChannelOptions, DispatchOptions, Dispatcher};
 use cairn_engine::journeys::Command;
 use cairn_engine::{Clock, Engine, EngineOptions, ManualClock};
@@ -21,6 +23,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 const SECRET: &str = "a-webhook-signing-secret-of-32-bytes!";
+const FEED_SECRET: &str = "an-activity-feed-secret-of-32-bytes";
 
 /// What the receiver saw, and how it answers: the first `fail_first` requests get a 500.
 #[derive(Default)]
@@ -50,6 +53,9 @@ struct World {
     clock: Arc<ManualClock>,
     receiver: Arc<Mutex<Receiver>>,
     url: String,
+    /// The activity feed's subscriber.
+    feed: Arc<Mutex<Receiver>>,
+    feed_url: String,
     _server: tokio::runtime::Runtime,
 }
 
@@ -72,10 +78,18 @@ impl World {
         let listener = server
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let address = listener.local_addr().expect("address");
+        let url = format!("http://{address}/hook");
+        let feed_url = format!("http://{address}/activity");
+        let feed = Arc::new(Mutex::new(Receiver::default()));
         let app = Router::new()
             .route("/hook", post(receive))
-            .with_state(receiver.clone());
+            .with_state(receiver.clone())
+            .merge(
+                Router::new()
+                    .route("/activity", post(receive))
+                    .with_state(feed.clone()),
+            );
         server.spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -88,20 +102,38 @@ impl World {
             )),
             receiver,
             url,
+            feed,
+            feed_url,
             _server: server,
         }
     }
 
     fn engine(&self) -> Engine {
+        self.engine_with(EngineOptions::default())
+    }
+
+    /// The engine with `options` (no ticker: the tests tick by hand), deriving the activity items
+    /// the dispatcher's subscription wants.
+    fn engine_with(&self, options: EngineOptions) -> Engine {
         Engine::start(
             EngineOptions {
                 tick_interval: None,
-                ..EngineOptions::default()
+                activity: cairn_dispatch::activity::wants(&[self.subscription()]),
+                ..options
             },
             cairn_store_sqlite::open(self.dir.path()).expect("store"),
             self.clock.clone(),
         )
         .expect("engine")
+    }
+
+    fn subscription(&self) -> ActivitySubscription {
+        serde_json::from_value(json!({
+            "url": self.feed_url, "secret": FEED_SECRET,
+            "events": ["journey_entered", "journey_exited", "goal_reached", "message_sent"],
+            "workspaces": ["crm"]
+        }))
+        .expect("subscription")
     }
 
     fn dispatcher(&self, engine: &Engine, max_attempts: u32) -> Dispatcher {
@@ -122,6 +154,7 @@ impl World {
                 ..RetryPolicy::default()
             },
             poll_interval_ms: 50,
+            activity: vec![self.subscription()],
             ..DispatchOptions::default()
         };
         Dispatcher::start(options, engine).expect("dispatcher")
@@ -145,6 +178,25 @@ fn command(engine: &Engine, clock: &ManualClock, command: Command) {
 }
 
 fn set_up(engine: &Engine, world: &World) {
+    publish_template(engine, world);
+    publish(
+        engine,
+        world,
+        &format!(
+            r#"{{"id": "lead-sync", "name": "Lead sync", "entry": {{"event": {{"name": "Lead Created"}}}},
+            "re_entry": "concurrent", "start": "sync", "steps": [
+              {{"id": "sync", "type": "send", "channel": "webhook", "template": "crm-sync",
+                "settings": {{"url": "{}", "response_mapping": {{"/customer/tier": "crm_tier"}}}},
+                "await_response": {{"timeout": "1d", "on_success": "mark", "on_failure": "failed", "on_timeout": "failed"}}}},
+              {{"id": "mark", "type": "update_profile", "set": {{"crm_synced": true}}, "next": "done"}},
+              {{"id": "failed", "type": "update_profile", "set": {{"crm_synced": false}}, "next": "done"}},
+              {{"id": "done", "type": "exit"}}]}}"#,
+            world.url
+        ),
+    );
+}
+
+fn publish_template(engine: &Engine, world: &World) {
     let template = serde_json::from_value(json!({"id": "crm-sync", "channel": "webhook",
         "default_locale": "en", "variants": {"en": {"json": "{\"email\": {{ profile.email | tojson }}, \"lead\": {{ journey.trigger.properties.source | tojson }}}"}}}))
     .expect("template");
@@ -162,21 +214,13 @@ fn set_up(engine: &Engine, world: &World) {
             template: "crm-sync".into(),
         },
     );
-    let journey = cairn_journey::parse_journey(
-        &format!(
-            r#"{{"id": "lead-sync", "name": "Lead sync", "entry": {{"event": {{"name": "Lead Created"}}}},
-            "re_entry": "concurrent", "start": "sync", "steps": [
-              {{"id": "sync", "type": "send", "channel": "webhook", "template": "crm-sync",
-                "settings": {{"url": "{}", "response_mapping": {{"/customer/tier": "crm_tier"}}}},
-                "await_response": {{"timeout": "1d", "on_success": "mark", "on_failure": "failed", "on_timeout": "failed"}}}},
-              {{"id": "mark", "type": "update_profile", "set": {{"crm_synced": true}}, "next": "done"}},
-              {{"id": "failed", "type": "update_profile", "set": {{"crm_synced": false}}, "next": "done"}},
-              {{"id": "done", "type": "exit"}}]}}"#,
-            world.url
-        ),
-        cairn_journey::Format::Json,
-    )
-    .expect("journey");
+}
+
+/// Saves and publishes a journey document (JSON).
+fn publish(engine: &Engine, world: &World, document: &str) {
+    let journey =
+        cairn_journey::parse_journey(document, cairn_journey::Format::Json).expect("journey");
+    let id = journey.id.to_string();
     command(
         engine,
         &world.clock,
@@ -184,31 +228,34 @@ fn set_up(engine: &Engine, world: &World) {
             document: Box::new(journey),
         },
     );
-    command(
-        engine,
-        &world.clock,
-        Command::Publish {
-            journey: "lead-sync".into(),
-        },
-    );
+    command(engine, &world.clock, Command::Publish { journey: id });
 }
 
 fn lead(engine: &Engine, clock: &ManualClock, user: &str) {
-    for value in [
+    submit(
+        engine,
+        clock,
         json!({"type": "identify", "userId": user, "traits": {"email": format!("{user}@example.com")}}),
+    );
+    submit(
+        engine,
+        clock,
         json!({"type": "track", "userId": user, "event": "Lead Created", "properties": {"source": "fair"}}),
-    ] {
-        let message = normalize_object(
-            value.as_object().cloned().expect("object"),
-            &Envelope::default(),
-            clock.now(),
-        )
-        .expect("valid");
-        engine
-            .ingestor()
-            .submit_blocking(ws(), vec![message])
-            .expect("stored");
-    }
+    );
+}
+
+/// Stores one Segment message, as the HTTP API would.
+fn submit(engine: &Engine, clock: &ManualClock, value: Value) {
+    let message = normalize_object(
+        value.as_object().cloned().expect("object"),
+        &Envelope::default(),
+        clock.now(),
+    )
+    .expect("valid");
+    engine
+        .ingestor()
+        .submit_blocking(ws(), vec![message])
+        .expect("stored");
 }
 
 fn traits(engine: &Engine, user: &str) -> serde_json::Map<String, Value> {
@@ -362,6 +409,174 @@ fn a_restart_of_engine_and_dispatcher_sends_nothing_twice() {
     assert!(engine.checkpoint(std::time::Duration::from_secs(10)));
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(world.requests(), 1, "the replayed message was recognised");
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+/// A journey that sends a webhook, waits a day and has a goal: what the activity feed reports.
+fn follow_up(engine: &Engine, world: &World) {
+    publish_template(engine, world);
+    publish(
+        engine,
+        world,
+        &format!(
+            r#"{{"id": "follow-up", "name": "Follow up", "entry": {{"event": {{"name": "Lead Created"}}}},
+            "goals": [{{"id": "won", "event": "Deal Won"}}],
+            "start": "sync", "steps": [
+              {{"id": "sync", "type": "send", "channel": "webhook", "template": "crm-sync",
+                "settings": {{"url": "{}"}}, "next": "pause"}},
+              {{"id": "pause", "type": "wait", "duration": "1d", "next": "done"}},
+              {{"id": "done", "type": "exit"}}]}}"#,
+            world.url
+        ),
+    );
+}
+
+/// The feed's items as received: (type, body, headers), in arrival order, successful posts only
+/// (the receiver's first `fail_first` answers were 500s).
+fn feed_items(world: &World) -> Vec<(String, Value, HeaderMap)> {
+    let feed = world.feed.lock();
+    feed.requests
+        .iter()
+        .skip(feed.fail_first.min(feed.requests.len()))
+        .map(|(headers, body)| {
+            let kind = body["type"].as_str().unwrap_or_default().to_string();
+            (kind, body.clone(), headers.clone())
+        })
+        .collect()
+}
+
+fn kinds(world: &World) -> Vec<String> {
+    let mut kinds: Vec<String> = feed_items(world)
+        .into_iter()
+        .map(|(kind, ..)| kind)
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn entries_sends_goals_and_exits_reach_the_activity_feed_once_each() {
+    let world = World::new(0);
+    let engine = world.engine();
+    let dispatcher = world.dispatcher(&engine, 3);
+    follow_up(&engine, &world);
+    lead(&engine, &world.clock, "eve");
+    wait_until("entry and send reported", || feed_items(&world).len() == 2);
+    assert_eq!(kinds(&world), ["journey_entered", "message_sent"]);
+    world.clock.advance(Duration::hours(2));
+    submit(
+        &engine,
+        &world.clock,
+        json!({"type": "track", "userId": "eve", "event": "Deal Won"}),
+    );
+    wait_until("goal and exit reported", || feed_items(&world).len() == 4);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        kinds(&world),
+        [
+            "goal_reached",
+            "journey_entered",
+            "journey_exited",
+            "message_sent"
+        ],
+        "each fact exactly once"
+    );
+    let profile = engine
+        .reader()
+        .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, "eve"))
+        .expect("profile")
+        .id
+        .to_string();
+    let key = SigningKey::new(FEED_SECRET.as_bytes().to_vec(), "secret").expect("key");
+    for (kind, body, headers) in feed_items(&world) {
+        assert_eq!(body["workspace"], "crm");
+        assert_eq!(body["profile_id"], profile.as_str(), "{kind}");
+        assert_eq!(body["journey_id"], "follow-up", "{kind}");
+        assert_eq!(
+            headers["idempotency-key"].to_str().expect("ascii"),
+            body["id"].as_str().expect("id"),
+            "the item id is the idempotency key"
+        );
+        cairn_delivery::webhook_signature::verify_webhook(
+            &key,
+            headers["cairn-signature"].to_str().expect("ascii"),
+            &serde_json::to_vec(&body).expect("bytes"),
+            Utc::now().timestamp(),
+            300,
+        )
+        .expect("signed with the subscription's secret");
+        match kind.as_str() {
+            "journey_entered" => assert_eq!(body["step"], "sync"),
+            "message_sent" => {
+                assert_eq!(body["channel"], "webhook");
+                assert!(body["message_id"].is_string());
+            }
+            "goal_reached" => {
+                assert_eq!(body["detail"], "won");
+                assert_eq!(body["step"], "pause", "reached while waiting");
+            }
+            "journey_exited" => {
+                assert_eq!(body["reason"], "goal_reached");
+                assert_eq!(body["detail"], "won");
+            }
+            other => panic!("unexpected item {other}"),
+        }
+    }
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+#[test]
+fn activity_items_a_down_subscriber_missed_arrive_after_a_restart() {
+    let world = World::new(0);
+    world.feed.lock().fail_first = usize::MAX;
+    {
+        let engine = world.engine();
+        let dispatcher = world.dispatcher(&engine, 10);
+        follow_up(&engine, &world);
+        lead(&engine, &world.clock, "fay");
+        wait_until("both items tried and scheduled for a retry", || {
+            engine
+                .delivery_store()
+                .in_state(DeliveryState::Retrying, 10)
+                .expect("read")
+                .iter()
+                .filter(|record| record.channel == "activity")
+                .count()
+                == 2
+        });
+        dispatcher.shutdown();
+        // As if the process died: no last checkpoint; the replay derives the same items again.
+        drop(engine);
+    }
+    let tried = world.feed.lock().requests.len();
+    world.feed.lock().fail_first = tried;
+    let engine = world.engine_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..EngineOptions::default()
+    });
+    let dispatcher = world.dispatcher(&engine, 10);
+    engine.wait_until_applied(std::time::Duration::from_secs(10));
+    world.clock.advance(Duration::minutes(15));
+    wait_until("the missed items arrive", || feed_items(&world).len() == 2);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        kinds(&world),
+        ["journey_entered", "message_sent"],
+        "each missed item once, none lost"
+    );
+    let sent = engine
+        .delivery_store()
+        .in_state(DeliveryState::Sent, 10)
+        .expect("read");
+    assert_eq!(
+        sent.iter()
+            .filter(|record| record.channel == "activity")
+            .count(),
+        2,
+        "recorded as sent"
+    );
     dispatcher.shutdown();
     engine.shutdown();
 }

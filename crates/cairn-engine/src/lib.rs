@@ -16,6 +16,7 @@
 //! lost. The engine knows the store only through the [`cairn_storage`] traits and has no HTTP
 //! dependency.
 
+pub mod activity;
 mod applier;
 pub mod clock;
 pub mod codec;
@@ -73,6 +74,8 @@ pub struct EngineOptions {
     pub log_gate: Option<Gate>,
     /// Customer 360: the workspaces' identity configurations (none: exact identity only).
     pub identity: customer360::IdentityConfigs,
+    /// The activity items subscriptions want (none: no items are derived).
+    pub activity: activity::ActivityWants,
 }
 
 /// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
@@ -116,6 +119,7 @@ impl Default for EngineOptions {
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,
             identity: customer360::IdentityConfigs::default(),
+            activity: activity::ActivityWants::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl Engine {
         } = backend;
         let mut loaded = state::State::load(state.as_mut())?;
         loaded.configure_identity(&options.identity);
+        loaded.configure_activity(options.activity.clone());
         let checkpointed = loaded.applied_seq();
         let committed = log_reader.last_seq()?;
         if checkpointed > committed {

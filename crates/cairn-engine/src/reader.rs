@@ -390,7 +390,8 @@ impl Reader {
         ))
     }
 
-    /// A profile's outbox messages, newest first; `None` if there is no such profile.
+    /// A profile's outbox messages (not its activity items), newest first; `None` if there is no
+    /// such profile.
     pub fn messages(
         &self,
         workspace: &WorkspaceId,
@@ -409,6 +410,7 @@ impl Reader {
         };
         let mut rows = pending;
         rows.extend(self.store.outbox(&ranks, limit)?);
+        rows.retain(|row| row.channel != crate::activity::ACTIVITY_CHANNEL);
         rows.sort_by(|a, b| (b.at_ms, &b.message_id).cmp(&(a.at_ms, &a.message_id)));
         rows.dedup_by(|a, b| a.message_id == b.message_id);
         rows.truncate(limit);

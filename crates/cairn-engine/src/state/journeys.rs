@@ -11,6 +11,7 @@
 
 use super::views::time;
 use super::{Dirty, ProfileJourneyState, State};
+use crate::activity;
 use crate::codec::{message_json, EncodedMessage};
 use crate::journeys::command::{Command, CommandOutcome, ProfileRef};
 use crate::journeys::registry::{FollowUp, Registry};
@@ -453,6 +454,24 @@ impl State {
                 let properties = message_json(received_at_ms, message)?["properties"].take();
                 self.apply_recipient_event(rank, name, &properties, message.timestamp_ms);
             }
+            if !self.activity.is_empty() && activity::is_acceptance(name) {
+                let properties = message_json(received_at_ms, message)?["properties"].take();
+                let profile_id = self.record(rank).id.to_string();
+                let subject = activity::Subject {
+                    workspace,
+                    profile_id: &profile_id,
+                };
+                if let Some(item) = activity::of_delivery(
+                    &self.activity,
+                    &subject,
+                    name,
+                    &properties,
+                    message.timestamp_ms,
+                ) {
+                    let row = activity::outbox_row(&item, workspace, rank, now);
+                    self.keep_outbox_row(rank, row);
+                }
+            }
         }
         let registry = self.registries.entry(workspace.clone()).or_default();
         registry.observe(event_name, std::iter::empty());
@@ -616,6 +635,16 @@ impl State {
             return false;
         };
         registry.count(effects);
+        let activity = if self.activity.is_empty() {
+            Vec::new()
+        } else {
+            let profile_id = self.profiles[rank as usize - 1].id.to_string();
+            let subject = activity::Subject {
+                workspace,
+                profile_id: &profile_id,
+            };
+            activity::of_effects(&self.activity, &subject, &registry.live, effects)
+        };
         let traces: Vec<(String, u64, i64, String)> = effects
             .trace
             .iter()
@@ -675,6 +704,9 @@ impl State {
             };
             let row = self.decide_message(rank, workspace, proposed, now);
             self.keep_outbox_row(rank, row);
+        }
+        for item in &activity {
+            self.keep_outbox_row(rank, activity::outbox_row(item, workspace, rank, now));
         }
         traits_changed
     }

@@ -210,6 +210,8 @@ pub(crate) struct State {
     sources: HashMap<WorkspaceId, sources::WorkspaceSources>,
     /// Checkpointed identity states not yet restored (until [`State::configure_identity`]).
     stored_identity: HashMap<WorkspaceId, Vec<u8>>,
+    /// Which activity items anyone subscribed to (none: none are derived).
+    activity: crate::activity::ActivityWants,
 }
 
 impl Default for State {
@@ -230,6 +232,7 @@ impl Default for State {
             step_suppressions: HashMap::new(),
             sources: HashMap::new(),
             stored_identity: HashMap::new(),
+            activity: crate::activity::ActivityWants::default(),
         }
     }
 }
@@ -401,6 +404,11 @@ impl State {
     pub(crate) fn skip_record(&mut self, seq: u64) {
         debug_assert!(seq > self.applied_seq, "records are applied in log order");
         self.applied_seq = seq;
+    }
+
+    /// From now on, derive the activity items these subscriptions want.
+    pub(crate) fn configure_activity(&mut self, wants: crate::activity::ActivityWants) {
+        self.activity = wants;
     }
 
     /// Outbox messages produced since the last call.

@@ -1,0 +1,187 @@
+//! The activity feed's delivery: each activity row of the engine's outbox fanned out to the
+//! subscriptions that want it, then posted with the same durability as a message.
+//!
+//! One (item, subscription) pair is one delivery record, `<item id>@<subscription key>`, so the
+//! dispatcher's store, retries and dead letters work for it unchanged:
+//!
+//! 1. drops pairs the store already finished (a replay or a catch-up re-produces the same ids);
+//! 2. **records the attempt** for the batch in one durable transaction;
+//! 3. posts each item, signed, with the item id as `Idempotency-Key`;
+//! 4. **records the results**: sent, retry later (the dispatcher's backoff with jitter), failed
+//!    (a permanent answer, a subscription no longer configured) or dead (out of attempts).
+//!
+//! A pair a crash left "attempting" is resent at the next start: receivers are asked to de-duplicate
+//! by the idempotency key, so the feed is at least once, never lost.
+
+use crate::activity::{ActivityItem, ActivitySender};
+use crate::dispatcher::{next_batch, unfinished, Shared, Work};
+use crate::DispatchError;
+use cairn_channels::ChannelError;
+use cairn_delivery::{GiveUpReason, InDoubtPolicy, RetryDecision};
+use cairn_engine::activity::ACTIVITY_CHANNEL;
+use cairn_storage::{DeliveryRecord, DeliveryState, OutboxRow};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// One row per subscription that wants the item of `row` (a row already fanned out is kept as it is).
+pub(crate) fn fan_out(row: &OutboxRow, subscriptions: &[ActivitySender]) -> Vec<OutboxRow> {
+    let Ok(body) = serde_json::from_str::<Value>(&row.body) else {
+        tracing::warn!(item = %row.message_id, "an activity row that is not JSON is skipped");
+        return Vec::new();
+    };
+    if body.get("subscription").is_some() {
+        return vec![row.clone()];
+    }
+    let Ok(item) = serde_json::from_value::<ActivityItem>(body.clone()) else {
+        tracing::warn!(item = %row.message_id, "an activity row that is not an item is skipped");
+        return Vec::new();
+    };
+    subscriptions
+        .iter()
+        .filter(|sender| sender.subscription().matches(&item))
+        .map(|sender| {
+            let url = &sender.subscription().url;
+            OutboxRow {
+                message_id: format!("{}@{:016x}", row.message_id, subscription_key(url)),
+                body: json!({"item": body, "subscription": url}).to_string(),
+                ..row.clone()
+            }
+        })
+        .collect()
+}
+
+/// A subscription's stable key in delivery ids: its URL hashed (order in the file may change).
+fn subscription_key(url: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(url.as_bytes())
+}
+
+/// The activity feed's worker: batches from its queue until the queue closes.
+pub(crate) async fn activity_worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Work>) {
+    while let Some(batch) = next_batch(&mut queue, shared.options.batch_size).await {
+        if let Err(error) = process(&shared, batch).await {
+            tracing::error!(%error, "an activity batch failed; its items will be retried");
+        }
+    }
+}
+
+/// The item and the subscription a fanned-out row names.
+fn target<'a>(
+    shared: &'a Shared,
+    row: &OutboxRow,
+) -> Result<(ActivityItem, &'a ActivitySender), ChannelError> {
+    let permanent = |code: &str, reason: String| ChannelError::Permanent {
+        code: code.into(),
+        reason,
+        invalid_recipient: false,
+    };
+    let body: Value = serde_json::from_str(&row.body)
+        .map_err(|error| permanent("invalid_body", error.to_string()))?;
+    let item = serde_json::from_value(body["item"].clone())
+        .map_err(|error| permanent("invalid_body", error.to_string()))?;
+    let url = body["subscription"].as_str().unwrap_or_default();
+    let sender = shared
+        .activity
+        .iter()
+        .find(|sender| sender.subscription().url == url)
+        .ok_or_else(|| {
+            permanent(
+                "subscription_removed",
+                format!("no [[delivery.activity]] subscription posts to {url} any more"),
+            )
+        })?;
+    Ok((item, sender))
+}
+
+async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchError> {
+    let todo = unfinished(shared, batch)?;
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let now = shared.now_ms();
+    let attempts: Vec<DeliveryRecord> = todo
+        .iter()
+        .map(|work| {
+            let mut record = record_of(work, now);
+            record.attempts = work.attempts + 1;
+            record
+        })
+        .collect();
+    shared.store.record(&attempts)?;
+    let sends = todo.into_iter().map(|work| async move {
+        let result = match target(shared, &work.row) {
+            Ok((item, sender)) => sender.send(&item).await,
+            Err(error) => Err(error),
+        };
+        (work, result)
+    });
+    let results = futures::future::join_all(sends).await;
+    let now = shared.now_ms();
+    let records: Vec<DeliveryRecord> = results
+        .into_iter()
+        .map(|(work, result)| settle(shared, &work, result, now))
+        .collect();
+    shared.store.record(&records)?;
+    for record in &records {
+        shared.release(&record.message_id);
+        shared
+            .metrics
+            .delivered(ACTIVITY_CHANNEL, record.state.as_str());
+    }
+    Ok(())
+}
+
+fn record_of(work: &Work, now: i64) -> DeliveryRecord {
+    DeliveryRecord {
+        message_id: work.row.message_id.clone(),
+        workspace: work.row.workspace.clone(),
+        channel: ACTIVITY_CHANNEL.to_string(),
+        state: DeliveryState::Attempting,
+        attempts: work.attempts,
+        next_attempt_at_ms: None,
+        provider: None,
+        provider_message_id: None,
+        last_error: None,
+        updated_at_ms: now,
+        outbox: work.row.body.clone(),
+    }
+}
+
+/// The record of one post's outcome.
+fn settle(
+    shared: &Shared,
+    work: &Work,
+    result: Result<(), ChannelError>,
+    now: i64,
+) -> DeliveryRecord {
+    let mut record = record_of(work, now);
+    record.attempts = work.attempts + 1;
+    let error = match result {
+        Ok(()) => {
+            record.state = DeliveryState::Sent;
+            record.provider = Some("activity".into());
+            return record;
+        }
+        Err(error) => error,
+    };
+    record.last_error = Some(error.to_string());
+    let policy = cairn_delivery::RetryPolicy {
+        in_doubt: InDoubtPolicy::Resend,
+        ..shared.options.retry
+    };
+    let seed = cairn_delivery::retry::seed_for(&record.message_id);
+    match policy.next(record.attempts, error.failure_class(), seed, now) {
+        RetryDecision::RetryAt { at_ms } => {
+            record.state = DeliveryState::Retrying;
+            record.next_attempt_at_ms = Some(at_ms);
+        }
+        RetryDecision::GiveUp { reason } => {
+            record.state = match reason {
+                GiveUpReason::Permanent => DeliveryState::Failed,
+                GiveUpReason::AttemptsExhausted => DeliveryState::Dead,
+                GiveUpReason::InDoubtDropped => DeliveryState::Dropped,
+            };
+        }
+    }
+    record
+}
