@@ -14,10 +14,10 @@
 //! by the idempotency key, so the feed is at least once, never lost.
 
 use crate::activity::{ActivityItem, ActivitySender};
-use crate::dispatcher::{next_batch, unfinished, Shared, Work};
+use crate::dispatcher::{next_batch, retry_or_give_up, unfinished, Shared, Work};
 use crate::DispatchError;
 use cairn_channels::ChannelError;
-use cairn_delivery::{GiveUpReason, InDoubtPolicy, RetryDecision};
+use cairn_delivery::InDoubtPolicy;
 use cairn_engine::activity::ACTIVITY_CHANNEL;
 use cairn_storage::{DeliveryRecord, DeliveryState, OutboxRow};
 use serde_json::{json, Value};
@@ -169,19 +169,6 @@ fn settle(
         in_doubt: InDoubtPolicy::Resend,
         ..shared.options.retry
     };
-    let seed = cairn_delivery::retry::seed_for(&record.message_id);
-    match policy.next(record.attempts, error.failure_class(), seed, now) {
-        RetryDecision::RetryAt { at_ms } => {
-            record.state = DeliveryState::Retrying;
-            record.next_attempt_at_ms = Some(at_ms);
-        }
-        RetryDecision::GiveUp { reason } => {
-            record.state = match reason {
-                GiveUpReason::Permanent => DeliveryState::Failed,
-                GiveUpReason::AttemptsExhausted => DeliveryState::Dead,
-                GiveUpReason::InDoubtDropped => DeliveryState::Dropped,
-            };
-        }
-    }
+    retry_or_give_up(&mut record, &policy, error.failure_class(), now);
     record
 }

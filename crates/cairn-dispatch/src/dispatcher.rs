@@ -710,20 +710,12 @@ fn settle(
                 in_doubt,
                 ..shared.options.retry
             };
-            let seed = cairn_delivery::retry::seed_for(message_id);
-            match policy.next(record.attempts, failure, seed, now) {
-                RetryDecision::RetryAt { at_ms } => {
-                    record.state = DeliveryState::Retrying;
-                    record.next_attempt_at_ms = Some(at_ms);
+            match retry_or_give_up(&mut record, &policy, failure, now) {
+                DeliveryState::Retrying => {
                     shared.metrics.delivered(channel_name, "retried");
                     (record, None)
                 }
-                RetryDecision::GiveUp { reason } => {
-                    record.state = match reason {
-                        GiveUpReason::Permanent => DeliveryState::Failed,
-                        GiveUpReason::AttemptsExhausted => DeliveryState::Dead,
-                        GiveUpReason::InDoubtDropped => DeliveryState::Dropped,
-                    };
+                _ => {
                     shared
                         .metrics
                         .delivered(channel_name, record.state.as_str());
@@ -753,6 +745,29 @@ fn settle(
             }
         }
     }
+}
+
+/// After a failed attempt: schedules the next one (`retrying`, with backoff and jitter) or gives up
+/// (`failed`, `dead`, `dropped`) as `policy` says; returns the new state.
+pub(crate) fn retry_or_give_up(
+    record: &mut DeliveryRecord,
+    policy: &cairn_delivery::RetryPolicy,
+    failure: FailureClass,
+    now: i64,
+) -> DeliveryState {
+    let seed = cairn_delivery::retry::seed_for(&record.message_id);
+    record.state = match policy.next(record.attempts, failure, seed, now) {
+        RetryDecision::RetryAt { at_ms } => {
+            record.next_attempt_at_ms = Some(at_ms);
+            DeliveryState::Retrying
+        }
+        RetryDecision::GiveUp { reason } => match reason {
+            GiveUpReason::Permanent => DeliveryState::Failed,
+            GiveUpReason::AttemptsExhausted => DeliveryState::Dead,
+            GiveUpReason::InDoubtDropped => DeliveryState::Dropped,
+        },
+    };
+    record.state
 }
 
 /// `<Channel> Failed`; for a webhook an awaiting enrollment also needs `Webhook Responded` with
