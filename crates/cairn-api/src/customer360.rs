@@ -32,14 +32,13 @@ use cairn_identity::RecordKey;
 use cairn_model::{ErrorCode, WorkspaceId};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Recent events and messages shown in the 360 view.
 const RECENT: usize = 20;
 
-/// Each workspace's federated attribute sets.
-pub type FederatedByWorkspace = BTreeMap<WorkspaceId, Arc<FederatedAttributes>>;
+/// Each workspace's federated attribute sets (shared with the dispatcher).
+pub use cairn_dispatch::federated::FederatedByWorkspace;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()

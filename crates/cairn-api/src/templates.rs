@@ -25,6 +25,7 @@ use cairn_engine::journeys::Command;
 use cairn_model::{ErrorCode, WorkspaceId};
 use cairn_template::{
     compile, RenderContext, TemplateDocument, TemplateError, TemplateHistory, TemplateIssue,
+    VariableSchema,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -78,13 +79,28 @@ async fn find(
         .ok_or_else(|| not_found(id))
 }
 
+/// The variables a template of the workspace may read: the engine's schema with `federated.*`
+/// narrowed to the workspace's declared attribute sets (`federated.loyalty.*`), so a misspelled set
+/// is an error at publish time.
+async fn schema(state: &ApiState, workspace: &WorkspaceId) -> Result<VariableSchema, ApiError> {
+    let id = workspace.clone();
+    let mut schema = read(state, move |reader| Ok(reader.template_schema(&id))).await?;
+    schema.close("federated");
+    if let Some(attributes) = state.federated.get(workspace) {
+        for name in attributes.names() {
+            schema.declare(&format!("federated.{name}.*"));
+        }
+    }
+    Ok(schema)
+}
+
 /// The draft's validation problems against the workspace's variables (empty: publishable).
 async fn problems(
     state: &ApiState,
     workspace: WorkspaceId,
     draft: &TemplateDocument,
 ) -> Result<Vec<Value>, ApiError> {
-    let schema = read(state, move |reader| Ok(reader.template_schema(&workspace))).await?;
+    let schema = schema(state, &workspace).await?;
     Ok(match compile(draft, &schema) {
         Ok(_) => Vec::new(),
         Err(error) => match error.issues() {
@@ -212,8 +228,26 @@ async fn preview(
         None => history.draft.clone(),
     };
     let profile = load(&state, workspace.clone(), request.profile_id).await?;
-    let schema = read(&state, move |reader| Ok(reader.template_schema(&workspace))).await?;
+    let schema = schema(&state, &workspace).await?;
     let compiled = compile(&document, &schema).map_err(|error| template_error(&error))?;
+    let records = {
+        let (workspace, id) = (workspace.clone(), profile.id);
+        read(&state, move |reader| {
+            Ok(reader.source_record_ids_now(&workspace, &id))
+        })
+        .await?
+    };
+    let attributes = state.federated.get(&workspace).map(AsRef::as_ref);
+    let federated = cairn_dispatch::federated::values_for_template(attributes, &compiled, &records)
+        .await
+        .map_err(|error| {
+            let code = ErrorCode::ALL
+                .iter()
+                .copied()
+                .find(|code| code.as_str() == error.code())
+                .unwrap_or(ErrorCode::FederatedSourceFailed);
+            ApiError::new(code, error.to_string())
+        })?;
     let mut profile_value = Value::Object(profile.traits.clone());
     profile_value["id"] = Value::String(profile.id.to_string());
     let trait_text = |name: &str| profile.traits.get(name).and_then(Value::as_str);
@@ -222,7 +256,7 @@ async fn preview(
             profile: &profile_value,
             event: request.event.as_ref(),
             journey: request.journey.as_ref(),
-            federated: None,
+            federated: federated.as_ref(),
             message_id: "preview",
             unsubscribe_url: Some(PREVIEW_UNSUBSCRIBE_URL),
             locale: trait_text("locale"),

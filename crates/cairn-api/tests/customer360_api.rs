@@ -420,24 +420,26 @@ async fn workspaces_do_not_see_each_others_source_records() {
     assert_eq!(view["source_records"], json!([]));
 }
 
-async fn loyalty_table() {
+/// A fresh loyalty table (each test its own: nextest runs tests in parallel processes).
+async fn loyalty_table(table: &str) {
     let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
         .await
         .expect("PostgreSQL is running (scripts/services.sh starts it)");
     tokio::spawn(connection);
     client
-        .batch_execute(
-            "drop table if exists api360_loyalty;
-             create table api360_loyalty (customer_id text primary key, points int, tier text);
-             insert into api360_loyalty values ('s-9', 120, 'gold');",
-        )
+        .batch_execute(&format!(
+            "drop table if exists {table};
+             create table {table} (customer_id text primary key, points int, tier text);
+             insert into {table} values ('s-9', 120, 'gold');"
+        ))
         .await
         .expect("create table");
 }
 
-#[tokio::test]
-async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_source() {
-    loyalty_table().await;
+/// `acme`'s federated attributes: `loyalty` from the real PostgreSQL (a fresh `table`), and
+/// `tickets` from a source that is down.
+async fn federated_acme(table: &str) -> FederatedByWorkspace {
+    loyalty_table(table).await;
     let attributes = format!(
         r#"
 [[attribute]]
@@ -448,7 +450,7 @@ cache_ttl_seconds = 300
 [attribute.connector]
 kind = "postgres"
 url = "{POSTGRES}"
-query = "select points, tier from api360_loyalty where customer_id = $1"
+query = "select points, tier from {table} where customer_id = $1"
 
 [[attribute]]
 name = "tickets"
@@ -465,8 +467,12 @@ query = "select count(*)::int as open from tickets where customer_id = $1"
     let service =
         cairn_federated::FederatedAttributes::new(config, Arc::new(cairn_federated::SystemClock))
             .expect("connectors");
-    let federated: FederatedByWorkspace =
-        BTreeMap::from([(WorkspaceId::new("acme"), Arc::new(service))]);
+    BTreeMap::from([(WorkspaceId::new("acme"), Arc::new(service))])
+}
+
+#[tokio::test]
+async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_source() {
+    let federated = federated_acme("api360_loyalty").await;
     let server = start_with(options(), move |state| state.with_federated(federated)).await;
     let (status, shop) = put_record(
         &server,
@@ -609,5 +615,90 @@ async fn an_unmerge_keeps_two_records_apart_and_the_rules_can_be_read() {
         StatusCode::NOT_FOUND,
         "identity_not_configured",
         "globex",
+    );
+}
+
+/// Saves an email template draft whose subject is fixed and whose text (and HTML paragraph) is `text`.
+async fn save_text_template(server: &Server, id: &str, text: &str) -> (StatusCode, Value) {
+    let body = json!({"id": id, "channel": "email", "default_locale": "en",
+        "variants": {"en": {"subject": "Your points", "html": format!("<p>{text}</p>"), "text": text}}});
+    send(
+        server,
+        Method::PUT,
+        &format!("/api/v1/templates/{id}"),
+        "tok_acme",
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await
+}
+
+async fn preview_for(server: &Server, profile: &str, id: &str) -> (StatusCode, Value) {
+    send(
+        server,
+        Method::POST,
+        &format!("/api/v1/templates/{id}/preview"),
+        "tok_acme",
+        Some("application/json"),
+        json!({"profile_id": profile}).to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn templates_render_federated_attributes_and_unknown_sets_are_refused_at_publish() {
+    let federated = federated_acme("api360_template_loyalty").await;
+    let server = start_with(options(), move |state| state.with_federated(federated)).await;
+    let (status, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-9",
+        r#"{"given": "Jo", "mail": "jo@x.org"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shop}");
+    let profile = shop["profile_id"].as_str().expect("id").to_string();
+    let (status, saved) = save_text_template(
+        &server,
+        "points",
+        "{{ federated.loyalty.points }} points, tier {{ federated.loyalty.tier }}",
+    )
+    .await;
+    assert_eq!(
+        (status, saved["errors"].clone()),
+        (StatusCode::OK, json!([])),
+        "{saved}"
+    );
+    let (status, body) = preview_for(&server, &profile, "points").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rendered"]["text"], "120 points, tier gold", "{body}");
+
+    // A misspelled attribute set is an error when the draft is saved, not an empty string later.
+    let (status, saved) =
+        save_text_template(&server, "typo", "{{ federated.loyalti.points }}").await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    let errors = saved["errors"].to_string();
+    assert!(errors.contains("federated.loyalti.points"), "{saved}");
+
+    // A source that is down (policy `fail`): the preview says so with the stable code.
+    let (status, saved) = save_text_template(
+        &server,
+        "tickets",
+        "{{ federated.tickets.open }} open tickets",
+    )
+    .await;
+    assert_eq!(
+        (status, saved["errors"].clone()),
+        (StatusCode::OK, json!([])),
+        "{saved}"
+    );
+    let (status, body) = preview_for(&server, &profile, "tickets").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_GATEWAY,
+        "federated_source_failed",
+        "the tickets source is down",
     );
 }

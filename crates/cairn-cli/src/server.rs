@@ -57,8 +57,9 @@ pub fn serve_engine(
     companion: Option<Companion>,
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
-    let mut state = ApiState::new(&engine, access)
-        .with_federated(crate::identity_config::load_federated(config)?);
+    // One set of federated connectors (and caches) for the 360 view, previews and the dispatcher.
+    let federated = crate::identity_config::load_federated(config)?;
+    let mut state = ApiState::new(&engine, access).with_federated(federated.clone());
     if let Some(options) = &config.delivery {
         let settings = cairn_api::DeliverySettings::from_options(options)
             .context("invalid [delivery] tracking or callback settings")?;
@@ -66,7 +67,7 @@ pub fn serve_engine(
     }
     let dispatcher = match &config.delivery {
         Some(options) => Some(
-            cairn_dispatch::Dispatcher::start(options.clone(), &engine)
+            cairn_dispatch::Dispatcher::start_with_federated(options.clone(), &engine, federated)
                 .context("cannot start message delivery")?,
         ),
         None => {

@@ -13,7 +13,8 @@ use cairn_template::{CompiledTemplate, RenderContext};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// Why a message cannot be composed: each is a permanent failure of that message.
+/// Why a message cannot be composed: a permanent failure of that message, except
+/// [`ComposeError::Federated`] (retried).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ComposeError {
     #[error("the outbox message is malformed: {0}")]
@@ -30,6 +31,9 @@ pub enum ComposeError {
     InvalidRecipient(String),
     #[error("{0}")]
     Tracking(String),
+    /// A federated attribute the template reads could not be fetched (under its failure policy).
+    #[error("{message}")]
+    Federated { code: &'static str, message: String },
 }
 
 impl ComposeError {
@@ -41,7 +45,13 @@ impl ComposeError {
             ComposeError::Render(_) => "template_render_failed",
             ComposeError::NoRecipient(_) | ComposeError::InvalidRecipient(_) => "invalid_recipient",
             ComposeError::Tracking(_) => "invalid_channel_config",
+            ComposeError::Federated { code, .. } => code,
         }
+    }
+
+    /// Whether the message is worth composing again later (a federated source may come back).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ComposeError::Federated { .. })
     }
 }
 
@@ -54,6 +64,8 @@ pub struct Inputs<'a> {
     pub traits: &'a Map<String, Value>,
     /// The template's published version, compiled.
     pub template: &'a CompiledTemplate,
+    /// The federated attribute sets the template reads, fetched for the profile (`federated.*`).
+    pub federated: Option<&'a Value>,
     /// Signs tracking and unsubscribe links; none: no tracking, no unsubscribe link.
     pub signer: Option<&'a TrackingSigner>,
     pub track_opens: bool,
@@ -100,7 +112,7 @@ pub fn compose(channel: Channel, inputs: &Inputs<'_>) -> Result<OutboundMessage,
             profile: &profile,
             event,
             journey,
-            federated: None,
+            federated: inputs.federated,
             message_id: &message_id,
             unsubscribe_url: unsubscribe_url.as_deref(),
             locale: inputs.traits.get("locale").and_then(Value::as_str),
@@ -275,6 +287,7 @@ mod tests {
                 profile_id: "prof_1",
                 traits: traits.as_object().expect("object"),
                 template: &email_template(),
+                federated: None,
                 signer: Some(&signer),
                 track_opens: true,
                 track_clicks: true,
@@ -302,6 +315,7 @@ mod tests {
             profile_id: "prof_1",
             traits: traits.as_object().expect("object"),
             template,
+            federated: None,
             signer: None,
             track_opens: false,
             track_clicks: false,

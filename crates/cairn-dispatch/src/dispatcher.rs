@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     channels: HashMap<Channel, ChannelRuntime>,
     signer: Option<TrackingSigner>,
     templates: Mutex<HashMap<(WorkspaceId, String, u32), Arc<CompiledTemplate>>>,
+    /// Federated attribute sets per workspace, for templates that read `federated.*`.
+    pub federated: crate::federated::FederatedByWorkspace,
     /// Message ids queued or being worked on in this process.
     in_flight: Mutex<HashSet<String>>,
     queues: HashMap<Channel, mpsc::UnboundedSender<Work>>,
@@ -109,6 +111,7 @@ impl Shared {
     pub(crate) fn new(
         options: DispatchOptions,
         engine: &Engine,
+        federated: crate::federated::FederatedByWorkspace,
     ) -> Result<(Arc<Shared>, Queues), DispatchError> {
         let clock = engine.clock();
         let now_ms = clock.now().timestamp_millis();
@@ -180,6 +183,7 @@ impl Shared {
                 channels,
                 signer,
                 templates: Mutex::new(HashMap::new()),
+                federated,
                 in_flight: Mutex::new(HashSet::new()),
                 queues,
                 activity,
@@ -417,19 +421,22 @@ async fn process(
         return Ok(());
     }
     let now = shared.now_ms();
-    let composed: Vec<(Work, Composed)> = todo
-        .into_iter()
-        .map(|work| {
-            let message = compose_work(shared, channel, &work);
+    let composed: Vec<(Work, Composed)> =
+        futures::future::join_all(todo.into_iter().map(|work| async move {
+            let message = compose_work(shared, channel, &work).await;
             (work, message)
-        })
-        .collect();
+        }))
+        .await;
     let attempts: Vec<DeliveryRecord> = composed
         .iter()
         .map(|(work, message)| {
             let mut record = record_of(work, channel, now);
             match message {
                 Ok(_) => {
+                    record.state = DeliveryState::Attempting;
+                    record.attempts = work.attempts + 1;
+                }
+                Err(error) if error.is_transient() => {
                     record.state = DeliveryState::Attempting;
                     record.attempts = work.attempts + 1;
                 }
@@ -448,6 +455,14 @@ async fn process(
         let shared = shared.clone();
         sends.push(async move {
             let outcome = match (message, runtime) {
+                (Err(error), _) if error.is_transient() => (
+                    Outcome::Failed(ChannelError::Transient {
+                        retry_after: None,
+                        reason: format!("{}: {error}", error.code()),
+                    }),
+                    None,
+                    None,
+                ),
                 (Err(error), _) => (Outcome::NotComposed(error), None, None),
                 (Ok((_, profile)), None) => (
                     Outcome::Failed(ChannelError::Permanent {
@@ -527,8 +542,9 @@ pub(crate) fn unfinished(shared: &Shared, batch: Vec<Work>) -> Result<Vec<Work>,
     Ok(todo)
 }
 
-/// Composes a message: the profile as the state has it now, the template's latest version.
-fn compose_work(
+/// Composes a message: the profile as the state has it now, the template's latest version, the
+/// federated attribute sets the template reads.
+async fn compose_work(
     shared: &Shared,
     channel: Channel,
     work: &Work,
@@ -548,6 +564,15 @@ fn compose_work(
         .as_str()
         .ok_or(ComposeError::Malformed("no template"))?;
     let template = shared.template(&work.row.workspace, template_id)?;
+    let federated = if template.federated_reads().any() {
+        let records = shared
+            .reader
+            .source_record_ids_now(&work.row.workspace, &profile.id);
+        let attributes = shared.federated.get(&work.row.workspace).map(Arc::as_ref);
+        crate::federated::values_for_template(attributes, &template, &records).await?
+    } else {
+        None
+    };
     let settings = &outbox["settings"];
     let tracking = shared.options.tracking.as_ref();
     let message = compose(
@@ -558,6 +583,7 @@ fn compose_work(
             profile_id: &profile.id.to_string(),
             traits: &profile.traits,
             template: &template,
+            federated: federated.as_ref(),
             signer: shared.signer.as_ref(),
             track_opens: tracking.is_some_and(|t| t.opens) && settings["track_opens"] != false,
             track_clicks: tracking.is_some_and(|t| t.clicks) && settings["track_clicks"] != false,

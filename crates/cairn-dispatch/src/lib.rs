@@ -7,6 +7,7 @@
 //! - [`dispatcher`]: intake, batches, durable attempt and result records, retries, recovery.
 //! - [`activity`]: activity feed subscriptions, the item payload, the signed POST of an item.
 //! - [`activity_worker`]: activity items fanned out to subscriptions and posted durably.
+//! - [`federated`]: federated attribute sets a template reads, fetched at compose time.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
 //!
 //! Volume control (consent, caps, quiet hours, suppression) is decided earlier, deterministically, by
@@ -16,6 +17,7 @@ pub mod activity;
 mod activity_worker;
 pub mod compose;
 mod dispatcher;
+pub mod federated;
 pub mod feedback;
 pub mod options;
 
@@ -51,10 +53,20 @@ const FEED_CAPACITY: usize = 100_000;
 impl Dispatcher {
     /// Recovers what a crash left in doubt, then starts reading the engine's outbox and sending.
     pub fn start(options: DispatchOptions, engine: &Engine) -> Result<Dispatcher, DispatchError> {
+        Dispatcher::start_with_federated(options, engine, federated::FederatedByWorkspace::new())
+    }
+
+    /// [`Dispatcher::start`] with the workspaces' federated attribute sets: templates that read
+    /// `federated.*` get them fetched for the profile when the message is composed.
+    pub fn start_with_federated(
+        options: DispatchOptions,
+        engine: &Engine,
+        federated: federated::FederatedByWorkspace,
+    ) -> Result<Dispatcher, DispatchError> {
         activity::validate_all(&options.activity)
             .map_err(|error| DispatchError::Config(error.to_string()))?;
         let (feed, lagged) = engine.subscribe_outbox(FEED_CAPACITY);
-        let (shared, receivers) = Shared::new(options, engine)?;
+        let (shared, receivers) = Shared::new(options, engine, federated)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("cairn-dispatch")

@@ -137,7 +137,11 @@ impl World {
     }
 
     fn dispatcher(&self, engine: &Engine, max_attempts: u32) -> Dispatcher {
-        let options = DispatchOptions {
+        Dispatcher::start(self.dispatch_options(max_attempts), engine).expect("dispatcher")
+    }
+
+    fn dispatch_options(&self, max_attempts: u32) -> DispatchOptions {
+        DispatchOptions {
             webhook: Some(ChannelOptions {
                 provider: ProviderConfig::Webhook(
                     serde_json::from_value::<WebhookConfig>(json!({"signing_secret": SECRET}))
@@ -156,8 +160,7 @@ impl World {
             poll_interval_ms: 50,
             activity: vec![self.subscription()],
             ..DispatchOptions::default()
-        };
-        Dispatcher::start(options, engine).expect("dispatcher")
+        }
     }
 
     fn requests(&self) -> usize {
@@ -577,6 +580,121 @@ fn activity_items_a_down_subscriber_missed_arrive_after_a_restart() {
         2,
         "recorded as sent"
     );
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+const POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
+
+/// `crm`'s loyalty points in the real PostgreSQL (`scripts/services.sh` starts it), as the federated
+/// attribute set `loyalty` reads them by CRM contact id.
+fn loyalty_in_postgres(runtime: &tokio::runtime::Runtime) -> cairn_federated::FederatedAttributes {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL is running (scripts/services.sh starts it)");
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "drop table if exists dispatch_loyalty;
+                 create table dispatch_loyalty (contact_id text primary key, points int);
+                 insert into dispatch_loyalty values ('c-1', 340);",
+            )
+            .await
+            .expect("create table");
+    });
+    let config = cairn_federated::FederatedConfig::parse(
+        &format!(
+            r#"
+[[attribute]]
+name = "loyalty"
+source = "crm"
+timeout_ms = 2000
+[attribute.connector]
+kind = "postgres"
+url = "{POSTGRES}"
+query = "select points from dispatch_loyalty where contact_id = $1"
+"#
+        ),
+        false,
+        "attributes.toml",
+    )
+    .expect("attributes");
+    cairn_federated::FederatedAttributes::new(config, Arc::new(cairn_federated::SystemClock))
+        .expect("connectors")
+}
+
+#[test]
+fn a_webhook_body_carries_a_federated_attribute_fetched_from_postgres_at_send_time() {
+    let world = World::new(0);
+    let rules = cairn_identity::Ruleset::parse(
+        include_str!("../../../tests/identity/crm-shop.toml"),
+        cairn_identity::DocumentFormat::Toml,
+        "crm-shop.toml",
+    )
+    .expect("rules");
+    let compiled =
+        Arc::new(cairn_identity::compiled::CompiledRuleset::new(rules).expect("compiles"));
+    let engine = world.engine_with(EngineOptions {
+        identity: cairn_engine::customer360::IdentityConfigs::new(
+            std::collections::BTreeMap::from([(ws(), compiled)]),
+        ),
+        ..EngineOptions::default()
+    });
+    let federated = loyalty_in_postgres(&world._server);
+    let dispatcher = Dispatcher::start_with_federated(
+        world.dispatch_options(3),
+        &engine,
+        std::collections::BTreeMap::from([(ws(), Arc::new(federated))]),
+    )
+    .expect("dispatcher");
+    let fields = json!({"first": "Ann", "email": "ann@example.com", "login": "ann"});
+    command(
+        &engine,
+        &world.clock,
+        Command::UpsertSourceRecord {
+            source: "crm".into(),
+            id: "c-1".into(),
+            fields: fields.as_object().cloned().expect("object"),
+        },
+    );
+    let template = serde_json::from_value(json!({"id": "points", "channel": "webhook",
+        "default_locale": "en", "variants": {"en": {"json": "{\"points\": {{ federated.loyalty.points | tojson }}}"}}}))
+    .expect("template");
+    command(
+        &engine,
+        &world.clock,
+        Command::SaveTemplate {
+            document: Box::new(template),
+        },
+    );
+    command(
+        &engine,
+        &world.clock,
+        Command::PublishTemplate {
+            template: "points".into(),
+        },
+    );
+    publish(
+        &engine,
+        &world,
+        &format!(
+            r#"{{"id": "points", "name": "Points", "entry": {{"event": {{"name": "Lead Created"}}}},
+            "start": "sync", "steps": [
+              {{"id": "sync", "type": "send", "channel": "webhook", "template": "points",
+                "settings": {{"url": "{}"}}, "next": "done"}},
+              {{"id": "done", "type": "exit"}}]}}"#,
+            world.url
+        ),
+    );
+    submit(
+        &engine,
+        &world.clock,
+        json!({"type": "track", "userId": "ann", "event": "Lead Created"}),
+    );
+    wait_until("the webhook was sent", || world.requests() == 1);
+    let (_, body) = world.receiver.lock().requests[0].clone();
+    assert_eq!(body, json!({"points": 340}), "the value from PostgreSQL");
     dispatcher.shutdown();
     engine.shutdown();
 }

@@ -454,6 +454,25 @@ impl Reader {
         self.state.read().record_placement(workspace, key)
     }
 
+    /// A profile's source records as (source, id) as the state has them now (no read barrier):
+    /// what federated attribute connectors take. Empty without Customer 360 or such a profile.
+    pub fn source_record_ids_now(
+        &self,
+        workspace: &WorkspaceId,
+        id: &ProfileId,
+    ) -> Vec<(String, String)> {
+        let state = self.state.read();
+        let Some(rank) = state.find(workspace, id) else {
+            return Vec::new();
+        };
+        state
+            .profile_identity(workspace, rank)
+            .records
+            .into_iter()
+            .map(|record| (record.source, record.id))
+            .collect()
+    }
+
     /// A profile's unified ids, source records (as received) and reconciled attributes; `None` if
     /// there is no such profile.
     pub fn profile_identity(

@@ -126,6 +126,56 @@ impl FederatedAttributes {
             .collect()
     }
 
+    /// The source of attribute set `name`.
+    pub fn source_of(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .get(name)
+            .map(|entry| entry.config.source.as_str())
+    }
+
+    /// Whether attribute set `name` declares a write-back.
+    pub fn can_write(&self, name: &str) -> bool {
+        self.attributes
+            .get(name)
+            .is_some_and(|entry| entry.connector.can_write())
+    }
+
+    /// The record id that parameterizes attribute set `name` for a profile, among its source
+    /// records `(source, id)`: the first record of the set's source.
+    pub fn record_for<'r>(&self, name: &str, records: &'r [(String, String)]) -> Option<&'r str> {
+        let source = self.source_of(name)?;
+        records
+            .iter()
+            .find(|(record_source, _)| record_source == source)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// Fetches the named sets for one profile (each through [`FederatedAttributes::fetch`], all at
+    /// once): `name → values`, `null` when the profile has no record of the set's source or the
+    /// source has no row for it. The first set that fails under its policy is the error.
+    pub async fn fetch_for_profile(
+        &self,
+        names: &[&str],
+        records: &[(String, String)],
+    ) -> Result<BTreeMap<String, Value>, FederatedError> {
+        let fetches = names.iter().map(|name| async move {
+            let values = match self.record_for(name, records) {
+                Some(id) => self.fetch(name, id).await?.values,
+                None => None,
+            };
+            let value = values.map_or(Value::Null, |values| {
+                Value::Object(values.into_iter().collect())
+            });
+            Ok::<_, FederatedError>((name.to_string(), value))
+        });
+        let mut sets = BTreeMap::new();
+        for fetched in futures::future::join_all(fetches).await {
+            let (name, value) = fetched?;
+            sets.insert(name, value);
+        }
+        Ok(sets)
+    }
+
     /// How many records have cached values (fresh or stale).
     pub fn cached_entries(&self) -> usize {
         self.cache.len()

@@ -1,7 +1,7 @@
 //! Publish-time compilation and validation ([`compile`]), strict rendering
 //! ([`CompiledTemplate::render`]) and preview ([`preview`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono_tz::Tz;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
@@ -117,7 +117,43 @@ pub struct CompiledTemplate {
     parts: BTreeMap<String, Vec<Part>>,
     /// Sources by template name, for positions in render errors.
     sources: BTreeMap<String, String>,
+    /// The federated attribute sets the template reads (`federated.loyalty.points` → `loyalty`).
+    federated: FederatedReads,
     env: Environment<'static>,
+}
+
+/// Which federated attribute sets a template reads, so the dispatcher fetches only those.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FederatedReads {
+    /// Attribute sets read by name.
+    pub attributes: BTreeSet<String>,
+    /// The template reads `federated` as a whole (every set).
+    pub all: bool,
+}
+
+impl FederatedReads {
+    /// Whether the template reads attribute set `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.all || self.attributes.contains(name)
+    }
+
+    /// Whether the template reads any federated attribute.
+    pub fn any(&self) -> bool {
+        self.all || !self.attributes.is_empty()
+    }
+
+    fn note(&mut self, variable: &str) {
+        let mut segments = variable.split('.');
+        if segments.next() != Some("federated") {
+            return;
+        }
+        match segments.next() {
+            Some(name) => {
+                self.attributes.insert(name.to_owned());
+            }
+            None => self.all = true,
+        }
+    }
 }
 
 impl std::fmt::Debug for CompiledTemplate {
@@ -192,6 +228,7 @@ pub fn compile(
     let mut parts = BTreeMap::new();
     let mut sources = BTreeMap::new();
     let mut default_seen = false;
+    let mut federated = FederatedReads::default();
     for (raw_tag, content) in &document.variants {
         let Some(locale) = normalize(raw_tag) else {
             issues.push(document_issue(format!(
@@ -245,8 +282,11 @@ pub fn compile(
                 continue;
             }
             if let Ok(template) = scratch.get_template(&check_name) {
-                let mut unknown: Vec<(Option<(usize, usize)>, String)> = template
-                    .undeclared_variables(true)
+                let variables = template.undeclared_variables(true);
+                for variable in &variables {
+                    federated.note(variable);
+                }
+                let mut unknown: Vec<(Option<(usize, usize)>, String)> = variables
                     .into_iter()
                     .filter_map(|variable| {
                         let message = schema.check(&variable).err()?;
@@ -304,6 +344,7 @@ pub fn compile(
         default_locale,
         parts,
         sources,
+        federated,
         env,
     })
 }
@@ -348,6 +389,11 @@ impl CompiledTemplate {
     /// The channel.
     pub fn channel(&self) -> TemplateChannel {
         self.channel
+    }
+
+    /// The federated attribute sets the template reads.
+    pub fn federated_reads(&self) -> &FederatedReads {
+        &self.federated
     }
 
     /// The locale variant a render for `requested` uses.

@@ -19,7 +19,9 @@ pub mod mjml;
 pub mod model;
 pub mod schema;
 
-pub use compile::{compile, preview, CompiledTemplate, RenderContext, RenderedMessage};
+pub use compile::{
+    compile, preview, CompiledTemplate, FederatedReads, RenderContext, RenderedMessage,
+};
 pub use error::{TemplateError, TemplateIssue};
 pub use model::{
     PublishedTemplate, TemplateChannel, TemplateContent, TemplateDocument, TemplateHistory,

@@ -58,6 +58,13 @@ impl VariableSchema {
         self
     }
 
+    /// Closes an open subtree again (`federated` after `federated.*`): only paths declared below it
+    /// stay known. The API closes `federated.*` and declares the workspace's attribute sets.
+    pub fn close(&mut self, prefix: &str) -> &mut Self {
+        self.open.remove(prefix);
+        self
+    }
+
     /// Whether a template may read `path`; `Err` says why not.
     pub fn check(&self, path: &str) -> Result<(), String> {
         let root = path.split('.').next().unwrap_or(path);

@@ -444,3 +444,47 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn federated_reads_name_the_attribute_sets_and_unknown_sets_are_errors() {
+    let mut known = schema();
+    known.close("federated").declare("federated.loyalty.*");
+    let document = email(&[(
+        "en",
+        html_variant(
+            "You have {{ federated.loyalty.points }} points",
+            "<p>{{ federated.loyalty.tier }}</p>",
+            "Tier {{ federated.loyalty.tier }}",
+        ),
+    )]);
+    let compiled = compile(&document, &known).expect("loyalty is declared");
+    let reads = compiled.federated_reads();
+    assert!(reads.reads("loyalty") && !reads.reads("tickets") && reads.any());
+    let profile = json!({"first_name": "Ann"});
+    let federated = json!({"loyalty": {"points": 120, "tier": "gold"}});
+    let rendered = compiled
+        .render(&RenderContext {
+            federated: Some(&federated),
+            ..context(&profile, None)
+        })
+        .expect("renders");
+    assert_eq!(rendered.subject.as_deref(), Some("You have 120 points"));
+    assert_eq!(rendered.text.as_deref(), Some("Tier gold"));
+
+    let typo = email(&[(
+        "en",
+        html_variant("{{ federated.loyalti.points }}", "<p>x</p>", "x"),
+    )]);
+    let error = compile(&typo, &known).unwrap_err();
+    assert!(
+        error.issues()[0]
+            .message
+            .contains("federated.loyalti.points"),
+        "{error}"
+    );
+    let plain = email(&[("en", html_variant("Hi", "<p>x</p>", "x"))]);
+    assert!(!compile(&plain, &known)
+        .expect("compiles")
+        .federated_reads()
+        .any());
+}
