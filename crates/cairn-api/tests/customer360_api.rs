@@ -470,9 +470,10 @@ query = "select count(*)::int as open from tickets where customer_id = $1"
     BTreeMap::from([(WorkspaceId::new("acme"), Arc::new(service))])
 }
 
-#[tokio::test]
-async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_source() {
-    let federated = federated_acme("api360_loyalty").await;
+/// A server with `acme`'s federated attributes (loyalty in `table`) and Jo's shop record `s-9`;
+/// answers the record's placement.
+async fn jo_in_the_shop(table: &str) -> (Server, Value) {
+    let federated = federated_acme(table).await;
     let server = start_with(options(), move |state| state.with_federated(federated)).await;
     let (status, shop) = put_record(
         &server,
@@ -483,6 +484,12 @@ async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_sour
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{shop}");
+    (server, shop)
+}
+
+#[tokio::test]
+async fn the_360_view_fetches_federated_attributes_from_postgres_with_their_source() {
+    let (server, shop) = jo_in_the_shop("api360_loyalty").await;
     let path = format!(
         "/api/v1/profiles/{}/360",
         shop["profile_id"].as_str().expect("id")
@@ -647,17 +654,7 @@ async fn preview_for(server: &Server, profile: &str, id: &str) -> (StatusCode, V
 
 #[tokio::test]
 async fn templates_render_federated_attributes_and_unknown_sets_are_refused_at_publish() {
-    let federated = federated_acme("api360_template_loyalty").await;
-    let server = start_with(options(), move |state| state.with_federated(federated)).await;
-    let (status, shop) = put_record(
-        &server,
-        "tok_acme",
-        "shop",
-        "s-9",
-        r#"{"given": "Jo", "mail": "jo@x.org"}"#,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{shop}");
+    let (server, shop) = jo_in_the_shop("api360_template_loyalty").await;
     let profile = shop["profile_id"].as_str().expect("id").to_string();
     let (status, saved) = save_text_template(
         &server,

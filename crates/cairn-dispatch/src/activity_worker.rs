@@ -14,7 +14,7 @@
 //! by the idempotency key, so the feed is at least once, never lost.
 
 use crate::activity::{ActivityItem, ActivitySender};
-use crate::dispatcher::{next_batch, retry_or_give_up, unfinished, Shared, Work};
+use crate::dispatcher::{next_batch, record_of, retry_or_give_up, unfinished, Shared, Work};
 use crate::DispatchError;
 use cairn_channels::ChannelError;
 use cairn_delivery::InDoubtPolicy;
@@ -102,7 +102,7 @@ async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchE
     let attempts: Vec<DeliveryRecord> = todo
         .iter()
         .map(|work| {
-            let mut record = record_of(work, now);
+            let mut record = record_of(work, ACTIVITY_CHANNEL, now);
             record.attempts = work.attempts + 1;
             record
         })
@@ -131,22 +131,6 @@ async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchE
     Ok(())
 }
 
-fn record_of(work: &Work, now: i64) -> DeliveryRecord {
-    DeliveryRecord {
-        message_id: work.row.message_id.clone(),
-        workspace: work.row.workspace.clone(),
-        channel: ACTIVITY_CHANNEL.to_string(),
-        state: DeliveryState::Attempting,
-        attempts: work.attempts,
-        next_attempt_at_ms: None,
-        provider: None,
-        provider_message_id: None,
-        last_error: None,
-        updated_at_ms: now,
-        outbox: work.row.body.clone(),
-    }
-}
-
 /// The record of one post's outcome.
 fn settle(
     shared: &Shared,
@@ -154,7 +138,7 @@ fn settle(
     result: Result<(), ChannelError>,
     now: i64,
 ) -> DeliveryRecord {
-    let mut record = record_of(work, now);
+    let mut record = record_of(work, ACTIVITY_CHANNEL, now);
     record.attempts = work.attempts + 1;
     let error = match result {
         Ok(()) => {

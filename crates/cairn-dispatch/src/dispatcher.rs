@@ -430,7 +430,7 @@ async fn process(
     let attempts: Vec<DeliveryRecord> = composed
         .iter()
         .map(|(work, message)| {
-            let mut record = record_of(work, channel, now);
+            let mut record = record_of(work, channel.as_str(), now);
             match message {
                 Ok(_) => {
                     record.state = DeliveryState::Attempting;
@@ -613,11 +613,12 @@ async fn send(shared: &Shared, runtime: &ChannelRuntime, message: &OutboundMessa
     }
 }
 
-fn record_of(work: &Work, channel: Channel, now: i64) -> DeliveryRecord {
+/// A record of `work` on `channel`, `attempting` as of `now`.
+pub(crate) fn record_of(work: &Work, channel: &str, now: i64) -> DeliveryRecord {
     DeliveryRecord {
         message_id: work.row.message_id.clone(),
         workspace: work.row.workspace.clone(),
-        channel: channel.as_str().to_string(),
+        channel: channel.to_string(),
         state: DeliveryState::Attempting,
         attempts: work.attempts,
         next_attempt_at_ms: None,
@@ -646,7 +647,7 @@ fn settle(
     now: i64,
 ) -> (DeliveryRecord, Option<NormalizedMessage>) {
     let profile = recipient.profile;
-    let mut record = record_of(work, channel, now);
+    let mut record = record_of(work, channel.as_str(), now);
     let journey = (!work.row.journey_id.is_empty()).then_some(work.row.journey_id.as_str());
     let message_id = work.row.message_id.as_str();
     let at = shared.clock.now();
