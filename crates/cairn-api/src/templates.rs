@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cairn_dispatch::compose::ComposeError;
 use cairn_engine::journeys::Command;
 use cairn_model::{ErrorCode, WorkspaceId};
 use cairn_template::{
@@ -240,13 +241,9 @@ async fn preview(
     let attributes = state.federated.get(&workspace).map(AsRef::as_ref);
     let federated = cairn_dispatch::federated::values_for_template(attributes, &compiled, &records)
         .await
-        .map_err(|error| {
-            let code = ErrorCode::ALL
-                .iter()
-                .copied()
-                .find(|code| code.as_str() == error.code())
-                .unwrap_or(ErrorCode::FederatedSourceFailed);
-            ApiError::new(code, error.to_string())
+        .map_err(|error| match error {
+            ComposeError::Federated { code, message } => ApiError::new(code, message),
+            other => ApiError::new(ErrorCode::Internal, other.to_string()),
         })?;
     let mut profile_value = Value::Object(profile.traits.clone());
     profile_value["id"] = Value::String(profile.id.to_string());

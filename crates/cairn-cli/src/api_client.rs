@@ -115,11 +115,9 @@ pub fn answer_error(body: &Value) -> anyhow::Error {
     for problem in body["errors"].as_array().into_iter().flatten() {
         eprintln!("{}", problem_line(problem));
     }
-    let code = body["code"].as_str().unwrap_or("internal");
-    let code = ErrorCode::ALL
-        .iter()
-        .copied()
-        .find(|known| known.as_str() == code)
+    let code = body["code"]
+        .as_str()
+        .and_then(ErrorCode::from_name)
         .unwrap_or(ErrorCode::Internal);
     CliError::raise(
         code,

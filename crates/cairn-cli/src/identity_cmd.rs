@@ -87,12 +87,7 @@ pub fn run(command: IdentityCommand) -> anyhow::Result<()> {
 
 /// Maps a library error to the shared error-code table.
 fn raise(error: IdentityError) -> anyhow::Error {
-    let name = error.error_code_name();
-    let code = ErrorCode::ALL
-        .iter()
-        .copied()
-        .find(|code| code.as_str() == name)
-        .unwrap_or(ErrorCode::Internal);
+    let code = ErrorCode::from_name(error.error_code_name()).unwrap_or(ErrorCode::Internal);
     CliError::raise(code, error.to_string())
 }
 

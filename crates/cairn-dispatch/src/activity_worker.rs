@@ -17,9 +17,9 @@ use crate::activity::{ActivityItem, ActivitySender};
 use crate::dispatcher::{next_batch, record_of, retry_or_give_up, unfinished, Shared, Work};
 use crate::DispatchError;
 use cairn_channels::ChannelError;
-use cairn_delivery::InDoubtPolicy;
 use cairn_engine::activity::ACTIVITY_CHANNEL;
 use cairn_storage::{DeliveryRecord, DeliveryState, OutboxRow};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ pub(crate) fn fan_out(row: &OutboxRow, subscriptions: &[ActivitySender]) -> Vec<
     if body.get("subscription").is_some() {
         return vec![row.clone()];
     }
-    let Ok(item) = serde_json::from_value::<ActivityItem>(body.clone()) else {
+    let Ok(item) = ActivityItem::deserialize(&body) else {
         tracing::warn!(item = %row.message_id, "an activity row that is not an item is skipped");
         return Vec::new();
     };
@@ -77,7 +77,7 @@ fn target<'a>(
     };
     let body: Value = serde_json::from_str(&row.body)
         .map_err(|error| permanent("invalid_body", error.to_string()))?;
-    let item = serde_json::from_value(body["item"].clone())
+    let item = ActivityItem::deserialize(&body["item"])
         .map_err(|error| permanent("invalid_body", error.to_string()))?;
     let url = body["subscription"].as_str().unwrap_or_default();
     let sender = shared
@@ -150,7 +150,7 @@ fn settle(
     };
     record.last_error = Some(error.to_string());
     let policy = cairn_delivery::RetryPolicy {
-        in_doubt: InDoubtPolicy::Resend,
+        in_doubt: shared.in_doubt_policy(ACTIVITY_CHANNEL),
         ..shared.options.retry
     };
     retry_or_give_up(&mut record, &policy, error.failure_class(), now);

@@ -9,6 +9,7 @@ use cairn_channels::message::{
     WebhookRequest,
 };
 use cairn_delivery::{instrument_html, validate_e164, Channel, TrackingIds, TrackingSigner};
+use cairn_model::ErrorCode;
 use cairn_template::{CompiledTemplate, RenderContext};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -33,7 +34,7 @@ pub enum ComposeError {
     Tracking(String),
     /// A federated attribute the template reads could not be fetched (under its failure policy).
     #[error("{message}")]
-    Federated { code: &'static str, message: String },
+    Federated { code: ErrorCode, message: String },
 }
 
 impl ComposeError {
@@ -45,7 +46,7 @@ impl ComposeError {
             ComposeError::Render(_) => "template_render_failed",
             ComposeError::NoRecipient(_) | ComposeError::InvalidRecipient(_) => "invalid_recipient",
             ComposeError::Tracking(_) => "invalid_channel_config",
-            ComposeError::Federated { code, .. } => code,
+            ComposeError::Federated { code, .. } => code.as_str(),
         }
     }
 

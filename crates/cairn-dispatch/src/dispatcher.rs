@@ -200,29 +200,46 @@ impl Shared {
         self.clock.now().timestamp_millis()
     }
 
-    /// Queues a message unless this process already works on it; an activity item is queued once
-    /// per subscription that wants it.
+    /// Queues the deliveries of an outbox row (a message is one, an activity item one per
+    /// subscription that wants it), each unless this process already works on it.
     pub(crate) fn enqueue(&self, work: Work) {
-        if work.row.channel == ACTIVITY_CHANNEL {
-            for row in activity_worker::fan_out(&work.row, &self.activity) {
-                if self.in_flight.lock().insert(row.message_id.clone()) {
-                    let _ = self.activity_queue.send(Work {
-                        row,
-                        attempts: work.attempts,
-                        again: work.again,
-                    });
-                }
-            }
-            return;
+        let Work {
+            row,
+            attempts,
+            again,
+        } = work;
+        for row in self.deliveries(row) {
+            self.enqueue_delivery(Work {
+                row,
+                attempts,
+                again,
+            });
         }
-        let Some(channel) = Channel::parse(&work.row.channel) else {
-            tracing::warn!(message = %work.row.message_id, channel = %work.row.channel, "unknown channel");
+    }
+
+    /// The deliveries an outbox row stands for (a row already fanned out stands for itself).
+    fn deliveries(&self, row: OutboxRow) -> Vec<OutboxRow> {
+        match row.channel == ACTIVITY_CHANNEL {
+            true => activity_worker::fan_out(&row, &self.activity),
+            false => vec![row],
+        }
+    }
+
+    fn enqueue_delivery(&self, work: Work) {
+        let queue = match work.row.channel.as_str() {
+            ACTIVITY_CHANNEL => Some(&self.activity_queue),
+            name => match Channel::parse(name) {
+                Some(channel) => self.queues.get(&channel),
+                None => {
+                    tracing::warn!(message = %work.row.message_id, channel = %name, "unknown channel");
+                    return;
+                }
+            },
+        };
+        let Some(queue) = queue else {
             return;
         };
-        if !self.in_flight.lock().insert(work.row.message_id.clone()) {
-            return;
-        }
-        if let Some(queue) = self.queues.get(&channel) {
+        if self.in_flight.lock().insert(work.row.message_id.clone()) {
             let _ = queue.send(work);
         }
     }
@@ -241,10 +258,7 @@ impl Shared {
         };
         let rows: Vec<OutboxRow> = rows
             .into_iter()
-            .flat_map(|row| match row.channel == ACTIVITY_CHANNEL {
-                true => activity_worker::fan_out(&row, &self.activity),
-                false => vec![row],
-            })
+            .flat_map(|row| self.deliveries(row))
             .collect();
         let ids: Vec<String> = rows.iter().map(|row| row.message_id.clone()).collect();
         let known: HashSet<String> = self

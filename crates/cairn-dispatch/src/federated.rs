@@ -6,7 +6,7 @@
 
 use crate::compose::ComposeError;
 use cairn_federated::FederatedAttributes;
-use cairn_model::WorkspaceId;
+use cairn_model::{ErrorCode, WorkspaceId};
 use cairn_template::CompiledTemplate;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -38,7 +38,8 @@ pub async fn values_for_template(
         .fetch_for_profile(&names, records)
         .await
         .map_err(|error| ComposeError::Federated {
-            code: error.error_code_name(),
+            code: ErrorCode::from_name(error.error_code_name())
+                .unwrap_or(ErrorCode::FederatedSourceFailed),
             message: error.to_string(),
         })?;
     Ok(Some(Value::Object(sets.into_iter().collect())))

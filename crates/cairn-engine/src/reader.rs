@@ -462,15 +462,9 @@ impl Reader {
         id: &ProfileId,
     ) -> Vec<(String, String)> {
         let state = self.state.read();
-        let Some(rank) = state.find(workspace, id) else {
-            return Vec::new();
-        };
         state
-            .profile_identity(workspace, rank)
-            .records
-            .into_iter()
-            .map(|record| (record.source, record.id))
-            .collect()
+            .find(workspace, id)
+            .map_or_else(Vec::new, |rank| state.record_ids_of(workspace, rank))
     }
 
     /// A profile's unified ids, source records (as received) and reconciled attributes; `None` if

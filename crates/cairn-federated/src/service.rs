@@ -133,13 +133,6 @@ impl FederatedAttributes {
             .map(|entry| entry.config.source.as_str())
     }
 
-    /// Whether attribute set `name` declares a write-back.
-    pub fn can_write(&self, name: &str) -> bool {
-        self.attributes
-            .get(name)
-            .is_some_and(|entry| entry.connector.can_write())
-    }
-
     /// The record id that parameterizes attribute set `name` for a profile, among its source
     /// records `(source, id)`: the first record of the set's source.
     pub fn record_for<'r>(&self, name: &str, records: &'r [(String, String)]) -> Option<&'r str> {

@@ -20,6 +20,11 @@ macro_rules! error_codes {
                 match self { $( ErrorCode::$variant => $code, )* }
             }
 
+            /// The code whose string is `name` (how a code crosses a crate that keeps to strings).
+            pub fn from_name(name: &str) -> Option<ErrorCode> {
+                match name { $( $code => Some(ErrorCode::$variant), )* _ => None }
+            }
+
             /// The HTTP status that goes with this code.
             pub fn http_status(self) -> u16 {
                 match self { $( ErrorCode::$variant => $status, )* }
@@ -121,6 +126,11 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
+    fn an_unknown_name_is_no_code() {
+        assert_eq!(ErrorCode::from_name("no_such_code"), None);
+    }
+
+    #[test]
     fn codes_are_unique_snake_case_and_statuses_are_errors() {
         let mut seen = HashSet::new();
         for code in ErrorCode::ALL {
@@ -130,6 +140,7 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'));
             assert!((400..600).contains(&code.http_status()));
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(*code));
         }
     }
 }

@@ -788,6 +788,28 @@ impl State {
         }
     }
 
+    /// A profile's source records as (source, id), without their fields or a reconciliation:
+    /// what federated attribute connectors are parameterized by. Empty without Customer 360.
+    pub(crate) fn record_ids_of(
+        &self,
+        workspace: &WorkspaceId,
+        rank: u32,
+    ) -> Vec<(String, String)> {
+        let Ok(sources) = self.sources_of(workspace) else {
+            return Vec::new();
+        };
+        self.clusters_of(sources, rank)
+            .iter()
+            .flat_map(|id| sources.resolver.records_of(id))
+            .map(|canonical| {
+                (
+                    canonical.key.source.clone(),
+                    canonical.key.source_id.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Why two records are (or are not) one person.
     pub(crate) fn explain_records(
         &self,
