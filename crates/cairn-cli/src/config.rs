@@ -207,6 +207,7 @@ impl Config {
             log_gate: None,
             identity: Default::default(),
             activity: Default::default(),
+            write_back: Default::default(),
         }
     }
 

@@ -31,6 +31,10 @@ pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOpt
     if let Some(delivery) = &config.delivery {
         options.activity = cairn_dispatch::activity::wants(&delivery.activity);
     }
+    options.write_back = crate::identity_config::load_federated(config)?
+        .iter()
+        .map(|(workspace, attributes)| (workspace.clone(), attributes.writable_names()))
+        .collect();
     Ok(options)
 }
 

@@ -30,6 +30,7 @@ use cairn_delivery::{
     TrackingSigner,
 };
 use cairn_engine::activity::ACTIVITY_CHANNEL;
+use cairn_engine::write_back::WRITE_BACK_CHANNEL;
 use cairn_engine::{Clock, Engine, Ingestor, Metrics, Reader, WEBHOOK_RESPONDED};
 use cairn_model::{NormalizedMessage, ProfileId, WorkspaceId};
 use cairn_storage::{DeliveryRecord, DeliveryState, DeliveryStore, OutboxRow};
@@ -89,12 +90,14 @@ pub(crate) struct Shared {
     /// The activity feed's subscriptions, in configuration order.
     pub activity: Vec<ActivitySender>,
     activity_queue: mpsc::UnboundedSender<Work>,
+    write_back_queue: mpsc::UnboundedSender<Work>,
 }
 
 /// Each channel's queue, and the activity feed's, as their workers receive them.
 pub(crate) struct Queues {
     pub channels: HashMap<Channel, mpsc::UnboundedReceiver<Work>>,
     pub activity: mpsc::UnboundedReceiver<Work>,
+    pub write_back: mpsc::UnboundedReceiver<Work>,
 }
 
 /// A composed message and the profile it goes to, or why it cannot be composed.
@@ -172,6 +175,7 @@ impl Shared {
             receivers.insert(channel, receiver);
         }
         let (activity_queue, activity_receiver) = mpsc::unbounded_channel();
+        let (write_back_queue, write_back_receiver) = mpsc::unbounded_channel();
         Ok((
             Arc::new(Shared {
                 options,
@@ -188,10 +192,12 @@ impl Shared {
                 queues,
                 activity,
                 activity_queue,
+                write_back_queue,
             }),
             Queues {
                 channels: receivers,
                 activity: activity_receiver,
+                write_back: write_back_receiver,
             },
         ))
     }
@@ -228,6 +234,7 @@ impl Shared {
     fn enqueue_delivery(&self, work: Work) {
         let queue = match work.row.channel.as_str() {
             ACTIVITY_CHANNEL => Some(&self.activity_queue),
+            WRITE_BACK_CHANNEL => Some(&self.write_back_queue),
             name => match Channel::parse(name) {
                 Some(channel) => self.queues.get(&channel),
                 None => {
@@ -332,9 +339,10 @@ impl Shared {
     }
 
     /// What to do with a message of `channel` left in doubt: activity items carry an idempotency key
-    /// their receivers are asked to honour, so they are resent.
+    /// their receivers are asked to honour, and a write-back sets a value (doing it twice is doing
+    /// it once), so both are resent.
     pub(crate) fn in_doubt_policy(&self, channel: &str) -> InDoubtPolicy {
-        if channel == ACTIVITY_CHANNEL {
+        if channel == ACTIVITY_CHANNEL || channel == WRITE_BACK_CHANNEL {
             return InDoubtPolicy::Resend;
         }
         Channel::parse(channel)

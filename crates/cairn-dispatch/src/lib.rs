@@ -9,6 +9,8 @@
 //! - [`activity_worker`]: activity items fanned out to subscriptions and posted durably.
 //! - [`federated`]: federated attribute sets a template reads, fetched at compose time.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
+//! - [`write_back_worker`]: journeys' write-backs to federated attribute sources, durable and
+//!   audited (`Write Back Applied`).
 //!
 //! Volume control (consent, caps, quiet hours, suppression) is decided earlier, deterministically, by
 //! the engine's applier: only messages it decided `ready` reach the dispatcher.
@@ -20,6 +22,7 @@ mod dispatcher;
 pub mod federated;
 pub mod feedback;
 pub mod options;
+pub mod write_back_worker;
 
 pub use options::{CallbackOptions, ChannelOptions, DispatchOptions, TrackingOptions};
 
@@ -38,6 +41,8 @@ pub enum DispatchError {
     Storage(#[from] cairn_storage::StorageError),
     #[error("cannot start the dispatcher's runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("the engine did not take the events: {0}")]
+    Engine(#[from] cairn_engine::EngineError),
 }
 
 /// A running dispatcher; [`Dispatcher::shutdown`] stops it after the batches in progress.
@@ -80,6 +85,10 @@ impl Dispatcher {
         runtime.spawn(activity_worker::activity_worker(
             shared.clone(),
             receivers.activity,
+        ));
+        runtime.spawn(write_back_worker::write_back_worker(
+            shared.clone(),
+            receivers.write_back,
         ));
         let poll_interval = shared.options.poll_interval();
         let poller = shared.clone();

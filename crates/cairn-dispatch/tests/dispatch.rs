@@ -698,3 +698,223 @@ fn a_webhook_body_carries_a_federated_attribute_fetched_from_postgres_at_send_ti
     dispatcher.shutdown();
     engine.shutdown();
 }
+
+/// The CRM contact's loyalty tier in the real PostgreSQL, as the federated set `loyalty` with a
+/// write-back (the table itself is left to the test).
+fn writable_tiers() -> cairn_federated::FederatedAttributes {
+    let config = cairn_federated::FederatedConfig::parse(
+        &format!(
+            r#"
+[[attribute]]
+name = "loyalty"
+source = "crm"
+timeout_ms = 2000
+[attribute.connector]
+kind = "postgres"
+url = "{POSTGRES}"
+query = "select tier from dispatch_tiers where contact_id = $1"
+write = "update dispatch_tiers set {{field}} = $1 where contact_id = $2"
+"#
+        ),
+        false,
+        "attributes.toml",
+    )
+    .expect("attributes");
+    cairn_federated::FederatedAttributes::new(config, Arc::new(cairn_federated::SystemClock))
+        .expect("connectors")
+}
+
+fn postgres(runtime: &tokio::runtime::Runtime, sql: &str) -> Vec<tokio_postgres::Row> {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL is running (scripts/services.sh starts it)");
+        tokio::spawn(connection);
+        client.simple_query(sql).await.expect("sql");
+        client
+            .query(
+                "select tier from dispatch_tiers where contact_id = 'c-1'",
+                &[],
+            )
+            .await
+            .unwrap_or_default()
+    })
+}
+
+fn tier(runtime: &tokio::runtime::Runtime) -> Option<String> {
+    postgres(runtime, "select 1")
+        .first()
+        .and_then(|row| row.get::<_, Option<String>>(0))
+}
+
+/// The engine with the CRM/shop identity rules and `loyalty` writable in workspace `crm`.
+fn engine_writing_back(world: &World, checkpoint_on_shutdown: bool) -> Engine {
+    let rules = cairn_identity::Ruleset::parse(
+        include_str!("../../../tests/identity/crm-shop.toml"),
+        cairn_identity::DocumentFormat::Toml,
+        "crm-shop.toml",
+    )
+    .expect("rules");
+    let compiled =
+        Arc::new(cairn_identity::compiled::CompiledRuleset::new(rules).expect("compiles"));
+    world.engine_with(EngineOptions {
+        identity: cairn_engine::customer360::IdentityConfigs::new(
+            std::collections::BTreeMap::from([(ws(), compiled)]),
+        ),
+        write_back: std::collections::BTreeMap::from([(
+            ws(),
+            std::collections::BTreeSet::from(["loyalty".to_string()]),
+        )]),
+        checkpoint_on_shutdown,
+        ..EngineOptions::default()
+    })
+}
+
+/// The `name` events on ann's timeline.
+fn timeline_events(engine: &Engine, name: &str) -> Vec<Value> {
+    let profile = engine
+        .reader()
+        .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, "ann"))
+        .expect("profile");
+    engine
+        .reader()
+        .events(&ws(), &profile.id, None, 100)
+        .expect("read")
+        .expect("profile")
+        .into_iter()
+        .filter(|event| event.name.as_deref() == Some(name))
+        .map(|event| event.message["properties"].clone())
+        .collect()
+}
+
+const PROMOTE: &str = r#"{"id": "promote", "name": "Promote", "entry": {"event": {"name": "Lead Created"}},
+    "start": "promote", "steps": [
+      {"id": "promote", "type": "update_profile", "set": {"promoted": true},
+       "write_back": {"loyalty.tier": "'gold'"}, "next": "done"},
+      {"id": "done", "type": "exit"}]}"#;
+
+#[test]
+fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_once() {
+    let world = World::new(0);
+    postgres(&world._server, "drop table if exists dispatch_tiers");
+    let federated = || std::collections::BTreeMap::from([(ws(), Arc::new(writable_tiers()))]);
+    let engine = engine_writing_back(&world, true);
+    let dispatcher =
+        Dispatcher::start_with_federated(world.dispatch_options(5), &engine, federated())
+            .expect("dispatcher");
+    let fields = json!({"first": "Ann", "email": "ann@example.com", "login": "ann"});
+    command(
+        &engine,
+        &world.clock,
+        Command::UpsertSourceRecord {
+            source: "crm".into(),
+            id: "c-1".into(),
+            fields: fields.as_object().cloned().expect("object"),
+        },
+    );
+    // Validation knows which sets can be written back (the entry event is new to the workspace).
+    let codes = |document: &str| -> Vec<&'static str> {
+        let document =
+            cairn_journey::parse_journey(document, cairn_journey::Format::Json).expect("parses");
+        let mut codes: Vec<&str> = engine
+            .reader()
+            .check_journey(&ws(), &document)
+            .iter()
+            .map(|error| error.code)
+            .collect();
+        codes.retain(|code| *code != "unknown_event");
+        codes
+    };
+    assert_eq!(
+        codes(&PROMOTE.replace("loyalty.tier", "loyalti.tier")),
+        ["unknown_write_back"]
+    );
+    assert_eq!(codes(PROMOTE), Vec::<&str>::new());
+    publish(&engine, &world, PROMOTE);
+
+    // The source is down (its table does not exist yet): the write is retried, and audited.
+    submit(
+        &engine,
+        &world.clock,
+        json!({"type": "track", "userId": "ann", "event": "Lead Created"}),
+    );
+    let store = engine.delivery_store();
+    wait_until("a retry is scheduled", || {
+        store
+            .in_state(DeliveryState::Retrying, 10)
+            .expect("read")
+            .len()
+            == 1
+    });
+    wait_until("the failure is on the timeline", || {
+        !timeline_events(&engine, "Write Back Failed").is_empty()
+    });
+    let failed = &timeline_events(&engine, "Write Back Failed")[0];
+    assert_eq!(failed["state"], "retrying");
+    assert_eq!(failed["code"], "federated_source_failed");
+    assert_eq!(traits(&engine, "ann").get("promoted"), Some(&json!(true)));
+    assert_eq!(
+        traits(&engine, "ann").get("loyalty"),
+        None,
+        "nothing copied"
+    );
+
+    // The source comes back: the retry writes the tier, once, and the audit says what changed.
+    postgres(
+        &world._server,
+        "create table dispatch_tiers (contact_id text primary key, tier text);
+         insert into dispatch_tiers values ('c-1', 'silver');",
+    );
+    world.clock.advance(Duration::minutes(10));
+    wait_until("the tier is written", || {
+        tier(&world._server).as_deref() == Some("gold")
+    });
+    wait_until("the audit is on the timeline", || {
+        !timeline_events(&engine, "Write Back Applied").is_empty()
+    });
+    let applied = &timeline_events(&engine, "Write Back Applied")[0];
+    assert_eq!(applied["set"], "loyalty");
+    assert_eq!(applied["field"], "tier");
+    assert_eq!(applied["source"], "crm");
+    assert_eq!(applied["source_id"], "c-1");
+    assert_eq!(applied["value"], "gold");
+    assert_eq!(applied["rows"], 1);
+    assert_eq!(applied["actor"], "journey:promote/step:promote");
+    dispatcher.shutdown();
+    drop(store);
+    drop(engine);
+
+    // Someone changes the tier in the source; a restart replays the journey's decision, which
+    // must not write again.
+    postgres(
+        &world._server,
+        "update dispatch_tiers set tier = 'platinum' where contact_id = 'c-1'",
+    );
+    let engine = engine_writing_back(&world, false);
+    let dispatcher =
+        Dispatcher::start_with_federated(world.dispatch_options(5), &engine, federated())
+            .expect("dispatcher");
+    engine.wait_until_applied(std::time::Duration::from_secs(10));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(tier(&world._server).as_deref(), Some("platinum"));
+    assert_eq!(timeline_events(&engine, "Write Back Applied").len(), 1);
+    assert_eq!(
+        store_states(&engine),
+        [DeliveryState::Sent],
+        "one write-back, applied"
+    );
+    dispatcher.shutdown();
+    engine.shutdown();
+}
+
+/// The states of every write-back record.
+fn store_states(engine: &Engine) -> Vec<DeliveryState> {
+    engine
+        .delivery_store()
+        .list(&ws(), None, 100)
+        .expect("read")
+        .into_iter()
+        .filter(|record| record.channel == "write_back")
+        .map(|record| record.state)
+        .collect()
+}

@@ -31,6 +31,7 @@ mod progress;
 mod reader;
 mod state;
 mod ticker;
+pub mod write_back;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{ExactIdentity, IdentityInput, IdentityResolver};
@@ -76,6 +77,8 @@ pub struct EngineOptions {
     pub identity: customer360::IdentityConfigs,
     /// The activity items subscriptions want (none: no items are derived).
     pub activity: activity::ActivityWants,
+    /// Each workspace's federated attribute sets with a write-back (what journeys may write back).
+    pub write_back: write_back::WritableSets,
 }
 
 /// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
@@ -120,6 +123,7 @@ impl Default for EngineOptions {
             log_gate: None,
             identity: customer360::IdentityConfigs::default(),
             activity: activity::ActivityWants::default(),
+            write_back: write_back::WritableSets::default(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl Engine {
         let mut loaded = state::State::load(state.as_mut())?;
         loaded.configure_identity(&options.identity);
         loaded.configure_activity(options.activity.clone());
+        loaded.configure_write_back(options.write_back.clone());
         let checkpointed = loaded.applied_seq();
         let committed = log_reader.last_seq()?;
         if checkpointed > committed {

@@ -8,7 +8,7 @@ use crate::{AttributeValues, FederatedError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,6 +131,15 @@ impl FederatedAttributes {
         self.attributes
             .get(name)
             .map(|entry| entry.config.source.as_str())
+    }
+
+    /// The declared attribute sets that can be written back to their source system.
+    pub fn writable_names(&self) -> BTreeSet<String> {
+        self.attributes
+            .values()
+            .filter(|entry| entry.connector.can_write())
+            .map(|entry| entry.config.name.clone())
+            .collect()
     }
 
     /// The record id that parameterizes attribute set `name` for a profile, among its source

@@ -19,6 +19,7 @@ pub struct Catalog {
     events: Option<BTreeSet<String>>,
     templates: Option<BTreeMap<Channel, BTreeSet<String>>>,
     audiences: Option<BTreeSet<String>>,
+    writable_sets: Option<BTreeSet<String>>,
 }
 
 impl Default for Catalog {
@@ -36,6 +37,7 @@ impl Catalog {
             events: Some(BTreeSet::new()),
             templates: Some(BTreeMap::new()),
             audiences: Some(BTreeSet::new()),
+            writable_sets: Some(BTreeSet::new()),
         }
     }
 
@@ -47,6 +49,7 @@ impl Catalog {
             events: None,
             templates: None,
             audiences: None,
+            writable_sets: None,
         }
     }
 
@@ -89,6 +92,21 @@ impl Catalog {
             known.insert(id.to_owned());
         }
         self
+    }
+
+    /// Declares a federated attribute set that can be written back to its source system.
+    pub fn writable_set(&mut self, name: &str) -> &mut Self {
+        if let Some(known) = &mut self.writable_sets {
+            known.insert(name.to_owned());
+        }
+        self
+    }
+
+    /// Whether a federated attribute set is known and declares a write-back.
+    pub fn knows_writable_set(&self, name: &str) -> bool {
+        self.writable_sets
+            .as_ref()
+            .is_none_or(|known| known.contains(name))
     }
 
     /// The condition schema (profile attributes, events).
@@ -161,6 +179,9 @@ impl Catalog {
         for audience in &document.audiences {
             catalog.audience(audience);
         }
+        for set in &document.write_back {
+            catalog.writable_set(set);
+        }
         catalog
     }
 }
@@ -184,4 +205,7 @@ pub struct CatalogDocument {
     /// Audience ids.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Federated attribute sets that declare a write-back.
+    #[serde(default)]
+    pub write_back: Vec<String>,
 }

@@ -56,7 +56,8 @@ impl CompiledJourney {
                 }
                 StepKind::UpdateProfile { operations, .. } => {
                     conditions.extend(operations.iter().filter_map(|operation| match operation {
-                        ProfileOperation::SetExpression { expression, .. } => Some(expression),
+                        ProfileOperation::SetExpression { expression, .. }
+                        | ProfileOperation::WriteBack { expression, .. } => Some(expression),
                         _ => None,
                     }));
                 }
@@ -297,6 +298,12 @@ pub enum ProfileOperation {
     },
     Unset {
         attribute: Arc<str>,
+    },
+    /// A field of a federated attribute set written back to its source system.
+    WriteBack {
+        set: Arc<str>,
+        field: Arc<str>,
+        expression: Condition,
     },
 }
 

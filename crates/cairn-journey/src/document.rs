@@ -471,6 +471,11 @@ pub struct UpdateProfileStep {
     /// Attributes removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unset: Vec<String>,
+    /// Fields of federated attribute sets written back to their source system, as
+    /// `set.field` → a condition-language expression (`loyalty.tier: "'gold'"`). The write runs
+    /// outside the journey, durably and with an audit event; the profile itself is not changed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub write_back: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }

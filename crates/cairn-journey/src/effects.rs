@@ -20,8 +20,10 @@ pub struct Effects {
     pub entered: SmallVec<[Entered; 1]>,
     /// Messages to send, each at most once per id.
     pub outbox: SmallVec<[OutboxMessage; 1]>,
-    /// Profile changes (already applied to the context's profile; persist and write back).
+    /// Profile changes (already applied to the context's profile; persist them).
     pub profile_updates: SmallVec<[ProfileUpdate; 1]>,
+    /// Fields to write back to federated attribute sources (outside the journey, durably).
+    pub write_backs: Vec<WriteBack>,
     /// Timers set, moved or cleared.
     pub timers: SmallVec<[TimerChange; 2]>,
     /// Per-step counter changes.
@@ -38,6 +40,7 @@ impl Effects {
         self.entered.clear();
         self.outbox.clear();
         self.profile_updates.clear();
+        self.write_backs.clear();
         self.timers.clear();
         self.step_counts.clear();
         self.ended.clear();
@@ -49,6 +52,7 @@ impl Effects {
         self.entered.is_empty()
             && self.outbox.is_empty()
             && self.profile_updates.is_empty()
+            && self.write_backs.is_empty()
             && self.timers.is_empty()
             && self.step_counts.is_empty()
             && self.ended.is_empty()
@@ -102,6 +106,23 @@ pub struct AttributeChange {
     pub attribute: Arc<str>,
     /// The new value, or `None` when removed.
     pub value: Option<Value>,
+}
+
+/// A field of a federated attribute set to write back to its source system (value computed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WriteBack {
+    pub enrollment: EnrollmentId,
+    pub journey: JourneyKey,
+    pub journey_id: Arc<str>,
+    pub step: StepIndex,
+    pub step_id: Arc<str>,
+    pub profile_id: Arc<str>,
+    /// The attribute set (`loyalty`) and its field (`tier`).
+    pub set: Arc<str>,
+    pub field: Arc<str>,
+    pub value: Value,
+    /// When the journey decided it (ms).
+    pub at_ms: i64,
 }
 
 /// A timer set (`Some`) or cleared (`None`).
@@ -212,8 +233,12 @@ pub enum Decision {
     DeliveryResult { ok: bool },
     /// The awaited delivery result did not come in time.
     ResponseTimeout,
-    /// Profile attributes changed.
-    ProfileUpdated { changes: u16 },
+    /// Profile attributes changed, and federated fields asked to be written back.
+    ProfileUpdated {
+        changes: u16,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        written_back: u16,
+    },
     /// Held because the journey is paused.
     Held,
     /// Released because the journey resumed.
@@ -226,6 +251,10 @@ pub enum Decision {
     },
     /// The enrollment ended.
     Ended { reason: EndReason },
+}
+
+fn is_zero(count: &u16) -> bool {
+    *count == 0
 }
 
 /// The values a condition read (`profile.tier` → `"gold"`), recorded when tracing values.

@@ -135,7 +135,16 @@ pub fn explain(journey: &CompiledJourney, entry: &TraceEntry) -> String {
             }
         }
         Decision::ResponseTimeout => "no webhook answer in time: timeout path".to_owned(),
-        Decision::ProfileUpdated { changes } => format!("updated {changes} profile attribute(s)"),
+        Decision::ProfileUpdated {
+            changes,
+            written_back: 0,
+        } => format!("updated {changes} profile attribute(s)"),
+        Decision::ProfileUpdated {
+            changes,
+            written_back,
+        } => format!(
+            "updated {changes} profile attribute(s), asked to write back {written_back} federated field(s)"
+        ),
         Decision::Held => "held: the journey is paused".to_owned(),
         Decision::Resumed => "released: the journey resumed".to_owned(),
         Decision::CriterionMet { goal, index, reads } => {

@@ -9,7 +9,7 @@ use crate::compiled::{CompiledCriterion, CompiledJourney, ProfileOperation, Send
 use crate::document::{IfMissing, PauseBehaviour};
 use crate::effects::{
     AttributeChange, Decision, Effects, EndDetail, Ended, Entered, OutboxMessage, ProfileUpdate,
-    Reads, StepChange, StepCount, TimerChange, TraceEntry, WaitReason,
+    Reads, StepChange, StepCount, TimerChange, TraceEntry, WaitReason, WriteBack,
 };
 use crate::engagement::engagements_of;
 use crate::enrollment::{
@@ -875,7 +875,7 @@ impl Run<'_, '_> {
             }
             StepKind::Send(send) => self.send(&step.id, send),
             StepKind::UpdateProfile { operations, next } => {
-                self.update_profile(operations);
+                self.update_profile(&step.id, operations);
                 Next::Go(*next)
             }
             StepKind::Join { next } => Next::Go(*next),
@@ -1050,32 +1050,16 @@ impl Run<'_, '_> {
         }
     }
 
-    fn update_profile(&mut self, operations: &[ProfileOperation]) {
+    fn update_profile(&mut self, step_id: &Arc<str>, operations: &[ProfileOperation]) {
         let mut changes = Vec::with_capacity(operations.len());
+        let mut written_back = 0u16;
         for operation in operations {
             let (attribute, value) = match operation {
                 ProfileOperation::Set { attribute, value } => (attribute, Some(value.clone())),
                 ProfileOperation::SetExpression {
                     attribute,
                     expression,
-                } => {
-                    let evaluation = Evaluation {
-                        now_ms: self.context.now_ms,
-                        profile: self.context.profile,
-                        event: self
-                            .enrollment
-                            .data
-                            .as_ref()
-                            .and_then(|data| data.current_event.as_ref()),
-                        journey: self.journey_data(),
-                        history: self.context.history,
-                    };
-                    let value = match expression.evaluate(&evaluation).to_json() {
-                        Value::Number(number) => number.as_f64().map_or(Value::Null, number_value),
-                        other => other,
-                    };
-                    (attribute, Some(value))
-                }
+                } => (attribute, Some(self.value_of(expression))),
                 ProfileOperation::Increment { attribute, by } => {
                     let current = lookup_path(self.context.profile, attribute)
                         .and_then(Value::as_f64)
@@ -1083,6 +1067,27 @@ impl Run<'_, '_> {
                     (attribute, Some(number_value(current + by)))
                 }
                 ProfileOperation::Unset { attribute } => (attribute, None),
+                ProfileOperation::WriteBack {
+                    set,
+                    field,
+                    expression,
+                } => {
+                    let value = self.value_of(expression);
+                    self.effects.write_backs.push(WriteBack {
+                        enrollment: self.enrollment.id,
+                        journey: self.key,
+                        journey_id: self.journey.id.clone(),
+                        step: self.enrollment.step,
+                        step_id: step_id.clone(),
+                        profile_id: self.context.profile_id.clone(),
+                        set: set.clone(),
+                        field: field.clone(),
+                        value,
+                        at_ms: self.now(),
+                    });
+                    written_back = written_back.saturating_add(1);
+                    continue;
+                }
             };
             match &value {
                 Some(value) => set_path(self.context.profile, attribute, value.clone()),
@@ -1095,13 +1100,36 @@ impl Run<'_, '_> {
         }
         self.trace(Decision::ProfileUpdated {
             changes: u16::try_from(changes.len()).unwrap_or(u16::MAX),
+            written_back,
         });
-        self.effects.profile_updates.push(ProfileUpdate {
-            enrollment: self.enrollment.id,
-            journey: self.key,
-            step: self.enrollment.step,
-            changes,
-        });
+        if !changes.is_empty() {
+            self.effects.profile_updates.push(ProfileUpdate {
+                enrollment: self.enrollment.id,
+                journey: self.key,
+                step: self.enrollment.step,
+                changes,
+            });
+        }
+    }
+
+    /// The value of an expression over the enrollment's current event and data (a whole number
+    /// as an integer).
+    fn value_of(&self, expression: &Condition) -> Value {
+        let evaluation = Evaluation {
+            now_ms: self.context.now_ms,
+            profile: self.context.profile,
+            event: self
+                .enrollment
+                .data
+                .as_ref()
+                .and_then(|data| data.current_event.as_ref()),
+            journey: self.journey_data(),
+            history: self.context.history,
+        };
+        match expression.evaluate(&evaluation).to_json() {
+            Value::Number(number) => number.as_f64().map_or(Value::Null, number_value),
+            other => other,
+        }
     }
 }
 

@@ -53,6 +53,7 @@ pub mod codes {
     pub const INVALID_AWAIT_RESPONSE: &str = "invalid_await_response";
     pub const EMPTY_UPDATE: &str = "empty_update";
     pub const CONFLICTING_UPDATE: &str = "conflicting_update";
+    pub const UNKNOWN_WRITE_BACK: &str = "unknown_write_back";
     pub const EMPTY_CRITERION: &str = "empty_criterion";
     pub const CRITERION_NEVER_EVALUATED: &str = "criterion_never_evaluated";
 
@@ -85,6 +86,7 @@ pub mod codes {
         INVALID_AWAIT_RESPONSE,
         EMPTY_UPDATE,
         CONFLICTING_UPDATE,
+        UNKNOWN_WRITE_BACK,
         EMPTY_CRITERION,
         CRITERION_NEVER_EVALUATED,
     ];
@@ -1185,12 +1187,27 @@ impl<'a> Validator<'a> {
                 failed = true;
             }
         }
+        for (target, source) in &document_step.write_back {
+            let path = format!("{base}/write_back/{}", pointer_escape(target));
+            let target = self.write_back_target(target, here, &path);
+            let expression = self.condition(source, ConditionUse::InJourney, here, &path, true);
+            match (target, expression) {
+                (Some((set, field)), Some(expression)) => {
+                    operations.push(ProfileOperation::WriteBack {
+                        set,
+                        field,
+                        expression,
+                    });
+                }
+                _ => failed = true,
+            }
+        }
         if operations.is_empty() && !failed {
             self.error(
                 codes::EMPTY_UPDATE,
                 here,
                 base,
-                "an update_profile step needs at least one of `set`, `set_expr`, `increment`, `unset`",
+                "an update_profile step needs at least one of `set`, `set_expr`, `increment`, `unset`, `write_back`",
             );
             return None;
         }
@@ -1201,6 +1218,38 @@ impl<'a> Validator<'a> {
             operations,
             next: next?,
         })
+    }
+
+    /// A write-back target `set.field`: a declared federated set with a write-back, and a field.
+    fn write_back_target(
+        &mut self,
+        target: &str,
+        step: Option<&str>,
+        path: &str,
+    ) -> Option<(Arc<str>, Arc<str>)> {
+        let Some((set, field)) = target.split_once('.').filter(|(set, field)| {
+            !set.is_empty()
+                && !field.is_empty()
+                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }) else {
+            self.error(
+                codes::UNKNOWN_WRITE_BACK,
+                step,
+                path,
+                format!("`{target}`: a write-back target is `set.field` (the field a plain name)"),
+            );
+            return None;
+        };
+        if !self.catalog.knows_writable_set(set) {
+            self.error(
+                codes::UNKNOWN_WRITE_BACK,
+                step,
+                path,
+                format!("`{set}` is not a federated attribute set with a write-back"),
+            );
+            return None;
+        }
+        Some((Arc::from(set), Arc::from(field)))
     }
 
     /// Reachability, loops without a wait, engagement splits after their send, sends inside loops.
@@ -1318,7 +1367,9 @@ impl<'a> Validator<'a> {
                 } => note(filter, false),
                 StepKind::UpdateProfile { operations, .. } => {
                     for operation in operations {
-                        if let ProfileOperation::SetExpression { expression, .. } = operation {
+                        if let ProfileOperation::SetExpression { expression, .. }
+                        | ProfileOperation::WriteBack { expression, .. } = operation
+                        {
                             note(expression, true);
                         }
                     }

@@ -526,6 +526,41 @@ fn update_profile_sets_increments_unsets_and_later_steps_see_the_new_values() {
 }
 
 #[test]
+fn write_back_asks_for_the_computed_value_and_leaves_the_profile_alone() {
+    let compiled = journey(&format!(
+        "{HEADER}start: u\nsteps:\n  - id: u\n    type: update_profile\n    write_back: {{loyalty.points: 'profile.points + event.properties.bonus', loyalty.tier: \"'gold'\"}}\n    next: x\n  - {{id: x, type: exit}}\n"
+    ));
+    let mut harness = Harness::new(compiled, json!({"points": 10}));
+    let effects = harness.event("2025-01-01T10:00:00Z", "Start", json!({"bonus": 5}));
+    let writes: Vec<(String, String, Value, String)> = effects
+        .write_backs
+        .iter()
+        .map(|write| {
+            (
+                write.set.to_string(),
+                write.field.to_string(),
+                write.value.clone(),
+                write.step_id.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            ("loyalty".into(), "points".into(), json!(15), "u".into()),
+            ("loyalty".into(), "tier".into(), json!("gold"), "u".into()),
+        ]
+    );
+    assert_eq!(effects.write_backs[0].at_ms, ms("2025-01-01T10:00:00Z"));
+    assert_eq!(
+        Value::Object(harness.profile.clone()),
+        json!({"points": 10})
+    );
+    assert!(effects.profile_updates.is_empty(), "no profile change");
+    assert_eq!(ended(&effects), [EndReason::Completed]);
+}
+
+#[test]
 fn join_merges_paths_and_exit_completes() {
     let compiled = journey(&format!(
         "{HEADER}start: d\nsteps:\n  - id: d\n    type: decision_split\n    branches:\n      - {{condition: 'profile.a == 1', next: j}}\n    default: j\n  - {{id: j, type: join, next: x}}\n  - {{id: x, type: exit}}\n"

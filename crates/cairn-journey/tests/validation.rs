@@ -19,7 +19,8 @@ fn catalog() -> Catalog {
         .event("Order Completed")
         .template(Channel::Email, "t")
         .template(Channel::Webhook, "hook")
-        .audience("lapsed");
+        .audience("lapsed")
+        .writable_set("loyalty");
     catalog
 }
 
@@ -56,6 +57,8 @@ const CASES: &[(&str, Option<&str>, &str, &str)] = &[
     (codes::RANDOM_WEIGHTS, Some("r"), "/steps/0/branches", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: r\nsteps:\n  - {id: r, type: random_split, branches: [{name: a, weight: 50, next: x}, {name: b, weight: 40, next: x}]}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_ATTRIBUTE, Some("u"), "/steps/0/set/colour", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: u\nsteps:\n  - {id: u, type: update_profile, set: {colour: red}, next: x}\n  - {id: x, type: exit}"),
     (codes::INVALID_ATTRIBUTE, Some("w"), "/steps/0/until/attribute", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: w\nsteps:\n  - {id: w, type: wait, until: {attribute: renewal_date}, next: x}\n  - {id: x, type: exit}"),
+    (codes::UNKNOWN_WRITE_BACK, Some("u"), "/steps/0/write_back/loyalti.tier", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: u\nsteps:\n  - {id: u, type: update_profile, write_back: {loyalti.tier: \"'gold'\"}, next: x}\n  - {id: x, type: exit}"),
+    (codes::UNKNOWN_WRITE_BACK, Some("u"), "/steps/0/write_back/loyalty", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: u\nsteps:\n  - {id: u, type: update_profile, write_back: {loyalty: \"'gold'\"}, next: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_EVENT, None, "/entry/event/name", "id: j\nname: J\nentry: {event: {name: Mystery}}\nstart: x\nsteps: [{id: x, type: exit}]"),
     (codes::UNKNOWN_TEMPLATE, Some("a"), "/steps/0/template", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: a\nsteps:\n  - {id: a, type: send, channel: sms, template: t, next: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_AUDIENCE, None, "/entry/audience/id", "id: j\nname: J\nentry: {audience: {id: ghosts}}\nstart: x\nsteps: [{id: x, type: exit}]"),

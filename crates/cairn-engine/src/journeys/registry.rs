@@ -524,11 +524,18 @@ impl Registry {
         catalog
     }
 
-    /// Checks a journey document against the workspace's catalog.
-    pub(crate) fn check_journey(&self, document: &JourneyDocument) -> Vec<ValidationError> {
-        validate(document, &self.catalog_for(Some(document)))
-            .err()
-            .unwrap_or_default()
+    /// Checks a journey document against the workspace's catalog and the federated attribute sets
+    /// it may write back to.
+    pub(crate) fn check_journey(
+        &self,
+        document: &JourneyDocument,
+        writable_sets: Option<&BTreeSet<String>>,
+    ) -> Vec<ValidationError> {
+        let mut catalog = self.catalog_for(Some(document));
+        for set in writable_sets.into_iter().flatten() {
+            catalog.writable_set(set);
+        }
+        validate(document, &catalog).err().unwrap_or_default()
     }
 
     /// Checks an audience document against the workspace's catalog.

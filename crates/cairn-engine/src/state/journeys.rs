@@ -708,6 +708,12 @@ impl State {
         for item in &activity {
             self.keep_outbox_row(rank, activity::outbox_row(item, workspace, rank, now));
         }
+        for write_back in &effects.write_backs {
+            self.keep_outbox_row(
+                rank,
+                crate::write_back::outbox_row(write_back, workspace, rank),
+            );
+        }
         traits_changed
     }
 

@@ -1,0 +1,286 @@
+//! Write-backs: the fields journeys' `update_profile` steps write to federated attribute sources
+//! (`write_back: {loyalty.tier: "'gold'"}`), performed durably and audited.
+//!
+//! A write-back is an outbox row of the engine's internal `write_back` channel, one delivery record
+//! like a message, so the dispatcher's store, retries and dead letters work for it unchanged:
+//!
+//! 1. drops rows the store already finished (a replay or a catch-up re-produces the same ids);
+//! 2. **records the attempt** for the batch in one durable transaction;
+//! 3. writes each field through `cairn-federated` (the profile's record of the set's source, the
+//!    set's timeout; the cached values of that record are dropped);
+//! 4. submits the **audit** as an event on the profile: `Write Back Applied` (source, record id,
+//!    field, previous cached value, new value, actor, rows) or `Write Back Failed` (why, and whether
+//!    it will be tried again). Its message id derives from the write-back's, so a repeat is a
+//!    duplicate;
+//! 5. **records the results**: applied, retry later (a source that is down or slow), failed (no
+//!    such set, no record of its source) or dead (out of attempts).
+//!
+//! The audit goes in before the result, so a crash between them repeats the write (a `set` of the
+//! same value) and the event, which the engine drops as a duplicate: a write-back is at least once
+//! and never unaudited.
+
+use crate::dispatcher::{next_batch, record_of, retry_or_give_up, unfinished, Shared, Work};
+use crate::{feedback, DispatchError};
+use cairn_delivery::FailureClass;
+use cairn_engine::write_back::WRITE_BACK_CHANNEL;
+use cairn_federated::{AuditRecord, FederatedError, WriteOutcome};
+use cairn_model::{NormalizedMessage, ProfileId, WorkspaceId};
+use cairn_storage::{DeliveryRecord, DeliveryState};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// The event a write-back that reached its source adds to the profile's timeline.
+pub const WRITE_BACK_APPLIED: &str = "Write Back Applied";
+/// The event of a write-back that failed for good, or will be tried again.
+pub const WRITE_BACK_FAILED: &str = "Write Back Failed";
+
+/// What the engine's outbox row of a write-back says.
+#[derive(Debug, Deserialize)]
+struct Request {
+    profile_id: String,
+    #[serde(default)]
+    journey_id: String,
+    #[serde(default)]
+    step_id: String,
+    set: String,
+    field: String,
+    value: Value,
+}
+
+impl Request {
+    /// Who asked, as the audit names it.
+    fn actor(&self) -> String {
+        format!("journey:{}/step:{}", self.journey_id, self.step_id)
+    }
+}
+
+/// Why a write-back did not apply: `retry` when trying again later may help.
+struct Failure {
+    code: &'static str,
+    reason: String,
+    retry: bool,
+}
+
+impl Failure {
+    fn permanent(code: &'static str, reason: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            reason: reason.into(),
+            retry: false,
+        }
+    }
+}
+
+/// The write-back worker: batches from its queue until the queue closes.
+pub(crate) async fn write_back_worker(
+    shared: Arc<Shared>,
+    mut queue: mpsc::UnboundedReceiver<Work>,
+) {
+    while let Some(batch) = next_batch(&mut queue, shared.options.batch_size).await {
+        if let Err(error) = process(&shared, batch).await {
+            tracing::error!(%error, "a write-back batch failed; its writes will be retried");
+        }
+    }
+}
+
+async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchError> {
+    let todo = unfinished(shared, batch)?;
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let now = shared.now_ms();
+    let attempts: Vec<DeliveryRecord> = todo
+        .iter()
+        .map(|work| {
+            let mut record = record_of(work, WRITE_BACK_CHANNEL, now);
+            record.attempts = work.attempts + 1;
+            record
+        })
+        .collect();
+    shared.store.record(&attempts)?;
+    let writes = todo.into_iter().map(|work| async move {
+        let outcome = perform(shared, &work).await;
+        (work, outcome)
+    });
+    let results = futures::future::join_all(writes).await;
+    let now = shared.now_ms();
+    let mut records = Vec::with_capacity(results.len());
+    let mut events: HashMap<WorkspaceId, Vec<NormalizedMessage>> = HashMap::new();
+    for (work, (profile, outcome)) in results {
+        let (record, event) = settle(shared, &work, profile, outcome, now);
+        if let Some(event) = event {
+            events
+                .entry(work.row.workspace.clone())
+                .or_default()
+                .push(event);
+        }
+        records.push(record);
+    }
+    for (workspace, events) in events {
+        shared.ingestor.submit(workspace, events).await?;
+    }
+    shared.store.record(&records)?;
+    for record in &records {
+        shared.release(&record.message_id);
+        shared
+            .metrics
+            .delivered(WRITE_BACK_CHANNEL, record.state.as_str());
+    }
+    Ok(())
+}
+
+/// Writes the field for the profile's record of the set's source; the profile (as it is now) the
+/// audit goes to, when it is still there.
+async fn perform(
+    shared: &Shared,
+    work: &Work,
+) -> (
+    Option<ProfileId>,
+    Result<(Request, AuditRecord), (Option<Request>, Failure)>,
+) {
+    let request = match serde_json::from_str::<Request>(&work.row.body) {
+        Ok(request) => request,
+        Err(error) => {
+            let failure = Failure::permanent("invalid_body", error.to_string());
+            return (None, Err((None, failure)));
+        }
+    };
+    let workspace = &work.row.workspace;
+    let Some(profile) = ProfileId::parse(&request.profile_id)
+        .and_then(|id| shared.reader.profile_now(workspace, &id))
+    else {
+        let failure = Failure::permanent("record_not_found", "the profile is gone");
+        return (None, Err((Some(request), failure)));
+    };
+    let Some(attributes) = shared.federated.get(workspace) else {
+        let failure = Failure::permanent(
+            "invalid_config",
+            format!(
+                "the workspace declares no federated attribute set `{}`",
+                request.set
+            ),
+        );
+        return (Some(profile.id), Err((Some(request), failure)));
+    };
+    let records = shared.reader.source_record_ids_now(workspace, &profile.id);
+    let Some(source_id) = attributes.record_for(&request.set, &records) else {
+        let source = attributes.source_of(&request.set).unwrap_or("?");
+        let failure = Failure::permanent(
+            "record_not_found",
+            format!(
+                "the profile has no record of source `{source}`, which `{}` reads",
+                request.set
+            ),
+        );
+        return (Some(profile.id), Err((Some(request), failure)));
+    };
+    let written = attributes
+        .write_back(
+            &request.set,
+            source_id,
+            &request.field,
+            request.value.clone(),
+            &request.actor(),
+        )
+        .await;
+    let outcome = match written {
+        Ok(audit) => Ok((request, audit)),
+        Err(error) => {
+            let retry = matches!(
+                error,
+                FederatedError::WriteBack { .. }
+                    | FederatedError::Timeout { .. }
+                    | FederatedError::Source { .. }
+            );
+            let failure = Failure {
+                code: error.error_code_name(),
+                reason: error.to_string(),
+                retry,
+            };
+            Err((Some(request), failure))
+        }
+    };
+    (Some(profile.id), outcome)
+}
+
+/// The record and the audit event of one write-back's outcome.
+fn settle(
+    shared: &Shared,
+    work: &Work,
+    profile: Option<ProfileId>,
+    outcome: Result<(Request, AuditRecord), (Option<Request>, Failure)>,
+    now: i64,
+) -> (DeliveryRecord, Option<NormalizedMessage>) {
+    let mut record = record_of(work, WRITE_BACK_CHANNEL, now);
+    record.attempts = work.attempts + 1;
+    let at = shared.clock.now();
+    let event = |name: &str, properties: Map<String, Value>| {
+        profile.map(|profile| {
+            feedback::event(profile, name, &work.row.message_id, properties, None, at)
+        })
+    };
+    let (request, failure) = match outcome {
+        Ok((request, audit)) => {
+            record.state = DeliveryState::Sent;
+            record.provider = Some(audit.source.clone());
+            record.provider_message_id = Some(audit.source_id.clone());
+            let properties = applied_properties(&work.row.message_id, &request, &audit);
+            return (record, event(WRITE_BACK_APPLIED, properties));
+        }
+        Err(failed) => failed,
+    };
+    record.last_error = Some(format!("{}: {}", failure.code, failure.reason));
+    let class = match failure.retry {
+        true => FailureClass::Transient {
+            retry_after_ms: None,
+        },
+        false => FailureClass::Permanent,
+    };
+    let policy = cairn_delivery::RetryPolicy {
+        in_doubt: shared.in_doubt_policy(WRITE_BACK_CHANNEL),
+        ..shared.options.retry
+    };
+    let state = retry_or_give_up(&mut record, &policy, class, now);
+    let mut properties = Map::new();
+    properties.insert("write_back_id".into(), work.row.message_id.clone().into());
+    if let Some(request) = &request {
+        properties.insert("set".into(), request.set.clone().into());
+        properties.insert("field".into(), request.field.clone().into());
+        properties.insert("value".into(), request.value.clone());
+        properties.insert("actor".into(), request.actor().into());
+        properties.insert("journey_id".into(), request.journey_id.clone().into());
+    }
+    properties.insert("code".into(), failure.code.into());
+    properties.insert("reason".into(), failure.reason.into());
+    properties.insert("state".into(), state.as_str().into());
+    properties.insert("attempts".into(), record.attempts.into());
+    // A failure to be retried gets an event per attempt (each its own message id).
+    let id = format!("{}-{}", work.row.message_id, record.attempts);
+    let event = profile
+        .map(|profile| feedback::event(profile, WRITE_BACK_FAILED, &id, properties, None, at));
+    (record, event)
+}
+
+/// The audit of an applied write-back as event properties.
+fn applied_properties(id: &str, request: &Request, audit: &AuditRecord) -> Map<String, Value> {
+    let mut properties = Map::new();
+    properties.insert("write_back_id".into(), id.into());
+    properties.insert("set".into(), audit.attribute.clone().into());
+    properties.insert("field".into(), audit.field.clone().into());
+    properties.insert("source".into(), audit.source.clone().into());
+    properties.insert("source_id".into(), audit.source_id.clone().into());
+    properties.insert(
+        "previous_value".into(),
+        audit.previous_value.clone().unwrap_or(Value::Null),
+    );
+    properties.insert("value".into(), audit.new_value.clone());
+    properties.insert("actor".into(), audit.actor.clone().into());
+    properties.insert("journey_id".into(), request.journey_id.clone().into());
+    if let WriteOutcome::Applied { rows } = audit.outcome {
+        properties.insert("rows".into(), rows.into());
+    }
+    properties
+}
