@@ -99,6 +99,27 @@ pub(crate) async fn read_document(
     Ok((text, format))
 }
 
+/// Reads an identity ruleset: TOML (`application/toml`, `text/toml`, or no content type) or JSON
+/// (`application/json`), as in the `identity_rules` file.
+pub(crate) async fn read_ruleset(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, cairn_identity::DocumentFormat), ApiError> {
+    use cairn_identity::DocumentFormat;
+    let format = match media_type(headers).as_deref() {
+        None | Some("" | "application/toml" | "text/toml" | "text/plain") => DocumentFormat::Toml,
+        Some(media) if is_json(media) => DocumentFormat::Json,
+        Some(media) => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("Content-Type {media:?} is not supported for rulesets; send application/toml or application/json"),
+            ))
+        }
+    };
+    let text = read_limited(headers, body, MAX_DOCUMENT_BYTES, document_too_large).await?;
+    Ok((text, format))
+}
+
 /// Reads a small JSON body into `T`; an empty body reads as `{}` (every field optional).
 pub(crate) async fn read_json<T: DeserializeOwned>(
     headers: &HeaderMap,

@@ -13,6 +13,10 @@
 //! - `POST /api/v1/identity/unmerge` `{"a": "source:id", "b": "source:id"}`: never the same person
 //!   (through the log; the resolver splits, the engine profile stays whole).
 //! - `GET /api/v1/identity/rules`: the workspace's active ruleset.
+//! - `POST /api/v1/identity/rules/preview?samples=N`: a dry run of a rule change — the proposed
+//!   ruleset (TOML or JSON) re-resolves a copy of the workspace's records in their original order;
+//!   the answer lists the profiles that would merge or split, with sample records, and the records
+//!   the new rules could not map. Nothing is applied.
 
 use crate::body::read_json;
 use crate::commands;
@@ -54,6 +58,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/identity/explain", get(explain))
         .route("/api/v1/identity/unmerge", axum::routing::post(unmerge))
         .route("/api/v1/identity/rules", get(rules))
+        .route(
+            "/api/v1/identity/rules/preview",
+            axum::routing::post(preview_rules),
+        )
 }
 
 fn source_error(error: SourceError) -> ApiError {
@@ -323,4 +331,51 @@ async fn rules(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json
         .await?
         .map_err(source_error)?;
     Ok(Json(rules))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewQuery {
+    /// Sample records shown per merge or split.
+    #[serde(default = "default_samples")]
+    samples: usize,
+}
+
+fn default_samples() -> usize {
+    5
+}
+
+/// Most sample records per merge or split.
+const MAX_SAMPLES: usize = 100;
+
+async fn preview_rules(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let query = crate::paging::query(query)?;
+    if query.samples > MAX_SAMPLES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("`samples` is at most {MAX_SAMPLES}"),
+        ));
+    }
+    let (text, format) = crate::body::read_ruleset(&headers, body).await?;
+    let identity_error = |error: cairn_identity::IdentityError| {
+        let code =
+            ErrorCode::from_name(error.error_code_name()).unwrap_or(ErrorCode::InvalidConfig);
+        ApiError::new(code, error.to_string())
+    };
+    let proposed = cairn_identity::Ruleset::parse(&text, format, "the proposed ruleset")
+        .and_then(cairn_identity::compiled::CompiledRuleset::new)
+        .map_err(identity_error)?;
+    let proposed = Arc::new(proposed);
+    let preview = read(&state, move |reader| {
+        Ok(reader.preview_identity_rules(&workspace, proposed, query.samples))
+    })
+    .await?
+    .map_err(source_error)?;
+    Ok(Json(json!(preview)))
 }

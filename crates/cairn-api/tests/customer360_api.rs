@@ -699,3 +699,190 @@ async fn templates_render_federated_attributes_and_unknown_sets_are_refused_at_p
         "the tickets source is down",
     );
 }
+
+/// POSTs a proposed ruleset to the dry run.
+async fn preview_rules(
+    server: &Server,
+    query: &str,
+    token: &str,
+    content_type: &str,
+    body: String,
+) -> (StatusCode, Value) {
+    send(
+        server,
+        Method::POST,
+        &format!("/api/v1/identity/rules/preview{query}"),
+        token,
+        Some(content_type),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_rule_change_preview_lists_merges_and_splits_and_applies_nothing() {
+    let server = start_with(options(), |state| state).await;
+    let records = [
+        (
+            "crm",
+            "c-1",
+            r#"{"first": "Jonathan", "mobile": "07911 123456"}"#,
+        ),
+        (
+            "shop",
+            "s-9",
+            r#"{"given": "Jonathon", "phone": "+44 7911 123456"}"#,
+        ),
+        (
+            "crm",
+            "c-3",
+            r#"{"first": "Robert", "email": "bob@example.com"}"#,
+        ),
+        (
+            "shop",
+            "s-3",
+            r#"{"given": "Bob", "mail": "Bob@Example.com"}"#,
+        ),
+        (
+            "crm",
+            "c-4",
+            r#"{"first": "Zoe", "email": "zoe@example.com"}"#,
+        ),
+    ];
+    let mut unified = BTreeMap::new();
+    for (source, id, body) in records {
+        let (status, placed) = put_record(&server, "tok_acme", source, id, body).await;
+        assert_eq!(status, StatusCode::OK, "{placed}");
+        unified.insert(format!("{source}:{id}"), placed["unified_id"].clone());
+    }
+    assert_eq!(
+        unified["crm:c-1"], unified["shop:s-9"],
+        "fuzzy name + phone"
+    );
+    assert_ne!(unified["crm:c-3"], unified["shop:s-3"], "Robert is not Bob");
+
+    // Proposed: the email alone is enough, and the phone rule goes.
+    let head = RULES.split("[[rule]]").next().expect("sources");
+    let proposed = format!(
+        "{head}[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"exact_normalized\" }}]\n"
+    );
+    let (status, preview) = preview_rules(
+        &server,
+        "?samples=1",
+        "tok_acme",
+        "application/toml",
+        proposed.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["records"], 5);
+    assert_eq!(preview["profiles_before"], 4);
+    assert_eq!(preview["profiles_after"], 4);
+    assert_eq!(preview["unchanged_profiles"], 1, "zoe: {preview}");
+    let merges = preview["merges"].as_array().expect("merges");
+    assert_eq!(merges.len(), 1, "{preview}");
+    let mut merged: Vec<Value> = merges[0]["before"].as_array().expect("before").clone();
+    merged.sort_by_key(|id| id.to_string());
+    let mut expected = vec![unified["crm:c-3"].clone(), unified["shop:s-3"].clone()];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(merged, expected);
+    assert_eq!(merges[0]["records"], 2);
+    assert_eq!(
+        merges[0]["sample_records"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let splits = preview["splits"].as_array().expect("splits");
+    assert_eq!(splits.len(), 1, "{preview}");
+    assert_eq!(splits[0]["before"], json!([unified["crm:c-1"]]));
+    assert_eq!(splits[0]["after"].as_array().map(Vec::len), Some(2));
+    assert_eq!(preview["unmapped"], json!([]));
+
+    // The same in JSON, and a source the proposal drops: its records are reported, not lost.
+    let parsed = Ruleset::parse(&proposed, DocumentFormat::Toml, "proposed").expect("rules");
+    let mut json_rules = serde_json::to_value(parsed).expect("json");
+    json_rules["source"]
+        .as_array_mut()
+        .expect("sources")
+        .retain(|source| source["name"] != "shop");
+    let (status, preview) = preview_rules(
+        &server,
+        "",
+        "tok_acme",
+        "application/json",
+        json_rules.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let unmapped: Vec<&str> = preview["unmapped"]
+        .as_array()
+        .expect("unmapped")
+        .iter()
+        .filter_map(|record| record["id"].as_str())
+        .collect();
+    assert_eq!(unmapped, ["s-9", "s-3"]);
+
+    // Nothing was applied.
+    let (_, found) = get(
+        &server,
+        "/api/v1/sources/shop/records/s-9/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(found["unified_id"], unified["crm:c-1"]);
+    let (_, rules) = get(&server, "/api/v1/identity/rules", "tok_acme").await;
+    assert_eq!(rules["rule"][1]["name"], "first name and phone");
+
+    // Bad input: each with its code.
+    let (status, body) = preview_rules(
+        &server,
+        "",
+        "tok_acme",
+        "application/toml",
+        "[[rule]\nname = 1".into(),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+        "bad TOML",
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("line")),
+        "{body}"
+    );
+    let (status, body) =
+        preview_rules(&server, "", "tok_acme", "image/png", proposed.clone()).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "application/toml",
+    );
+    let (status, body) = preview_rules(
+        &server,
+        "?samples=1000",
+        "tok_acme",
+        "application/toml",
+        proposed.clone(),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "samples",
+    );
+    let (status, body) =
+        preview_rules(&server, "", "tok_globex", "application/toml", proposed).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "globex",
+    );
+}

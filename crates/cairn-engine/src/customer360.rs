@@ -1,5 +1,6 @@
 //! Customer 360 in the engine: each workspace's identity configuration, the checks a source record
-//! passes before it is written to the log, and what readers see of a profile's source records.
+//! passes before it is written to the log, what readers see of a profile's source records, and
+//! the dry run of a rule change ([`preview_rules`]).
 //!
 //! Source records travel through the input log as commands ([`crate::journeys::Command`]'s
 //! `UpsertSourceRecord` / `RemoveSourceRecord`), so they apply in order with the events around them
@@ -158,4 +159,72 @@ pub struct RecordPlacement {
 pub fn parse_record_ref(text: &str) -> Option<RecordKey> {
     let (source, id) = text.split_once(':')?;
     (!source.is_empty() && !id.is_empty()).then(|| RecordKey::new(source, id))
+}
+
+/// The workspace's source records as received, oldest first (the order the resolver saw them),
+/// and the unified id each is in now: what a rule-change preview starts from.
+#[derive(Debug, Clone, Default)]
+pub struct RecordsNow {
+    pub records: Vec<(RecordKey, Map<String, Value>)>,
+    pub assignments: Vec<(RecordKey, cairn_identity::UnifiedId)>,
+}
+
+/// A record the proposed rules cannot map (a source or field they no longer have).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmappedRecord {
+    pub source: String,
+    pub id: String,
+    pub error: String,
+}
+
+/// What applying a proposed ruleset to a workspace would do (nothing is applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulesPreview {
+    #[serde(flatten)]
+    pub diff: cairn_identity::diff::ResolutionDiff,
+    /// Records the proposed rules would drop.
+    pub unmapped: Vec<UnmappedRecord>,
+}
+
+/// Resolves a record as received (again) under `compiled`: map, then upsert into `resolver`.
+pub(crate) fn resolve_stored(
+    resolver: &mut cairn_identity::Resolver,
+    compiled: &CompiledRuleset,
+    key: &RecordKey,
+    fields: &Map<String, Value>,
+) -> Result<cairn_identity::Resolution, String> {
+    let canonical = map_source_record(compiled, &key.source, &key.source_id, fields)
+        .map_err(|error| error.to_string())?;
+    resolver
+        .upsert(canonical)
+        .map_err(|error| error.to_string())
+}
+
+/// The dry run of a rule change: the records re-resolved under `proposed` in their original order
+/// (as a restart with the new rules would), compared with their clusters now. Pure: runs on a
+/// copy of the records, off the applier.
+pub fn preview_rules(
+    proposed: Arc<CompiledRuleset>,
+    now: &RecordsNow,
+    samples: usize,
+) -> RulesPreview {
+    let mut resolver = cairn_identity::Resolver::with_compiled(proposed.clone());
+    let mut unmapped = Vec::new();
+    for (key, fields) in &now.records {
+        if let Err(error) = resolve_stored(&mut resolver, &proposed, key, fields) {
+            unmapped.push(UnmappedRecord {
+                source: key.source.clone(),
+                id: key.source_id.clone(),
+                error,
+            });
+        }
+    }
+    RulesPreview {
+        diff: cairn_identity::diff::diff_assignments(
+            &now.assignments,
+            &resolver.assignments(),
+            samples,
+        ),
+        unmapped,
+    }
 }

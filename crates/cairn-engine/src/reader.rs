@@ -500,6 +500,19 @@ impl Reader {
         self.state.read().identity_rules(workspace)
     }
 
+    /// What applying `proposed` to the workspace would merge and split, with samples (a dry run:
+    /// the records are copied under the read lock and re-resolved outside it).
+    pub fn preview_identity_rules(
+        &self,
+        workspace: &WorkspaceId,
+        proposed: std::sync::Arc<cairn_identity::compiled::CompiledRuleset>,
+        samples: usize,
+    ) -> Result<crate::customer360::RulesPreview, SourceError> {
+        self.barrier();
+        let now = self.state.read().records_now(workspace)?;
+        Ok(crate::customer360::preview_rules(proposed, &now, samples))
+    }
+
     /// Why two source records are (or are not) one person.
     pub fn explain_records(
         &self,

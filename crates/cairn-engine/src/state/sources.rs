@@ -30,8 +30,8 @@
 
 use super::{Dirty, State};
 use crate::customer360::{
-    map_source_record, IdentityConfigs, ProfileIdentity, RecordPlacement, SourceError,
-    SourceRecordView,
+    map_source_record, resolve_stored, IdentityConfigs, ProfileIdentity, RecordPlacement,
+    RecordsNow, SourceError, SourceRecordView,
 };
 use crate::journeys::command::CommandOutcome;
 use cairn_core::traits::apply_traits;
@@ -206,14 +206,7 @@ impl WorkspaceSources {
                 for (key, record, rank) in persisted.records {
                     let fields: Map<String, Value> =
                         serde_json::from_str(&record.fields).unwrap_or_default();
-                    match map_source_record(&compiled, &key.source, &key.source_id, &fields)
-                        .map_err(|e| e.to_string())
-                        .and_then(|canonical| {
-                            sources
-                                .resolver
-                                .upsert(canonical)
-                                .map_err(|e| e.to_string())
-                        }) {
+                    match resolve_stored(&mut sources.resolver, &compiled, &key, &fields) {
                         Ok(resolution) => {
                             if let (Some(id), Some(rank)) = (resolution.unified_id, rank) {
                                 if !sources.cluster_profile.contains_key(&id) {
@@ -539,6 +532,23 @@ impl State {
     }
 
     /// The workspace's active ruleset (sources, rules, protection, reconciliation).
+    /// The workspace's records as received, oldest first, and their clusters now.
+    pub(crate) fn records_now(&self, workspace: &WorkspaceId) -> Result<RecordsNow, SourceError> {
+        let sources = self.sources_of(workspace)?;
+        let mut stored: Vec<(&RecordKey, &StoredRecord)> = sources.records.iter().collect();
+        stored.sort_by_key(|(_, record)| record.age);
+        Ok(RecordsNow {
+            records: stored
+                .into_iter()
+                .map(|(key, record)| {
+                    let fields = serde_json::from_str(&record.fields).unwrap_or_default();
+                    (key.clone(), fields)
+                })
+                .collect(),
+            assignments: sources.resolver.assignments(),
+        })
+    }
+
     pub(crate) fn identity_rules(&self, workspace: &WorkspaceId) -> Result<Value, SourceError> {
         let sources = self.sources_of(workspace)?;
         Ok(serde_json::to_value(&sources.compiled.ruleset).unwrap_or(Value::Null))
