@@ -207,7 +207,7 @@ impl Config {
             log_gate: None,
             identity: Default::default(),
             activity: Default::default(),
-            write_back: Default::default(),
+            federated: Default::default(),
         }
     }
 

@@ -31,9 +31,15 @@ pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOpt
     if let Some(delivery) = &config.delivery {
         options.activity = cairn_dispatch::activity::wants(&delivery.activity);
     }
-    options.write_back = crate::identity_config::load_federated(config)?
+    options.federated = crate::identity_config::load_federated(config)?
         .iter()
-        .map(|(workspace, attributes)| (workspace.clone(), attributes.writable_names()))
+        .map(|(workspace, attributes)| {
+            let sets = cairn_engine::federated::DeclaredSets {
+                readable: attributes.names().into_iter().map(str::to_string).collect(),
+                writable: attributes.writable_names(),
+            };
+            (workspace.clone(), sets)
+        })
         .collect();
     Ok(options)
 }

@@ -30,7 +30,7 @@ use cairn_delivery::{
     TrackingSigner,
 };
 use cairn_engine::activity::ACTIVITY_CHANNEL;
-use cairn_engine::write_back::WRITE_BACK_CHANNEL;
+use cairn_engine::federated::{FETCH_CHANNEL, WRITE_BACK_CHANNEL};
 use cairn_engine::{Clock, Engine, Ingestor, Metrics, Reader, WEBHOOK_RESPONDED};
 use cairn_model::{NormalizedMessage, ProfileId, WorkspaceId};
 use cairn_storage::{DeliveryRecord, DeliveryState, DeliveryStore, OutboxRow};
@@ -91,6 +91,7 @@ pub(crate) struct Shared {
     pub activity: Vec<ActivitySender>,
     activity_queue: mpsc::UnboundedSender<Work>,
     write_back_queue: mpsc::UnboundedSender<Work>,
+    fetch_queue: mpsc::UnboundedSender<Work>,
 }
 
 /// Each channel's queue, and the activity feed's, as their workers receive them.
@@ -98,6 +99,7 @@ pub(crate) struct Queues {
     pub channels: HashMap<Channel, mpsc::UnboundedReceiver<Work>>,
     pub activity: mpsc::UnboundedReceiver<Work>,
     pub write_back: mpsc::UnboundedReceiver<Work>,
+    pub fetch: mpsc::UnboundedReceiver<Work>,
 }
 
 /// A composed message and the profile it goes to, or why it cannot be composed.
@@ -176,6 +178,7 @@ impl Shared {
         }
         let (activity_queue, activity_receiver) = mpsc::unbounded_channel();
         let (write_back_queue, write_back_receiver) = mpsc::unbounded_channel();
+        let (fetch_queue, fetch_receiver) = mpsc::unbounded_channel();
         Ok((
             Arc::new(Shared {
                 options,
@@ -193,11 +196,13 @@ impl Shared {
                 activity,
                 activity_queue,
                 write_back_queue,
+                fetch_queue,
             }),
             Queues {
                 channels: receivers,
                 activity: activity_receiver,
                 write_back: write_back_receiver,
+                fetch: fetch_receiver,
             },
         ))
     }
@@ -235,6 +240,7 @@ impl Shared {
         let queue = match work.row.channel.as_str() {
             ACTIVITY_CHANNEL => Some(&self.activity_queue),
             WRITE_BACK_CHANNEL => Some(&self.write_back_queue),
+            FETCH_CHANNEL => Some(&self.fetch_queue),
             name => match Channel::parse(name) {
                 Some(channel) => self.queues.get(&channel),
                 None => {
@@ -339,10 +345,10 @@ impl Shared {
     }
 
     /// What to do with a message of `channel` left in doubt: activity items carry an idempotency key
-    /// their receivers are asked to honour, and a write-back sets a value (doing it twice is doing
-    /// it once), so both are resent.
+    /// their receivers are asked to honour, a write-back sets a value (doing it twice is doing it
+    /// once) and a fetch only reads, so all three are done again.
     pub(crate) fn in_doubt_policy(&self, channel: &str) -> InDoubtPolicy {
-        if channel == ACTIVITY_CHANNEL || channel == WRITE_BACK_CHANNEL {
+        if [ACTIVITY_CHANNEL, WRITE_BACK_CHANNEL, FETCH_CHANNEL].contains(&channel) {
             return InDoubtPolicy::Resend;
         }
         Channel::parse(channel)

@@ -9,6 +9,8 @@
 //! - [`activity_worker`]: activity items fanned out to subscriptions and posted durably.
 //! - [`federated`]: federated attribute sets a template reads, fetched at compose time.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
+//! - [`fetch_worker`]: `fetch` steps' federated attribute sets, fetched and answered to the journey.
+//! - `internal_worker`: the durable loop of those internal rows (attempt, job, event, result).
 //! - [`write_back_worker`]: journeys' write-backs to federated attribute sources, durable and
 //!   audited (`Write Back Applied`).
 //!
@@ -21,6 +23,8 @@ pub mod compose;
 mod dispatcher;
 pub mod federated;
 pub mod feedback;
+pub mod fetch_worker;
+mod internal_worker;
 pub mod options;
 pub mod write_back_worker;
 
@@ -86,9 +90,17 @@ impl Dispatcher {
             shared.clone(),
             receivers.activity,
         ));
-        runtime.spawn(write_back_worker::write_back_worker(
+        runtime.spawn(internal_worker::internal_worker(
             shared.clone(),
             receivers.write_back,
+            cairn_engine::federated::WRITE_BACK_CHANNEL,
+            write_back_worker::write_back,
+        ));
+        runtime.spawn(internal_worker::internal_worker(
+            shared.clone(),
+            receivers.fetch,
+            cairn_engine::federated::FETCH_CHANNEL,
+            fetch_worker::fetch,
         ));
         let poll_interval = shared.options.poll_interval();
         let poller = shared.clone();

@@ -1,36 +1,30 @@
 //! Write-backs: the fields journeys' `update_profile` steps write to federated attribute sources
 //! (`write_back: {loyalty.tier: "'gold'"}`), performed durably and audited.
 //!
-//! A write-back is an outbox row of the engine's internal `write_back` channel, one delivery record
-//! like a message, so the dispatcher's store, retries and dead letters work for it unchanged:
-//!
-//! 1. drops rows the store already finished (a replay or a catch-up re-produces the same ids);
-//! 2. **records the attempt** for the batch in one durable transaction;
-//! 3. writes each field through `cairn-federated` (the profile's record of the set's source, the
-//!    set's timeout; the cached values of that record are dropped);
-//! 4. submits the **audit** as an event on the profile: `Write Back Applied` (source, record id,
-//!    field, previous cached value, new value, actor, rows) or `Write Back Failed` (why, and whether
-//!    it will be tried again). Its message id derives from the write-back's, so a repeat is a
-//!    duplicate;
-//! 5. **records the results**: applied, retry later (a source that is down or slow), failed (no
-//!    such set, no record of its source) or dead (out of attempts).
+//! A write-back is a row of the engine's internal `write_back` channel, run by
+//! [`crate::internal_worker`] (attempt recorded, job, event, result recorded). The job writes the
+//! field through `cairn-federated` (the profile's record of the set's source, the set's timeout;
+//! the cached values of that record are dropped) and makes the **audit** an event on the profile:
+//! `Write Back Applied` (source, record id, field, previous cached value, new value, actor, rows) or
+//! `Write Back Failed` (why, and whether it will be tried again). The result: applied, retry later
+//! (a source that is down or slow), failed (no such set, no record of its source) or dead (out of
+//! attempts).
 //!
 //! The audit goes in before the result, so a crash between them repeats the write (a `set` of the
 //! same value) and the event, which the engine drops as a duplicate: a write-back is at least once
 //! and never unaudited.
 
-use crate::dispatcher::{next_batch, record_of, retry_or_give_up, unfinished, Shared, Work};
-use crate::{feedback, DispatchError};
+use crate::dispatcher::{record_of, retry_or_give_up, Shared, Work};
+use crate::feedback;
+use crate::internal_worker::Settled;
 use cairn_delivery::FailureClass;
-use cairn_engine::write_back::WRITE_BACK_CHANNEL;
+use cairn_engine::federated::WRITE_BACK_CHANNEL;
 use cairn_federated::{AuditRecord, FederatedError, WriteOutcome};
-use cairn_model::{NormalizedMessage, ProfileId, WorkspaceId};
+use cairn_model::{NormalizedMessage, ProfileId};
 use cairn_storage::{DeliveryRecord, DeliveryState};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// The event a write-back that reached its source adds to the profile's timeline.
 pub const WRITE_BACK_APPLIED: &str = "Write Back Applied";
@@ -74,62 +68,10 @@ impl Failure {
     }
 }
 
-/// The write-back worker: batches from its queue until the queue closes.
-pub(crate) async fn write_back_worker(
-    shared: Arc<Shared>,
-    mut queue: mpsc::UnboundedReceiver<Work>,
-) {
-    while let Some(batch) = next_batch(&mut queue, shared.options.batch_size).await {
-        if let Err(error) = process(&shared, batch).await {
-            tracing::error!(%error, "a write-back batch failed; its writes will be retried");
-        }
-    }
-}
-
-async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchError> {
-    let todo = unfinished(shared, batch)?;
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let now = shared.now_ms();
-    let attempts: Vec<DeliveryRecord> = todo
-        .iter()
-        .map(|work| {
-            let mut record = record_of(work, WRITE_BACK_CHANNEL, now);
-            record.attempts = work.attempts + 1;
-            record
-        })
-        .collect();
-    shared.store.record(&attempts)?;
-    let writes = todo.into_iter().map(|work| async move {
-        let outcome = perform(shared, &work).await;
-        (work, outcome)
-    });
-    let results = futures::future::join_all(writes).await;
-    let now = shared.now_ms();
-    let mut records = Vec::with_capacity(results.len());
-    let mut events: HashMap<WorkspaceId, Vec<NormalizedMessage>> = HashMap::new();
-    for (work, (profile, outcome)) in results {
-        let (record, event) = settle(shared, &work, profile, outcome, now);
-        if let Some(event) = event {
-            events
-                .entry(work.row.workspace.clone())
-                .or_default()
-                .push(event);
-        }
-        records.push(record);
-    }
-    for (workspace, events) in events {
-        shared.ingestor.submit(workspace, events).await?;
-    }
-    shared.store.record(&records)?;
-    for record in &records {
-        shared.release(&record.message_id);
-        shared
-            .metrics
-            .delivered(WRITE_BACK_CHANNEL, record.state.as_str());
-    }
-    Ok(())
+/// One write-back: the write, its record and its audit event (run by the internal worker).
+pub(crate) async fn write_back(shared: Arc<Shared>, work: Work) -> Settled {
+    let (profile, outcome) = perform(&shared, &work).await;
+    settle(&shared, &work, profile, outcome, shared.now_ms())
 }
 
 /// Writes the field for the profile's record of the set's source; the profile (as it is now) the

@@ -699,9 +699,9 @@ fn a_webhook_body_carries_a_federated_attribute_fetched_from_postgres_at_send_ti
     engine.shutdown();
 }
 
-/// The CRM contact's loyalty tier in the real PostgreSQL, as the federated set `loyalty` with a
-/// write-back (the table itself is left to the test).
-fn writable_tiers() -> cairn_federated::FederatedAttributes {
+/// The federated set `loyalty` of CRM contacts in the real PostgreSQL, reading `column` of `table`
+/// by contact id, with a write-back (the table itself is left to the test).
+fn loyalty_set(table: &str, column: &str) -> cairn_federated::FederatedAttributes {
     let config = cairn_federated::FederatedConfig::parse(
         &format!(
             r#"
@@ -712,8 +712,8 @@ timeout_ms = 2000
 [attribute.connector]
 kind = "postgres"
 url = "{POSTGRES}"
-query = "select tier from dispatch_tiers where contact_id = $1"
-write = "update dispatch_tiers set {{field}} = $1 where contact_id = $2"
+query = "select {column} from {table} where contact_id = $1"
+write = "update {table} set {{field}} = $1 where contact_id = $2"
 "#
         ),
         false,
@@ -724,27 +724,25 @@ write = "update dispatch_tiers set {{field}} = $1 where contact_id = $2"
         .expect("connectors")
 }
 
-fn postgres(runtime: &tokio::runtime::Runtime, sql: &str) -> Vec<tokio_postgres::Row> {
+/// Runs `sql` on the real PostgreSQL, then reads back the first column of `query`.
+fn postgres(runtime: &tokio::runtime::Runtime, sql: &str, query: &str) -> Option<String> {
     runtime.block_on(async {
         let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
             .await
             .expect("PostgreSQL is running (scripts/services.sh starts it)");
         tokio::spawn(connection);
-        client.simple_query(sql).await.expect("sql");
-        client
-            .query(
-                "select tier from dispatch_tiers where contact_id = 'c-1'",
-                &[],
-            )
-            .await
-            .unwrap_or_default()
+        client.batch_execute(sql).await.expect("sql");
+        let rows = client.query(query, &[]).await.unwrap_or_default();
+        rows.first().and_then(|row| row.get::<_, Option<String>>(0))
     })
 }
 
 fn tier(runtime: &tokio::runtime::Runtime) -> Option<String> {
-    postgres(runtime, "select 1")
-        .first()
-        .and_then(|row| row.get::<_, Option<String>>(0))
+    postgres(
+        runtime,
+        "select 1",
+        "select tier from dispatch_tiers where contact_id = 'c-1'",
+    )
 }
 
 /// The engine with the CRM/shop identity rules and `loyalty` writable in workspace `crm`.
@@ -761,13 +759,30 @@ fn engine_writing_back(world: &World, checkpoint_on_shutdown: bool) -> Engine {
         identity: cairn_engine::customer360::IdentityConfigs::new(
             std::collections::BTreeMap::from([(ws(), compiled)]),
         ),
-        write_back: std::collections::BTreeMap::from([(
+        federated: std::collections::BTreeMap::from([(
             ws(),
-            std::collections::BTreeSet::from(["loyalty".to_string()]),
+            cairn_engine::federated::DeclaredSets {
+                readable: std::collections::BTreeSet::from(["loyalty".to_string()]),
+                writable: std::collections::BTreeSet::from(["loyalty".to_string()]),
+            },
         )]),
         checkpoint_on_shutdown,
         ..EngineOptions::default()
     })
+}
+
+/// A CRM contact `id` whose login is `login`.
+fn crm_contact(engine: &Engine, world: &World, id: &str, first: &str, login: &str) {
+    let fields = json!({"first": first, "email": format!("{login}@example.com"), "login": login});
+    command(
+        engine,
+        &world.clock,
+        Command::UpsertSourceRecord {
+            source: "crm".into(),
+            id: id.into(),
+            fields: fields.as_object().cloned().expect("object"),
+        },
+    );
 }
 
 /// The `name` events on ann's timeline.
@@ -796,22 +811,19 @@ const PROMOTE: &str = r#"{"id": "promote", "name": "Promote", "entry": {"event":
 #[test]
 fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_once() {
     let world = World::new(0);
-    postgres(&world._server, "drop table if exists dispatch_tiers");
-    let federated = || std::collections::BTreeMap::from([(ws(), Arc::new(writable_tiers()))]);
+    postgres(
+        &world._server,
+        "drop table if exists dispatch_tiers",
+        "select null",
+    );
+    let federated = || {
+        std::collections::BTreeMap::from([(ws(), Arc::new(loyalty_set("dispatch_tiers", "tier")))])
+    };
     let engine = engine_writing_back(&world, true);
     let dispatcher =
         Dispatcher::start_with_federated(world.dispatch_options(5), &engine, federated())
             .expect("dispatcher");
-    let fields = json!({"first": "Ann", "email": "ann@example.com", "login": "ann"});
-    command(
-        &engine,
-        &world.clock,
-        Command::UpsertSourceRecord {
-            source: "crm".into(),
-            id: "c-1".into(),
-            fields: fields.as_object().cloned().expect("object"),
-        },
-    );
+    crm_contact(&engine, &world, "c-1", "Ann", "ann");
     // Validation knows which sets can be written back (the entry event is new to the workspace).
     let codes = |document: &str| -> Vec<&'static str> {
         let document =
@@ -864,6 +876,7 @@ fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_on
         &world._server,
         "create table dispatch_tiers (contact_id text primary key, tier text);
          insert into dispatch_tiers values ('c-1', 'silver');",
+        "select null",
     );
     world.clock.advance(Duration::minutes(10));
     wait_until("the tier is written", || {
@@ -889,6 +902,7 @@ fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_on
     postgres(
         &world._server,
         "update dispatch_tiers set tier = 'platinum' where contact_id = 'c-1'",
+        "select null",
     );
     let engine = engine_writing_back(&world, false);
     let dispatcher =
@@ -917,4 +931,73 @@ fn store_states(engine: &Engine) -> Vec<DeliveryState> {
         .filter(|record| record.channel == "write_back")
         .map(|record| record.state)
         .collect()
+}
+
+const VIP: &str = r#"{"id": "vip", "name": "VIP", "entry": {"event": {"name": "Lead Created"}},
+    "start": "points", "steps": [
+      {"id": "points", "type": "fetch", "sets": ["loyalty"], "timeout": "1m",
+       "on_success": "check", "on_failure": "unknown", "on_timeout": "unknown"},
+      {"id": "check", "type": "decision_split", "branches": [
+        {"condition": "journey.steps.points.response.loyalty.points > 100", "next": "vip"}],
+       "default": "regular"},
+      {"id": "vip", "type": "update_profile", "set": {"segment": "vip"}, "next": "done"},
+      {"id": "regular", "type": "update_profile", "set": {"segment": "regular"}, "next": "done"},
+      {"id": "unknown", "type": "update_profile", "set": {"segment": "unknown"}, "next": "done"},
+      {"id": "done", "type": "exit"}]}"#;
+
+#[test]
+fn a_fetch_step_splits_on_points_read_from_postgres_and_a_failing_source_takes_the_failure_path() {
+    let world = World::new(0);
+    postgres(
+        &world._server,
+        "drop table if exists dispatch_points;
+         create table dispatch_points (contact_id text primary key, points int);
+         insert into dispatch_points values ('c-1', 340), ('c-2', 20);",
+        "select null",
+    );
+    let engine = engine_writing_back(&world, true);
+    let federated = std::collections::BTreeMap::from([(
+        ws(),
+        Arc::new(loyalty_set("dispatch_points", "points")),
+    )]);
+    let dispatcher =
+        Dispatcher::start_with_federated(world.dispatch_options(3), &engine, federated)
+            .expect("dispatcher");
+    crm_contact(&engine, &world, "c-1", "Ann", "ann");
+    crm_contact(&engine, &world, "c-2", "Bo", "bo");
+    crm_contact(&engine, &world, "c-3", "Cy", "cy");
+    publish(&engine, &world, VIP);
+    let segment = |user: &str| traits(&engine, user).get("segment").cloned();
+    for user in ["ann", "bo"] {
+        submit(
+            &engine,
+            &world.clock,
+            json!({"type": "track", "userId": user, "event": "Lead Created"}),
+        );
+    }
+    wait_until("ann's answer", || segment("ann").is_some());
+    wait_until("bo's answer", || segment("bo").is_some());
+    assert_eq!(segment("ann"), Some(json!("vip")), "340 points");
+    assert_eq!(segment("bo"), Some(json!("regular")), "20 points");
+    assert_eq!(
+        traits(&engine, "ann").get("loyalty"),
+        None,
+        "nothing copied"
+    );
+    let answers = timeline_events(&engine, "Federated Attributes Fetched");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["ok"], true);
+    assert_eq!(answers[0]["response"], json!({"loyalty": {"points": 340}}));
+
+    // The source goes away: the answer is a failure, and the journey takes its failure path.
+    postgres(&world._server, "drop table dispatch_points", "select null");
+    submit(
+        &engine,
+        &world.clock,
+        json!({"type": "track", "userId": "cy", "event": "Lead Created"}),
+    );
+    wait_until("cy's answer", || segment("cy").is_some());
+    assert_eq!(segment("cy"), Some(json!("unknown")));
+    dispatcher.shutdown();
+    engine.shutdown();
 }

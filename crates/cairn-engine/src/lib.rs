@@ -22,6 +22,7 @@ pub mod clock;
 pub mod codec;
 pub mod customer360;
 mod dedupe;
+pub mod federated;
 mod identity;
 mod ingestor;
 pub mod journeys;
@@ -31,7 +32,6 @@ mod progress;
 mod reader;
 mod state;
 mod ticker;
-pub mod write_back;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use identity::{ExactIdentity, IdentityInput, IdentityResolver};
@@ -77,8 +77,8 @@ pub struct EngineOptions {
     pub identity: customer360::IdentityConfigs,
     /// The activity items subscriptions want (none: no items are derived).
     pub activity: activity::ActivityWants,
-    /// Each workspace's federated attribute sets with a write-back (what journeys may write back).
-    pub write_back: write_back::WritableSets,
+    /// Each workspace's declared federated attribute sets (what journeys may fetch and write back).
+    pub federated: federated::FederatedSets,
 }
 
 /// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
@@ -123,7 +123,7 @@ impl Default for EngineOptions {
             log_gate: None,
             identity: customer360::IdentityConfigs::default(),
             activity: activity::ActivityWants::default(),
-            write_back: write_back::WritableSets::default(),
+            federated: federated::FederatedSets::default(),
         }
     }
 }
@@ -167,7 +167,7 @@ impl Engine {
         let mut loaded = state::State::load(state.as_mut())?;
         loaded.configure_identity(&options.identity);
         loaded.configure_activity(options.activity.clone());
-        loaded.configure_write_back(options.write_back.clone());
+        loaded.configure_federated(options.federated.clone());
         let checkpointed = loaded.applied_seq();
         let committed = log_reader.last_seq()?;
         if checkpointed > committed {

@@ -232,12 +232,10 @@ impl Reader {
         // The catalog grows with the events applied: check against everything acknowledged so far.
         self.barrier();
         let state = self.state.read();
-        let writable = state.writable_sets(workspace);
+        let sets = state.federated_sets(workspace);
         match state.registry(workspace) {
-            Some(registry) => registry.check_journey(document, writable),
-            None => {
-                crate::journeys::registry::Registry::default().check_journey(document, writable)
-            }
+            Some(registry) => registry.check_journey(document, sets),
+            None => crate::journeys::registry::Registry::default().check_journey(document, sets),
         }
     }
 
@@ -413,7 +411,7 @@ impl Reader {
         };
         let mut rows = pending;
         rows.extend(self.store.outbox(&ranks, limit)?);
-        rows.retain(|row| !crate::write_back::is_internal_channel(&row.channel));
+        rows.retain(|row| !crate::federated::is_internal_channel(&row.channel));
         rows.sort_by(|a, b| (b.at_ms, &b.message_id).cmp(&(a.at_ms, &a.message_id)));
         rows.dedup_by(|a, b| a.message_id == b.message_id);
         rows.truncate(limit);

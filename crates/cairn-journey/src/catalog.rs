@@ -20,6 +20,7 @@ pub struct Catalog {
     templates: Option<BTreeMap<Channel, BTreeSet<String>>>,
     audiences: Option<BTreeSet<String>>,
     writable_sets: Option<BTreeSet<String>>,
+    federated_sets: Option<BTreeSet<String>>,
 }
 
 impl Default for Catalog {
@@ -38,6 +39,7 @@ impl Catalog {
             templates: Some(BTreeMap::new()),
             audiences: Some(BTreeSet::new()),
             writable_sets: Some(BTreeSet::new()),
+            federated_sets: Some(BTreeSet::new()),
         }
     }
 
@@ -50,6 +52,7 @@ impl Catalog {
             templates: None,
             audiences: None,
             writable_sets: None,
+            federated_sets: None,
         }
     }
 
@@ -92,6 +95,21 @@ impl Catalog {
             known.insert(id.to_owned());
         }
         self
+    }
+
+    /// Declares a federated attribute set (one a `fetch` step may read).
+    pub fn federated_set(&mut self, name: &str) -> &mut Self {
+        if let Some(known) = &mut self.federated_sets {
+            known.insert(name.to_owned());
+        }
+        self
+    }
+
+    /// Whether a federated attribute set is known.
+    pub fn knows_federated_set(&self, name: &str) -> bool {
+        self.federated_sets
+            .as_ref()
+            .is_none_or(|known| known.contains(name))
     }
 
     /// Declares a federated attribute set that can be written back to its source system.
@@ -179,6 +197,9 @@ impl Catalog {
         for audience in &document.audiences {
             catalog.audience(audience);
         }
+        for set in &document.federated {
+            catalog.federated_set(set);
+        }
         for set in &document.write_back {
             catalog.writable_set(set);
         }
@@ -205,6 +226,9 @@ pub struct CatalogDocument {
     /// Audience ids.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Federated attribute sets (what `fetch` steps may read).
+    #[serde(default)]
+    pub federated: Vec<String>,
     /// Federated attribute sets that declare a write-back.
     #[serde(default)]
     pub write_back: Vec<String>,

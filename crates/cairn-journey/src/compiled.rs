@@ -196,6 +196,11 @@ pub enum StepKind {
         operations: Vec<ProfileOperation>,
         next: StepIndex,
     },
+    /// Federated attribute sets fetched for the customer; waits for the answer.
+    Fetch {
+        sets: Arc<[Arc<str>]>,
+        awaiting: AwaitSpec,
+    },
     Join {
         next: StepIndex,
     },
@@ -227,13 +232,10 @@ impl StepKind {
                 branches.iter().map(|branch| branch.next).collect()
             }
             StepKind::Send(send) => match &send.await_response {
-                Some(awaiting) => vec![
-                    awaiting.on_success,
-                    awaiting.on_failure,
-                    awaiting.on_timeout,
-                ],
+                Some(awaiting) => awaiting.targets().to_vec(),
                 None => send.next.into_iter().collect(),
             },
+            StepKind::Fetch { awaiting, .. } => awaiting.targets().to_vec(),
             StepKind::Exit => Vec::new(),
         }
     }
@@ -279,6 +281,13 @@ pub struct AwaitSpec {
     pub on_success: StepIndex,
     pub on_failure: StepIndex,
     pub on_timeout: StepIndex,
+}
+
+impl AwaitSpec {
+    /// The three paths out of a wait for a result.
+    pub fn targets(&self) -> [StepIndex; 3] {
+        [self.on_success, self.on_failure, self.on_timeout]
+    }
 }
 
 /// One `update_profile` operation.

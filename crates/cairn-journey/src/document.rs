@@ -195,6 +195,8 @@ pub enum Step {
     Send(SendStep),
     /// Set, increment or unset profile attributes.
     UpdateProfile(UpdateProfileStep),
+    /// Fetch federated attribute sets from their source systems and wait for the answer.
+    Fetch(FetchStep),
     /// Several paths into one step.
     Join(JoinStep),
     /// The end of a path: the enrollment completes.
@@ -480,6 +482,30 @@ pub struct UpdateProfileStep {
     pub next: Option<String>,
 }
 
+/// `fetch`: federated attribute sets (declared in the workspace's `attributes` file) fetched for the
+/// customer from their source systems, under each set's cache, timeout and failure policy. The
+/// enrollment waits for the answer; later conditions read the values as
+/// `journey.steps.<id>.response.<set>.<field>` (and `journey.steps.<id>.ok`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchStep {
+    pub id: String,
+    /// The attribute sets to fetch, e.g. `[loyalty]`.
+    pub sets: Vec<String>,
+    /// How long to wait for the answer, e.g. `30s`.
+    pub timeout: String,
+    /// After the values arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<String>,
+    /// After a source failed under its set's failure policy. (A set is `null`, on the success
+    /// path, when the customer has no record of its source or the source has no row.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+    /// When no answer came in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_timeout: Option<String>,
+}
+
 /// `join`: several paths meet here and continue to `next`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -507,6 +533,7 @@ impl Step {
             Step::RandomSplit(step) => &step.id,
             Step::Send(step) => &step.id,
             Step::UpdateProfile(step) => &step.id,
+            Step::Fetch(step) => &step.id,
             Step::Join(step) => &step.id,
             Step::Exit(step) => &step.id,
         }
@@ -522,6 +549,7 @@ impl Step {
             Step::RandomSplit(_) => "random_split",
             Step::Send(_) => "send",
             Step::UpdateProfile(_) => "update_profile",
+            Step::Fetch(_) => "fetch",
             Step::Join(_) => "join",
             Step::Exit(_) => "exit",
         }

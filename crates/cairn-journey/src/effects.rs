@@ -24,6 +24,8 @@ pub struct Effects {
     pub profile_updates: SmallVec<[ProfileUpdate; 1]>,
     /// Fields to write back to federated attribute sources (outside the journey, durably).
     pub write_backs: Vec<WriteBack>,
+    /// Federated attribute sets to fetch; the enrollment waits for the answer.
+    pub fetches: Vec<FetchRequest>,
     /// Timers set, moved or cleared.
     pub timers: SmallVec<[TimerChange; 2]>,
     /// Per-step counter changes.
@@ -41,6 +43,7 @@ impl Effects {
         self.outbox.clear();
         self.profile_updates.clear();
         self.write_backs.clear();
+        self.fetches.clear();
         self.timers.clear();
         self.step_counts.clear();
         self.ended.clear();
@@ -53,6 +56,7 @@ impl Effects {
             && self.outbox.is_empty()
             && self.profile_updates.is_empty()
             && self.write_backs.is_empty()
+            && self.fetches.is_empty()
             && self.timers.is_empty()
             && self.step_counts.is_empty()
             && self.ended.is_empty()
@@ -122,6 +126,21 @@ pub struct WriteBack {
     pub field: Arc<str>,
     pub value: Value,
     /// When the journey decided it (ms).
+    pub at_ms: i64,
+}
+
+/// Federated attribute sets to fetch for the profile; the answer comes back as a delivery result
+/// for `message_id`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FetchRequest {
+    /// Deterministic: (enrollment, step, visit).
+    pub message_id: MessageId,
+    pub enrollment: EnrollmentId,
+    pub journey: JourneyKey,
+    pub journey_id: Arc<str>,
+    pub step_id: Arc<str>,
+    pub profile_id: Arc<str>,
+    pub sets: Arc<[Arc<str>]>,
     pub at_ms: i64,
 }
 
@@ -229,6 +248,8 @@ pub enum Decision {
     },
     /// A message went to the outbox.
     Sent { message_id: MessageId },
+    /// Federated attributes were asked for.
+    Fetching { message_id: MessageId },
     /// A delivery result arrived for the awaited webhook.
     DeliveryResult { ok: bool },
     /// The awaited delivery result did not come in time.

@@ -119,6 +119,16 @@ pub fn explain(journey: &CompiledJourney, entry: &TraceEntry) -> String {
             engagement,
             message_id,
         } => format!("message {message_id} {}", engagement.as_str()),
+        Decision::Fetching { message_id } => match step.map(|step| &step.kind) {
+            Some(StepKind::Fetch { sets, .. }) => format!(
+                "asked for federated attributes {} as request {message_id}",
+                sets.iter()
+                    .map(|set| format!("`{set}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => format!("asked for federated attributes as request {message_id}"),
+        },
         Decision::Sent { message_id } => match step.map(|step| &step.kind) {
             Some(StepKind::Send(send)) => format!(
                 "sent {} `{}` as message {message_id}",

@@ -5,11 +5,13 @@
 //! exit criteria are checked first on every input. The same inputs in the same order give the same
 //! effects (message ids derive from the enrollment id, the step and the attempt).
 
-use crate::compiled::{CompiledCriterion, CompiledJourney, ProfileOperation, SendSpec, StepKind};
+use crate::compiled::{
+    AwaitSpec, CompiledCriterion, CompiledJourney, ProfileOperation, SendSpec, StepKind,
+};
 use crate::document::{IfMissing, PauseBehaviour};
 use crate::effects::{
-    AttributeChange, Decision, Effects, EndDetail, Ended, Entered, OutboxMessage, ProfileUpdate,
-    Reads, StepChange, StepCount, TimerChange, TraceEntry, WaitReason, WriteBack,
+    AttributeChange, Decision, Effects, EndDetail, Ended, Entered, FetchRequest, OutboxMessage,
+    ProfileUpdate, Reads, StepChange, StepCount, TimerChange, TraceEntry, WaitReason, WriteBack,
 };
 use crate::engagement::engagements_of;
 use crate::enrollment::{
@@ -559,16 +561,14 @@ impl Run<'_, '_> {
                 Next::Go(next) => next,
                 Next::Wait | Next::Ended => return,
             },
-            StepKind::Send(send) => match &send.await_response {
+            kind => match awaiting_of(kind) {
                 Some(awaiting) => {
-                    let next = awaiting.on_timeout;
                     self.trace(Decision::ResponseTimeout);
                     self.record_outcome("ok", Value::Bool(false));
-                    next
+                    awaiting.on_timeout
                 }
                 None => return,
             },
-            _ => return,
         };
         self.move_to(next);
     }
@@ -584,17 +584,16 @@ impl Run<'_, '_> {
             return;
         }
         let journey = self.journey;
-        let Some(StepKind::Send(send)) = journey.step(self.enrollment.step).map(|step| &step.kind)
-        else {
+        let Some(kind) = journey.step(self.enrollment.step).map(|step| &step.kind) else {
             return;
         };
-        let Some(awaiting) = send.await_response else {
+        let Some(awaiting) = awaiting_of(kind) else {
             return;
         };
-        let expected_attempt = if send.in_loop {
-            self.current_attempt(send).saturating_sub(1)
-        } else {
-            0
+        let expected_attempt = match kind {
+            StepKind::Send(send) if send.in_loop => self.current_attempt(send).saturating_sub(1),
+            StepKind::Fetch { .. } => self.visits_of(self.enrollment.step).saturating_sub(1),
+            _ => 0,
         };
         if result.message_id.attempt != expected_attempt {
             return;
@@ -874,6 +873,7 @@ impl Run<'_, '_> {
                 Next::Go(branch.next)
             }
             StepKind::Send(send) => self.send(&step.id, send),
+            StepKind::Fetch { sets, awaiting } => self.fetch(&step.id, sets, awaiting),
             StepKind::UpdateProfile { operations, next } => {
                 self.update_profile(&step.id, operations);
                 Next::Go(*next)
@@ -979,7 +979,11 @@ impl Run<'_, '_> {
         if !send.in_loop {
             return 0;
         }
-        let step = self.enrollment.step;
+        self.visits_of(self.enrollment.step)
+    }
+
+    /// How many times the enrollment ran `step` (counted for sends in loops and fetches).
+    fn visits_of(&self, step: StepIndex) -> u16 {
         self.enrollment
             .data
             .as_ref()
@@ -987,16 +991,53 @@ impl Run<'_, '_> {
             .map_or(0, |visits| visits.count)
     }
 
+    /// Counts one more run of the current step.
+    fn count_visit(&mut self) {
+        let step = self.enrollment.step;
+        let data = self.enrollment.data_mut();
+        match data.visits.iter_mut().find(|visits| visits.step == step) {
+            Some(visits) => visits.count = visits.count.saturating_add(1),
+            None => data.visits.push(StepVisits { step, count: 1 }),
+        }
+    }
+
+    /// Asks for federated attribute sets and waits for the answer (or the timeout).
+    fn fetch(&mut self, step_id: &Arc<str>, sets: &Arc<[Arc<str>]>, awaiting: &AwaitSpec) -> Next {
+        let now = self.now();
+        let step = self.enrollment.step;
+        let message_id = MessageId {
+            enrollment: self.enrollment.id,
+            step,
+            attempt: self.visits_of(step),
+        };
+        self.count_visit();
+        self.effects.fetches.push(FetchRequest {
+            message_id,
+            enrollment: self.enrollment.id,
+            journey: self.key,
+            journey_id: self.journey.id.clone(),
+            step_id: step_id.clone(),
+            profile_id: self.context.profile_id.clone(),
+            sets: sets.clone(),
+            at_ms: now,
+        });
+        self.trace(Decision::Fetching { message_id });
+        let until = now.saturating_add(awaiting.timeout_ms);
+        self.trace(Decision::Wait {
+            until_ms: until,
+            reason: WaitReason::ResponseTimeout,
+            passed: false,
+        });
+        self.enrollment.wake_at_ms = until;
+        Next::Wait
+    }
+
     fn send(&mut self, step_id: &Arc<str>, send: &SendSpec) -> Next {
         let now = self.now();
         let step = self.enrollment.step;
         let attempt = self.current_attempt(send);
         if send.in_loop {
-            let data = self.enrollment.data_mut();
-            match data.visits.iter_mut().find(|visits| visits.step == step) {
-                Some(visits) => visits.count = visits.count.saturating_add(1),
-                None => data.visits.push(StepVisits { step, count: 1 }),
-            }
+            self.count_visit();
         }
         let message_id = MessageId {
             enrollment: self.enrollment.id,
@@ -1130,6 +1171,15 @@ impl Run<'_, '_> {
             Value::Number(number) => number.as_f64().map_or(Value::Null, number_value),
             other => other,
         }
+    }
+}
+
+/// The wait for a result a step does, if it does one (a webhook awaiting its answer, a fetch).
+fn awaiting_of(kind: &StepKind) -> Option<AwaitSpec> {
+    match kind {
+        StepKind::Send(send) => send.await_response,
+        StepKind::Fetch { awaiting, .. } => Some(*awaiting),
+        _ => None,
     }
 }
 

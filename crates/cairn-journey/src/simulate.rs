@@ -394,6 +394,9 @@ pub fn simulate(journey: Arc<CompiledJourney>, simulation: Simulation) -> Simula
         for message in &effects.outbox {
             sent.insert(message.step_id.to_string(), message.message_id);
         }
+        for fetch in &effects.fetches {
+            sent.insert(fetch.step_id.to_string(), fetch.message_id);
+        }
         if !effects.is_empty() {
             report.inputs.push(SimulatedInput {
                 at_ms: at,
@@ -441,7 +444,8 @@ pub struct ScriptError {
 /// ms) or `after` (a duration from `start_ms`):
 /// - `{"event": "Cart Abandoned", "properties": {...}, "timestamp": "..."}` (track);
 /// - `{"type": "identify", "traits": {...}, "after": "2d"}`;
-/// - `{"type": "delivery_result", "step": "call_crm", "ok": true, "response": {...}, "after": "1m"}`.
+/// - `{"type": "delivery_result", "step": "call_crm", "ok": true, "response": {...}, "after": "1m"}`
+///   (the answer to the latest webhook sent, or fetch asked, by that step).
 ///
 /// Empty lines and lines starting with `#` are skipped.
 pub fn parse_script(text: &str, start_ms: i64) -> Result<Vec<ScriptItem>, ScriptError> {

@@ -8,8 +8,8 @@ use crate::compiled::{
 };
 use crate::cron_schedule::CronSchedule;
 use crate::document::{
-    Channel, Criterion, Entry, JourneyDocument, ReEntry, SendStep, Step, UpdateProfileStep,
-    WaitStep, WaitUntil,
+    AwaitResponse, Channel, Criterion, Entry, FetchStep, JourneyDocument, ReEntry, SendStep, Step,
+    UpdateProfileStep, WaitStep, WaitUntil,
 };
 use crate::duration::parse_duration_ms;
 use crate::engagement;
@@ -54,6 +54,7 @@ pub mod codes {
     pub const EMPTY_UPDATE: &str = "empty_update";
     pub const CONFLICTING_UPDATE: &str = "conflicting_update";
     pub const UNKNOWN_WRITE_BACK: &str = "unknown_write_back";
+    pub const UNKNOWN_FEDERATED_SET: &str = "unknown_federated_set";
     pub const EMPTY_CRITERION: &str = "empty_criterion";
     pub const CRITERION_NEVER_EVALUATED: &str = "criterion_never_evaluated";
 
@@ -87,6 +88,7 @@ pub mod codes {
         EMPTY_UPDATE,
         CONFLICTING_UPDATE,
         UNKNOWN_WRITE_BACK,
+        UNKNOWN_FEDERATED_SET,
         EMPTY_CRITERION,
         CRITERION_NEVER_EVALUATED,
     ];
@@ -368,7 +370,11 @@ impl<'a> Validator<'a> {
                 Step::WaitForEvent(_) => {
                     schema.journey_field(&format!("steps.{id}.received"), Type::Bool);
                 }
-                Step::Send(send) if send.await_response.is_some() => {
+                Step::Send(SendStep {
+                    await_response: Some(_),
+                    ..
+                })
+                | Step::Fetch(_) => {
                     schema.journey_field(&format!("steps.{id}.ok"), Type::Bool);
                     schema.journey_field(&format!("steps.{id}.response"), Type::Any);
                 }
@@ -905,6 +911,7 @@ impl<'a> Validator<'a> {
             }
             Step::Send(send) => self.send(send, &base),
             Step::UpdateProfile(update) => self.update_profile(update, &base),
+            Step::Fetch(fetch) => self.fetch(fetch, &base),
             Step::Join(join) => {
                 let next = self.reference(join.next.as_ref(), here, &format!("{base}/next"));
                 Some(StepKind::Join { next: next? })
@@ -1075,31 +1082,7 @@ impl<'a> Validator<'a> {
                     );
                 }
                 let path = format!("{base}/await_response");
-                let timeout_ms = self.duration(&awaiting.timeout, here, &format!("{path}/timeout"));
-                let on_success = self.reference(
-                    awaiting.on_success.as_ref(),
-                    here,
-                    &format!("{path}/on_success"),
-                );
-                let on_failure = self.reference(
-                    awaiting.on_failure.as_ref(),
-                    here,
-                    &format!("{path}/on_failure"),
-                );
-                let on_timeout = self.reference(
-                    awaiting.on_timeout.as_ref(),
-                    here,
-                    &format!("{path}/on_timeout"),
-                );
-                (
-                    Some(AwaitSpec {
-                        timeout_ms: timeout_ms?,
-                        on_success: on_success?,
-                        on_failure: on_failure?,
-                        on_timeout: on_timeout?,
-                    }),
-                    None,
-                )
+                (Some(self.await_spec(awaiting, here, &path)?), None)
             }
         };
         Some(StepKind::Send(Box::new(SendSpec {
@@ -1112,6 +1095,69 @@ impl<'a> Validator<'a> {
             tracked: false,
             in_loop: false,
         })))
+    }
+
+    /// The timeout and the three paths of a wait for a result, under `path`.
+    fn await_spec(
+        &mut self,
+        awaiting: &AwaitResponse,
+        here: Option<&str>,
+        path: &str,
+    ) -> Option<AwaitSpec> {
+        let timeout_ms = self.duration(&awaiting.timeout, here, &format!("{path}/timeout"));
+        let target = |validator: &mut Self, target: &Option<String>, name: &str| {
+            validator.reference(target.as_ref(), here, &format!("{path}/{name}"))
+        };
+        let on_success = target(self, &awaiting.on_success, "on_success");
+        let on_failure = target(self, &awaiting.on_failure, "on_failure");
+        let on_timeout = target(self, &awaiting.on_timeout, "on_timeout");
+        Some(AwaitSpec {
+            timeout_ms: timeout_ms?,
+            on_success: on_success?,
+            on_failure: on_failure?,
+            on_timeout: on_timeout?,
+        })
+    }
+
+    fn fetch(&mut self, fetch: &FetchStep, base: &str) -> Option<StepKind> {
+        let here = Some(fetch.id.as_str());
+        let awaiting = AwaitResponse {
+            timeout: fetch.timeout.clone(),
+            on_success: fetch.on_success.clone(),
+            on_failure: fetch.on_failure.clone(),
+            on_timeout: fetch.on_timeout.clone(),
+        };
+        let awaiting = self.await_spec(&awaiting, here, base);
+        if fetch.sets.is_empty() {
+            self.error(
+                codes::UNKNOWN_FEDERATED_SET,
+                here,
+                format!("{base}/sets"),
+                "a fetch step names at least one federated attribute set",
+            );
+            return None;
+        }
+        let mut known = true;
+        for (number, set) in fetch.sets.iter().enumerate() {
+            if !self.catalog.knows_federated_set(set) {
+                self.error(
+                    codes::UNKNOWN_FEDERATED_SET,
+                    here,
+                    format!("{base}/sets/{number}"),
+                    format!("`{set}` is not a federated attribute set of this workspace"),
+                );
+                known = false;
+            }
+        }
+        let sets = fetch
+            .sets
+            .iter()
+            .map(|set| Arc::from(set.as_str()))
+            .collect();
+        (known).then_some(StepKind::Fetch {
+            sets,
+            awaiting: awaiting?,
+        })
     }
 
     fn update_profile(&mut self, update: &'a UpdateProfileStep, base: &str) -> Option<StepKind> {
@@ -1381,6 +1427,14 @@ impl<'a> Validator<'a> {
                 _ => {}
             }
         }
+        if steps
+            .iter()
+            .any(|step| matches!(step.kind, StepKind::Fetch { .. }))
+        {
+            // The answer is recorded as a step outcome; each visit has its own id.
+            needs.journey_fields = true;
+            needs.visit_counts = true;
+        }
         needs
     }
 }
@@ -1404,6 +1458,7 @@ fn waits_for_sure(kind: &StepKind) -> bool {
         StepKind::WaitDuration { duration_ms, .. } => *duration_ms > 0,
         StepKind::WaitForEvent { .. } => true,
         StepKind::Send(send) => send.await_response.is_some(),
+        StepKind::Fetch { .. } => true,
         _ => false,
     }
 }

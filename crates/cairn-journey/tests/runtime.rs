@@ -497,6 +497,102 @@ fn webhook_response_fields_drive_a_later_split() {
     assert_eq!(effects.outbox[0].template.as_ref(), "slow");
 }
 
+fn fetch_journey() -> Arc<CompiledJourney> {
+    journey(&format!(
+        "{HEADER}start: points\nsteps:\n  - id: points\n    type: fetch\n    sets: [loyalty]\n    timeout: 1m\n    on_success: check\n    on_failure: failed\n    on_timeout: slow\n  - id: check\n    type: decision_split\n    branches:\n      - {{condition: 'journey.steps.points.response.loyalty.points > 100', next: vip}}\n    default: x\n  - {{id: vip, type: send, channel: email, template: vip, next: x}}\n  - {{id: failed, type: send, channel: email, template: failed, next: x}}\n  - {{id: slow, type: send, channel: email, template: slow, next: x}}\n  - {{id: x, type: exit}}\n"
+    ))
+}
+
+#[test]
+fn a_fetch_waits_for_federated_values_that_a_later_split_reads() {
+    let mut harness = Harness::new(fetch_journey(), json!({}));
+    let entered = harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
+    assert!(entered.outbox.is_empty(), "a fetch is not a message");
+    let request = &entered.fetches[0];
+    let sets: Vec<&str> = request.sets.iter().map(|set| set.as_ref()).collect();
+    assert_eq!(sets, ["loyalty"]);
+    assert_eq!(request.step_id.as_ref(), "points");
+    assert_eq!(request.profile_id.as_ref(), "prof_1");
+    assert_eq!(
+        harness.timer_of_first().as_deref(),
+        Some("2025-01-01T10:01:00.000Z")
+    );
+    let answer = |message_id, ok, response| DeliveryResult {
+        message_id,
+        ok,
+        response,
+    };
+    // An answer for another request (a later visit) is not this one's.
+    let mut other = request.message_id;
+    other.attempt += 1;
+    let ignored = harness.input(
+        ms("2025-01-01T10:00:01Z"),
+        ProfileInput::DeliveryResult(&answer(other, true, json!({"loyalty": {"points": 500}}))),
+    );
+    assert!(ignored.outbox.is_empty());
+    assert_eq!(harness.step_of_first(), "points");
+    let effects = harness.input(
+        ms("2025-01-01T10:00:02Z"),
+        ProfileInput::DeliveryResult(&answer(
+            request.message_id,
+            true,
+            json!({"loyalty": {"points": 340}}),
+        )),
+    );
+    assert_eq!(effects.outbox[0].template.as_ref(), "vip");
+
+    let mut failing = Harness::new(fetch_journey(), json!({}));
+    let entered = failing.event("2025-01-01T10:00:00Z", "Start", json!({}));
+    let effects = failing.input(
+        ms("2025-01-01T10:00:01Z"),
+        ProfileInput::DeliveryResult(&answer(
+            entered.fetches[0].message_id,
+            false,
+            json!({"error": {"code": "federated_timeout"}}),
+        )),
+    );
+    assert_eq!(effects.outbox[0].template.as_ref(), "failed");
+
+    let mut silent = Harness::new(fetch_journey(), json!({}));
+    silent.event("2025-01-01T10:00:00Z", "Start", json!({}));
+    let (when, effects) = silent.next_timer();
+    assert_eq!(when, "2025-01-01T10:01:00.000Z");
+    assert_eq!(effects.outbox[0].template.as_ref(), "slow");
+}
+
+#[test]
+fn test_mode_answers_a_fetch_from_the_script_or_times_it_out() {
+    let answered = common::run(
+        &fetch_journey(),
+        json!({}),
+        r#"{"event": "Start", "timestamp": "2025-01-01T10:00:00Z"}
+{"type": "delivery_result", "after": "5s", "step": "points", "ok": true, "response": {"loyalty": {"points": 900}}}"#,
+        "2025-01-01T10:00:00Z",
+        "2025-01-02T10:00:00Z",
+    );
+    let templates: Vec<String> = common::messages(&answered)
+        .into_iter()
+        .map(|(_, _, _, template)| template)
+        .collect();
+    assert_eq!(templates, ["vip"], "{:?}", answered.notes);
+    let silent = common::run(
+        &fetch_journey(),
+        json!({}),
+        r#"{"event": "Start", "timestamp": "2025-01-01T10:00:00Z"}"#,
+        "2025-01-01T10:00:00Z",
+        "2025-01-02T10:00:00Z",
+    );
+    assert_eq!(
+        common::messages(&silent),
+        [(
+            "2025-01-01T10:01:00.000Z".to_owned(),
+            "slow".to_owned(),
+            "email".to_owned(),
+            "slow".to_owned()
+        )]
+    );
+}
+
 #[test]
 fn update_profile_sets_increments_unsets_and_later_steps_see_the_new_values() {
     let compiled = journey(&format!(

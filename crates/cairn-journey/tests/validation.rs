@@ -20,7 +20,8 @@ fn catalog() -> Catalog {
         .template(Channel::Email, "t")
         .template(Channel::Webhook, "hook")
         .audience("lapsed")
-        .writable_set("loyalty");
+        .writable_set("loyalty")
+        .federated_set("loyalty");
     catalog
 }
 
@@ -59,6 +60,7 @@ const CASES: &[(&str, Option<&str>, &str, &str)] = &[
     (codes::INVALID_ATTRIBUTE, Some("w"), "/steps/0/until/attribute", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: w\nsteps:\n  - {id: w, type: wait, until: {attribute: renewal_date}, next: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_WRITE_BACK, Some("u"), "/steps/0/write_back/loyalti.tier", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: u\nsteps:\n  - {id: u, type: update_profile, write_back: {loyalti.tier: \"'gold'\"}, next: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_WRITE_BACK, Some("u"), "/steps/0/write_back/loyalty", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: u\nsteps:\n  - {id: u, type: update_profile, write_back: {loyalty: \"'gold'\"}, next: x}\n  - {id: x, type: exit}"),
+    (codes::UNKNOWN_FEDERATED_SET, Some("f"), "/steps/0/sets/0", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: f\nsteps:\n  - {id: f, type: fetch, sets: [loyalti], timeout: 30s, on_success: x, on_failure: x, on_timeout: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_EVENT, None, "/entry/event/name", "id: j\nname: J\nentry: {event: {name: Mystery}}\nstart: x\nsteps: [{id: x, type: exit}]"),
     (codes::UNKNOWN_TEMPLATE, Some("a"), "/steps/0/template", "id: j\nname: J\nentry: {event: {name: Start}}\nstart: a\nsteps:\n  - {id: a, type: send, channel: sms, template: t, next: x}\n  - {id: x, type: exit}"),
     (codes::UNKNOWN_AUDIENCE, None, "/entry/audience/id", "id: j\nname: J\nentry: {audience: {id: ghosts}}\nstart: x\nsteps: [{id: x, type: exit}]"),

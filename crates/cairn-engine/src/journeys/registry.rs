@@ -524,16 +524,21 @@ impl Registry {
         catalog
     }
 
-    /// Checks a journey document against the workspace's catalog and the federated attribute sets
-    /// it may write back to.
+    /// Checks a journey document against the workspace's catalog and its declared federated
+    /// attribute sets.
     pub(crate) fn check_journey(
         &self,
         document: &JourneyDocument,
-        writable_sets: Option<&BTreeSet<String>>,
+        federated: Option<&crate::federated::DeclaredSets>,
     ) -> Vec<ValidationError> {
         let mut catalog = self.catalog_for(Some(document));
-        for set in writable_sets.into_iter().flatten() {
-            catalog.writable_set(set);
+        if let Some(sets) = federated {
+            for set in &sets.readable {
+                catalog.federated_set(set);
+            }
+            for set in &sets.writable {
+                catalog.writable_set(set);
+            }
         }
         validate(document, &catalog).err().unwrap_or_default()
     }

@@ -493,7 +493,7 @@ impl State {
                 .record(name, message.timestamp_ms, tracking, now);
             self.touch(rank, Dirty::Extra);
         }
-        if name == WEBHOOK_RESPONDED {
+        if name == WEBHOOK_RESPONDED || name == crate::federated::FEDERATED_FETCHED {
             self.deliver_result(rank, received_at_ms, message, now)?;
         }
         if cares {
@@ -709,10 +709,12 @@ impl State {
             self.keep_outbox_row(rank, activity::outbox_row(item, workspace, rank, now));
         }
         for write_back in &effects.write_backs {
-            self.keep_outbox_row(
-                rank,
-                crate::write_back::outbox_row(write_back, workspace, rank),
-            );
+            let row = crate::federated::write_back_row(write_back, workspace, rank);
+            self.keep_outbox_row(rank, row);
+        }
+        for fetch in &effects.fetches {
+            let row = crate::federated::fetch_row(fetch, workspace, rank);
+            self.keep_outbox_row(rank, row);
         }
         traits_changed
     }

@@ -33,7 +33,7 @@ use cairn_storage::{
     TimelineEntry, TraceRow,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use xxhash_rust::xxh3::xxh3_128;
 
 /// How much of a profile changed since the last checkpoint.
@@ -212,8 +212,8 @@ pub(crate) struct State {
     stored_identity: HashMap<WorkspaceId, Vec<u8>>,
     /// Which activity items anyone subscribed to (none: none are derived).
     activity: crate::activity::ActivityWants,
-    /// Each workspace's federated attribute sets with a write-back (journey validation).
-    write_back: crate::write_back::WritableSets,
+    /// Each workspace's declared federated attribute sets (journey validation).
+    federated: crate::federated::FederatedSets,
 }
 
 impl Default for State {
@@ -235,7 +235,7 @@ impl Default for State {
             sources: HashMap::new(),
             stored_identity: HashMap::new(),
             activity: crate::activity::ActivityWants::default(),
-            write_back: crate::write_back::WritableSets::default(),
+            federated: crate::federated::FederatedSets::default(),
         }
     }
 }
@@ -414,14 +414,17 @@ impl State {
         self.activity = wants;
     }
 
-    /// From now on, let journeys write back to these federated attribute sets.
-    pub(crate) fn configure_write_back(&mut self, sets: crate::write_back::WritableSets) {
-        self.write_back = sets;
+    /// From now on, let journeys fetch and write back these federated attribute sets.
+    pub(crate) fn configure_federated(&mut self, sets: crate::federated::FederatedSets) {
+        self.federated = sets;
     }
 
-    /// The federated attribute sets of a workspace that journeys may write back to.
-    pub(crate) fn writable_sets(&self, workspace: &WorkspaceId) -> Option<&BTreeSet<String>> {
-        self.write_back.get(workspace)
+    /// The federated attribute sets a workspace declares.
+    pub(crate) fn federated_sets(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Option<&crate::federated::DeclaredSets> {
+        self.federated.get(workspace)
     }
 
     /// Outbox messages produced since the last call.
