@@ -1,8 +1,9 @@
 //! The activity feed's delivery: each activity row of the engine's outbox fanned out to the
 //! subscriptions that want it, then posted with the same durability as a message.
 //!
-//! One (item, subscription) pair is one delivery record, `<item id>@<subscription key>`, so the
-//! dispatcher's store, retries and dead letters work for it unchanged:
+//! One (item, subscription) pair is one delivery record, `<item id>@<subscription key>`, posted by
+//! [`crate::internal_worker`], so the dispatcher's store, retries and dead letters work for it
+//! unchanged:
 //!
 //! 1. drops pairs the store already finished (a replay or a catch-up re-produces the same ids);
 //! 2. **records the attempt** for the batch in one durable transaction;
@@ -14,15 +15,14 @@
 //! by the idempotency key, so the feed is at least once, never lost.
 
 use crate::activity::{ActivityItem, ActivitySender};
-use crate::dispatcher::{next_batch, record_of, retry_or_give_up, unfinished, Shared, Work};
-use crate::DispatchError;
+use crate::dispatcher::{record_of, retry_or_give_up, Shared, Work};
+use crate::internal_worker::Settled;
 use cairn_channels::ChannelError;
 use cairn_engine::activity::ACTIVITY_CHANNEL;
 use cairn_storage::{DeliveryRecord, DeliveryState, OutboxRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// One row per subscription that wants the item of `row` (a row already fanned out is kept as it is).
 pub(crate) fn fan_out(row: &OutboxRow, subscriptions: &[ActivitySender]) -> Vec<OutboxRow> {
@@ -56,15 +56,6 @@ fn subscription_key(url: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(url.as_bytes())
 }
 
-/// The activity feed's worker: batches from its queue until the queue closes.
-pub(crate) async fn activity_worker(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Work>) {
-    while let Some(batch) = next_batch(&mut queue, shared.options.batch_size).await {
-        if let Err(error) = process(&shared, batch).await {
-            tracing::error!(%error, "an activity batch failed; its items will be retried");
-        }
-    }
-}
-
 /// The item and the subscription a fanned-out row names.
 fn target<'a>(
     shared: &'a Shared,
@@ -93,42 +84,13 @@ fn target<'a>(
     Ok((item, sender))
 }
 
-async fn process(shared: &Arc<Shared>, batch: Vec<Work>) -> Result<(), DispatchError> {
-    let todo = unfinished(shared, batch)?;
-    if todo.is_empty() {
-        return Ok(());
-    }
-    let now = shared.now_ms();
-    let attempts: Vec<DeliveryRecord> = todo
-        .iter()
-        .map(|work| {
-            let mut record = record_of(work, ACTIVITY_CHANNEL, now);
-            record.attempts = work.attempts + 1;
-            record
-        })
-        .collect();
-    shared.store.record(&attempts)?;
-    let sends = todo.into_iter().map(|work| async move {
-        let result = match target(shared, &work.row) {
-            Ok((item, sender)) => sender.send(&item).await,
-            Err(error) => Err(error),
-        };
-        (work, result)
-    });
-    let results = futures::future::join_all(sends).await;
-    let now = shared.now_ms();
-    let records: Vec<DeliveryRecord> = results
-        .into_iter()
-        .map(|(work, result)| settle(shared, &work, result, now))
-        .collect();
-    shared.store.record(&records)?;
-    for record in &records {
-        shared.release(&record.message_id);
-        shared
-            .metrics
-            .delivered(ACTIVITY_CHANNEL, record.state.as_str());
-    }
-    Ok(())
+/// One post of an activity item to its subscription, and its record (run by the internal worker).
+pub(crate) async fn post(shared: Arc<Shared>, work: Work) -> Settled {
+    let result = match target(&shared, &work.row) {
+        Ok((item, sender)) => sender.send(&item).await,
+        Err(error) => Err(error),
+    };
+    (settle(&shared, &work, result, shared.now_ms()), None)
 }
 
 /// The record of one post's outcome.

@@ -1,6 +1,6 @@
-//! The worker loop of the engine's internal outbox channels (`write_back`, `federated_fetch`):
-//! each row is one delivery record, so the dispatcher's store, retries and dead letters work for
-//! them as for messages.
+//! The worker loop of the engine's internal outbox channels (`activity`, `write_back`,
+//! `federated_fetch`): each row is one delivery record, so the dispatcher's store, retries and dead
+//! letters work for them as for messages.
 //!
 //! Per batch: drop rows the store already finished (a replay or a catch-up re-produces the same
 //! ids); **record the attempts** in one durable transaction; run each row's job; submit the events

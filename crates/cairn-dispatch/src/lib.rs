@@ -10,7 +10,8 @@
 //! - [`federated`]: federated attribute sets a template reads, fetched at compose time.
 //! - [`feedback`]: delivery outcomes as events on the profile (`Email Sent`, `Webhook Responded`).
 //! - [`fetch_worker`]: `fetch` steps' federated attribute sets, fetched and answered to the journey.
-//! - `internal_worker`: the durable loop of those internal rows (attempt, job, event, result).
+//! - `internal_worker`: the durable loop of internal rows — activity posts, fetches, write-backs
+//!   (attempt, job, event, result).
 //! - [`write_back_worker`]: journeys' write-backs to federated attribute sources, durable and
 //!   audited (`Write Back Applied`).
 //!
@@ -86,9 +87,11 @@ impl Dispatcher {
         for (channel, queue) in receivers.channels {
             runtime.spawn(channel_worker(shared.clone(), channel, queue));
         }
-        runtime.spawn(activity_worker::activity_worker(
+        runtime.spawn(internal_worker::internal_worker(
             shared.clone(),
             receivers.activity,
+            cairn_engine::activity::ACTIVITY_CHANNEL,
+            activity_worker::post,
         ));
         runtime.spawn(internal_worker::internal_worker(
             shared.clone(),

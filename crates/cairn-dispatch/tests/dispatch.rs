@@ -589,58 +589,20 @@ const POSTGRES: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test conne
 /// `crm`'s loyalty points in the real PostgreSQL (`scripts/services.sh` starts it), as the federated
 /// attribute set `loyalty` reads them by CRM contact id.
 fn loyalty_in_postgres(runtime: &tokio::runtime::Runtime) -> cairn_federated::FederatedAttributes {
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(POSTGRES, tokio_postgres::NoTls)
-            .await
-            .expect("PostgreSQL is running (scripts/services.sh starts it)");
-        tokio::spawn(connection);
-        client
-            .batch_execute(
-                "drop table if exists dispatch_loyalty;
-                 create table dispatch_loyalty (contact_id text primary key, points int);
-                 insert into dispatch_loyalty values ('c-1', 340);",
-            )
-            .await
-            .expect("create table");
-    });
-    let config = cairn_federated::FederatedConfig::parse(
-        &format!(
-            r#"
-[[attribute]]
-name = "loyalty"
-source = "crm"
-timeout_ms = 2000
-[attribute.connector]
-kind = "postgres"
-url = "{POSTGRES}"
-query = "select points from dispatch_loyalty where contact_id = $1"
-"#
-        ),
-        false,
-        "attributes.toml",
-    )
-    .expect("attributes");
-    cairn_federated::FederatedAttributes::new(config, Arc::new(cairn_federated::SystemClock))
-        .expect("connectors")
+    postgres(
+        runtime,
+        "drop table if exists dispatch_loyalty;
+         create table dispatch_loyalty (contact_id text primary key, points int);
+         insert into dispatch_loyalty values ('c-1', 340);",
+        "select null",
+    );
+    loyalty_set("dispatch_loyalty", "points")
 }
 
 #[test]
 fn a_webhook_body_carries_a_federated_attribute_fetched_from_postgres_at_send_time() {
     let world = World::new(0);
-    let rules = cairn_identity::Ruleset::parse(
-        include_str!("../../../tests/identity/crm-shop.toml"),
-        cairn_identity::DocumentFormat::Toml,
-        "crm-shop.toml",
-    )
-    .expect("rules");
-    let compiled =
-        Arc::new(cairn_identity::compiled::CompiledRuleset::new(rules).expect("compiles"));
-    let engine = world.engine_with(EngineOptions {
-        identity: cairn_engine::customer360::IdentityConfigs::new(
-            std::collections::BTreeMap::from([(ws(), compiled)]),
-        ),
-        ..EngineOptions::default()
-    });
+    let engine = engine_with_customer360(&world, true);
     let federated = loyalty_in_postgres(&world._server);
     let dispatcher = Dispatcher::start_with_federated(
         world.dispatch_options(3),
@@ -745,8 +707,9 @@ fn tier(runtime: &tokio::runtime::Runtime) -> Option<String> {
     )
 }
 
-/// The engine with the CRM/shop identity rules and `loyalty` writable in workspace `crm`.
-fn engine_writing_back(world: &World, checkpoint_on_shutdown: bool) -> Engine {
+/// The engine with the CRM/shop identity rules and the federated set `loyalty` (readable and
+/// writable) in workspace `crm`.
+fn engine_with_customer360(world: &World, checkpoint_on_shutdown: bool) -> Engine {
     let rules = cairn_identity::Ruleset::parse(
         include_str!("../../../tests/identity/crm-shop.toml"),
         cairn_identity::DocumentFormat::Toml,
@@ -819,7 +782,7 @@ fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_on
     let federated = || {
         std::collections::BTreeMap::from([(ws(), Arc::new(loyalty_set("dispatch_tiers", "tier")))])
     };
-    let engine = engine_writing_back(&world, true);
+    let engine = engine_with_customer360(&world, true);
     let dispatcher =
         Dispatcher::start_with_federated(world.dispatch_options(5), &engine, federated())
             .expect("dispatcher");
@@ -904,7 +867,7 @@ fn a_journey_writes_a_field_back_to_postgres_retrying_while_it_fails_and_only_on
         "update dispatch_tiers set tier = 'platinum' where contact_id = 'c-1'",
         "select null",
     );
-    let engine = engine_writing_back(&world, false);
+    let engine = engine_with_customer360(&world, false);
     let dispatcher =
         Dispatcher::start_with_federated(world.dispatch_options(5), &engine, federated())
             .expect("dispatcher");
@@ -955,7 +918,7 @@ fn a_fetch_step_splits_on_points_read_from_postgres_and_a_failing_source_takes_t
          insert into dispatch_points values ('c-1', 340), ('c-2', 20);",
         "select null",
     );
-    let engine = engine_writing_back(&world, true);
+    let engine = engine_with_customer360(&world, true);
     let federated = std::collections::BTreeMap::from([(
         ws(),
         Arc::new(loyalty_set("dispatch_points", "points")),

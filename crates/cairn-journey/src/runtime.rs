@@ -458,13 +458,7 @@ impl Run<'_, '_> {
                 return;
             }
             if let Some(filter) = filter {
-                let evaluation = Evaluation {
-                    now_ms: self.context.now_ms,
-                    profile: self.context.profile,
-                    event: Some(&event.message),
-                    journey: self.journey_data(),
-                    history: self.context.history,
-                };
+                let evaluation = self.evaluation(Some(&event.message));
                 if !filter.matches(&evaluation) {
                     return;
                 }
@@ -809,27 +803,10 @@ impl Run<'_, '_> {
                 }
             }
             StepKind::WaitForEvent { timeout_ms, .. } => {
-                let until = now.saturating_add(*timeout_ms);
-                self.trace(Decision::Wait {
-                    until_ms: until,
-                    reason: WaitReason::EventTimeout,
-                    passed: false,
-                });
-                self.enrollment.wake_at_ms = until;
-                Next::Wait
+                self.wait_at_most(*timeout_ms, WaitReason::EventTimeout)
             }
             StepKind::DecisionSplit { branches, default } => {
-                let evaluation = Evaluation {
-                    now_ms: now,
-                    profile: self.context.profile,
-                    event: self
-                        .enrollment
-                        .data
-                        .as_ref()
-                        .and_then(|data| data.current_event.as_ref()),
-                    journey: self.journey_data(),
-                    history: self.context.history,
-                };
+                let evaluation = self.evaluation(None);
                 let chosen = branches
                     .iter()
                     .position(|branch| branch.condition.matches(&evaluation));
@@ -1022,10 +999,20 @@ impl Run<'_, '_> {
             at_ms: now,
         });
         self.trace(Decision::Fetching { message_id });
-        let until = now.saturating_add(awaiting.timeout_ms);
+        self.await_result(awaiting)
+    }
+
+    /// Waits for the result of a webhook or a fetch, until its timeout.
+    fn await_result(&mut self, awaiting: &AwaitSpec) -> Next {
+        self.wait_at_most(awaiting.timeout_ms, WaitReason::ResponseTimeout)
+    }
+
+    /// Waits for an input for at most `timeout_ms` (then the timer fires).
+    fn wait_at_most(&mut self, timeout_ms: i64, reason: WaitReason) -> Next {
+        let until = self.now().saturating_add(timeout_ms);
         self.trace(Decision::Wait {
             until_ms: until,
-            reason: WaitReason::ResponseTimeout,
+            reason,
             passed: false,
         });
         self.enrollment.wake_at_ms = until;
@@ -1071,16 +1058,7 @@ impl Run<'_, '_> {
             });
         }
         match &send.await_response {
-            Some(awaiting) => {
-                let until = now.saturating_add(awaiting.timeout_ms);
-                self.trace(Decision::Wait {
-                    until_ms: until,
-                    reason: WaitReason::ResponseTimeout,
-                    passed: false,
-                });
-                self.enrollment.wake_at_ms = until;
-                Next::Wait
-            }
+            Some(awaiting) => self.await_result(awaiting),
             None => match send.next {
                 Some(next) => Next::Go(next),
                 None => {
@@ -1153,20 +1131,27 @@ impl Run<'_, '_> {
         }
     }
 
+    /// What conditions read now: the profile, `event` (none: the enrollment's current event), the
+    /// enrollment's data and history.
+    fn evaluation<'s>(&'s self, event: Option<&'s Value>) -> Evaluation<'s> {
+        Evaluation {
+            now_ms: self.context.now_ms,
+            profile: self.context.profile,
+            event: event.or_else(|| {
+                self.enrollment
+                    .data
+                    .as_ref()
+                    .and_then(|data| data.current_event.as_ref())
+            }),
+            journey: self.journey_data(),
+            history: self.context.history,
+        }
+    }
+
     /// The value of an expression over the enrollment's current event and data (a whole number
     /// as an integer).
     fn value_of(&self, expression: &Condition) -> Value {
-        let evaluation = Evaluation {
-            now_ms: self.context.now_ms,
-            profile: self.context.profile,
-            event: self
-                .enrollment
-                .data
-                .as_ref()
-                .and_then(|data| data.current_event.as_ref()),
-            journey: self.journey_data(),
-            history: self.context.history,
-        };
+        let evaluation = self.evaluation(None);
         match expression.evaluate(&evaluation).to_json() {
             Value::Number(number) => number.as_f64().map_or(Value::Null, number_value),
             other => other,
