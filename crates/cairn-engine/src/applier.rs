@@ -5,9 +5,12 @@
 //! reads the new records back from the log (the same path a replay after a crash takes, so there is
 //! only one), decodes them and applies them under the state's write lock, a chunk at a time so
 //! readers get in between. Every `checkpoint_interval`, or when enough timeline entries are
-//! pending, it copies what changed, has the store commit it with the applied log position, and then
-//! forgets what was written. On shutdown it applies everything committed and writes a last checkpoint.
+//! pending, it copies what changed and hands the copy to the [`crate::checkpoint_writer`], which
+//! has the store commit it with the copy's log position and then forgets what was written, while
+//! the applier goes on applying. On shutdown it applies everything committed and writes a last
+//! checkpoint.
 
+use crate::checkpoint_writer::{CheckpointWriter, Job};
 use crate::codec::{decode_messages, decompress};
 use crate::identity::IdentityResolver;
 use crate::journeys::command::Command;
@@ -15,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::progress::Progress;
 use crate::state::State;
 use crate::EngineOptions;
-use cairn_storage::{LogReader, LogRecord, OutboxRow, RecordKind, StateStore, StorageResult};
+use cairn_storage::{LogReader, LogRecord, OutboxRow, RecordKind, StorageResult};
 use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,13 +31,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 pub(crate) struct Applier {
     pub options: EngineOptions,
     pub state: Arc<RwLock<State>>,
-    pub store: Box<dyn StateStore>,
+    /// Commits checkpoint copies on its own thread.
+    pub checkpoints: CheckpointWriter,
     pub log: Arc<dyn LogReader>,
     pub identity: Box<dyn IdentityResolver>,
     pub progress: Arc<Progress>,
     pub metrics: Arc<Metrics>,
-    /// The log position of the last committed checkpoint.
-    pub checkpointed: u64,
     /// Where new outbox messages go (the dispatcher), if anyone listens.
     pub outbox_feed: OutboxFeed,
 }
@@ -102,6 +104,9 @@ impl Applier {
             } else {
                 self.progress.wait_for_commit(applied, IDLE_WAIT);
             }
+            if self.progress.checkpoint_in_flight() {
+                continue;
+            }
             let pending = self.state.read().pending_timeline();
             let requested = self.progress.checkpoint_requested()
                 && self.progress.applied() >= self.progress.committed();
@@ -109,16 +114,15 @@ impl Applier {
                 || last_checkpoint.elapsed() >= self.options.checkpoint_interval
                 || pending >= self.options.checkpoint_max_pending_events
             {
-                self.checkpoint();
+                self.checkpoint(requested.then(|| self.progress.checkpoint_requests()));
                 last_checkpoint = Instant::now();
-                if requested {
-                    self.progress.checkpoint_written();
-                }
             }
         }
+        self.checkpoints.wait_idle();
         if self.options.checkpoint_on_shutdown {
-            self.checkpoint();
+            self.checkpoint(None);
         }
+        self.checkpoints.stop();
         tracing::info!(applied = self.progress.applied(), "applier stopped");
     }
 
@@ -204,35 +208,23 @@ impl Applier {
         }
     }
 
-    /// Writes what changed since the last checkpoint, if anything did.
-    fn checkpoint(&mut self) {
+    /// Copies what changed since the last checkpoint, if anything did, and hands it to the writer;
+    /// `answers_requests`: the checkpoint requests the copy answers.
+    fn checkpoint(&mut self, answers_requests: Option<u64>) {
         let copy = {
             let mut state = self.state.write();
-            if !state.has_changes() && state.applied_seq() == self.checkpointed {
+            if !state.has_changes() && state.applied_seq() == self.checkpoints.committed() {
+                drop(state);
+                if let Some(upto) = answers_requests {
+                    self.progress.checkpoint_written(upto);
+                }
                 return;
             }
             state.checkpoint()
         };
-        let started = Instant::now();
-        let applied_seq = copy.checkpoint.applied_seq;
-        let entries = copy.checkpoint.timeline.len();
-        let profiles = copy.checkpoint.profiles.len();
-        match self.store.checkpoint(&copy.checkpoint) {
-            Ok(()) => {
-                self.state.write().checkpoint_committed(copy);
-                self.checkpointed = applied_seq;
-                self.metrics.checkpoints.inc();
-                self.metrics
-                    .checkpoint_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                tracing::debug!(applied_seq, profiles, entries, "checkpoint committed");
-            }
-            Err(error) => {
-                // Nothing was forgotten: the next checkpoint writes it all again.
-                self.state.write().checkpoint_failed(&copy);
-                tracing::error!(%error, "checkpoint failed; will retry");
-                self.metrics.checkpoint_failures.inc();
-            }
-        }
+        self.checkpoints.write(Job {
+            copy,
+            answers_requests,
+        });
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod activity;
 mod applier;
+mod checkpoint_writer;
 pub mod clock;
 pub mod codec;
 pub mod customer360;
@@ -73,6 +74,9 @@ pub struct EngineOptions {
     /// A breakpoint for tests: while the gate is closed, the log writer commits nothing (requests
     /// queue up, so a test can fill the queue deterministically).
     pub log_gate: Option<Gate>,
+    /// A breakpoint for tests: while the gate is closed, the checkpoint writer holds its copy
+    /// before writing it (the applier goes on applying).
+    pub checkpoint_gate: Option<Gate>,
     /// Customer 360: the workspaces' identity configurations (none: exact identity only).
     pub identity: customer360::IdentityConfigs,
     /// The activity items subscriptions want (none: no items are derived).
@@ -121,6 +125,7 @@ impl Default for EngineOptions {
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,
+            checkpoint_gate: None,
             identity: customer360::IdentityConfigs::default(),
             activity: activity::ActivityWants::default(),
             federated: federated::FederatedSets::default(),
@@ -202,15 +207,22 @@ impl Engine {
         .spawn()?;
         let tick_interval = options.tick_interval;
         let outbox_feed = applier::OutboxFeed::default();
+        let checkpoints = checkpoint_writer::CheckpointWriter::spawn(
+            state,
+            shared_state.clone(),
+            progress.clone(),
+            metrics.clone(),
+            checkpointed,
+            options.checkpoint_gate.clone(),
+        )?;
         let applier = applier::Applier {
             options,
             state: shared_state.clone(),
-            store: state,
+            checkpoints,
             log: log_reader.clone(),
             identity,
             progress: progress.clone(),
             metrics: metrics.clone(),
-            checkpointed,
             outbox_feed: outbox_feed.clone(),
         }
         .spawn()?;

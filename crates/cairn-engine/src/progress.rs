@@ -27,6 +27,8 @@ pub(crate) struct Progress {
     /// Checkpoints asked for, and checkpoints written (requested ones included).
     checkpoints_requested: AtomicU64,
     checkpoints_written: AtomicU64,
+    /// Set while the checkpoint writer writes a copy (the applier starts no other meanwhile).
+    checkpoint_in_flight: AtomicBool,
     wakeup: Mutex<()>,
     committed_changed: Condvar,
     applied_changed: Condvar,
@@ -55,12 +57,31 @@ impl Progress {
             > self.checkpoints_written.load(Ordering::Acquire)
     }
 
-    /// The applier wrote every checkpoint asked for so far.
-    pub(crate) fn checkpoint_written(&self) {
-        let requested = self.checkpoints_requested.load(Ordering::Acquire);
-        self.checkpoints_written.store(requested, Ordering::Release);
+    /// How many checkpoints were asked for so far (what a copy taken now answers).
+    pub(crate) fn checkpoint_requests(&self) -> u64 {
+        self.checkpoints_requested.load(Ordering::Acquire)
+    }
+
+    /// A checkpoint answering the first `upto` requests was written.
+    pub(crate) fn checkpoint_written(&self, upto: u64) {
+        self.checkpoints_written.fetch_max(upto, Ordering::AcqRel);
         let _guard = self.wakeup.lock();
         self.applied_changed.notify_all();
+    }
+
+    /// Whether the checkpoint writer is writing a copy.
+    pub(crate) fn checkpoint_in_flight(&self) -> bool {
+        self.checkpoint_in_flight.load(Ordering::Acquire)
+    }
+
+    /// The writer took a copy (`true`) or finished with it (`false`, which wakes the applier).
+    pub(crate) fn set_checkpoint_in_flight(&self, in_flight: bool) {
+        self.checkpoint_in_flight
+            .store(in_flight, Ordering::Release);
+        if !in_flight {
+            let _guard = self.wakeup.lock();
+            self.committed_changed.notify_all();
+        }
     }
 
     /// Waits until checkpoint number `wanted` is written, or `timeout` passes.
@@ -141,7 +162,8 @@ impl Progress {
     /// Waits until something beyond `applied` is committed, the log closes, or `timeout` passes.
     pub(crate) fn wait_for_commit(&self, applied: u64, timeout: Duration) {
         let mut guard = self.wakeup.lock();
-        if self.committed() > applied || self.is_log_closed() || self.checkpoint_requested() {
+        let checkpoint_due = self.checkpoint_requested() && !self.checkpoint_in_flight();
+        if self.committed() > applied || self.is_log_closed() || checkpoint_due {
             return;
         }
         let _ = self.committed_changed.wait_for(&mut guard, timeout);

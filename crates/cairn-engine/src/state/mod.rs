@@ -498,6 +498,11 @@ impl State {
             };
             copied.push((rank, record.pending_timeline.len(), traces, outbox));
         }
+        // Clean as of the copy: a change while it is written marks the profile dirty again.
+        for &(rank, ..) in &copied {
+            self.record_mut(rank).dirty = Dirty::Clean;
+        }
+        self.dirty.clear();
         for (workspace, registry) in self.registries.iter_mut() {
             if registry.take_dirty() {
                 checkpoint
@@ -521,24 +526,30 @@ impl State {
         !self.dirty.is_empty() || self.sources.values().any(|sources| sources.is_dirty())
     }
 
-    /// The store committed `copy`: forget what it wrote.
+    /// The store committed `copy`: forget what it wrote. What was applied after the copy was taken
+    /// is kept: only the copied prefix of each pending list goes (a merge since moves an absorbed
+    /// profile's pending traces and messages onto the survivor, where a later checkpoint writes them
+    /// again — the store ignores or replaces rows it has).
     pub(crate) fn checkpoint_committed(&mut self, copy: CheckpointCopy) {
         for (rank, entries, traces, outbox) in copy.copied {
             let record = self.record_mut(rank);
+            let entries = entries.min(record.pending_timeline.len());
             record.pending_timeline.drain(..entries);
             if let Some(state) = &mut record.journey {
+                let traces = traces.min(state.pending_traces.len());
                 state.pending_traces.drain(..traces);
+                let outbox = outbox.min(state.pending_outbox.len());
                 state.pending_outbox.drain(..outbox);
             }
-            record.dirty = Dirty::Clean;
             self.pending_timeline -= entries;
         }
-        self.dirty
-            .retain(|&rank| self.profiles[rank as usize - 1].dirty != Dirty::Clean);
     }
 
-    /// A registry changed outside a checkpoint's copy (a failed checkpoint): write it next time.
+    /// The store did not commit `copy`: everything it held is written by the next checkpoint.
     pub(crate) fn checkpoint_failed(&mut self, copy: &CheckpointCopy) {
+        for &(rank, ..) in &copy.copied {
+            self.touch(rank, Dirty::Full);
+        }
         self.identity_checkpoint_failed(&copy.checkpoint.identity);
         for (workspace, _) in &copy.checkpoint.registries {
             if let Some(registry) = self.registries.get_mut(workspace) {

@@ -483,3 +483,70 @@ mod replay {
         }
     }
 }
+
+#[test]
+fn events_applied_while_a_checkpoint_is_written_are_kept_by_the_next_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    let gate = Gate::default();
+    let options = EngineOptions {
+        checkpoint_gate: Some(gate.clone()),
+        checkpoint_on_shutdown: false,
+        checkpoint_interval: Duration::from_secs(3600),
+        tick_interval: None,
+        ..EngineOptions::default()
+    };
+    let open = || {
+        let backend = cairn_store_sqlite::open(dir.path()).expect("open store");
+        Engine::start(options.clone(), backend, clock.clone()).expect("start")
+    };
+    let identify = |engine: &Engine, user: &str, plan: &str| {
+        let value = json!({"type": "identify", "userId": user, "traits": {"plan": plan}});
+        let map = value.as_object().cloned().expect("object");
+        let message = normalize_object(map, &Envelope::default(), clock.now()).expect("valid");
+        engine
+            .ingestor()
+            .submit_blocking(ws(), vec![message])
+            .expect("committed");
+    };
+    let plan = |engine: &Engine, user: &str| {
+        engine
+            .reader()
+            .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, user))
+            .map(|profile| profile.traits["plan"].clone())
+    };
+    let engine = open();
+    identify(&engine, "u1", "a");
+    gate.close();
+    assert!(
+        !engine.checkpoint(Duration::from_millis(300)),
+        "the copy is held before it is written"
+    );
+    // The applier goes on while the copy waits: these changes come after it.
+    identify(&engine, "u1", "b");
+    identify(&engine, "u2", "c");
+    assert_eq!(plan(&engine, "u1"), Some(json!("b")));
+    gate.open();
+    assert!(engine.checkpoint(Duration::from_secs(10)));
+    drop(engine);
+
+    // Nothing is replayed after the second checkpoint: it alone must hold the later changes.
+    let engine = open();
+    assert_eq!(plan(&engine, "u1"), Some(json!("b")));
+    assert_eq!(plan(&engine, "u2"), Some(json!("c")));
+    let u1 = engine
+        .reader()
+        .profile_by_identifier(&ws(), &Identifier::new(IdentifierKind::UserId, "u1"))
+        .expect("u1");
+    let timeline = engine
+        .reader()
+        .events(&ws(), &u1.id, None, 10)
+        .expect("read")
+        .expect("profile");
+    assert_eq!(timeline.len(), 2, "both identify calls are on the timeline");
+    engine.shutdown();
+}
