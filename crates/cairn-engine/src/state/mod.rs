@@ -120,7 +120,7 @@ pub(crate) struct ProfileRecord {
 impl ProfileRecord {
     fn extra(&self) -> Vec<u8> {
         match &self.journey {
-            Some(state) if !state.is_empty() => serde_json::to_vec(state).unwrap_or_default(),
+            Some(state) if !state.is_empty() => encode_journey_state(state),
             _ => Vec::new(),
         }
     }
@@ -139,6 +139,30 @@ impl ProfileRecord {
             event_count: self.event_count,
             extra: self.extra(),
         }
+    }
+}
+
+/// The first byte of an LZ4-compressed journey state in a checkpoint (older checkpoints hold the
+/// plain JSON, which starts with `{`).
+const COMPRESSED_JOURNEY_STATE: u8 = 0x01;
+
+/// A profile's journey state as checkpointed: JSON (the trigger events it keeps are JSON), LZ4-compressed.
+fn encode_journey_state(state: &ProfileJourneyState) -> Vec<u8> {
+    let json = serde_json::to_vec(state).unwrap_or_default();
+    let mut bytes = vec![COMPRESSED_JOURNEY_STATE];
+    bytes.extend(lz4_flex::compress_prepend_size(&json));
+    bytes
+}
+
+/// Reads a checkpointed journey state, compressed or (from older checkpoints) plain.
+fn decode_journey_state(bytes: &[u8]) -> Result<ProfileJourneyState, String> {
+    match bytes.split_first() {
+        Some((&COMPRESSED_JOURNEY_STATE, compressed)) => {
+            let json = lz4_flex::decompress_size_prepended(compressed)
+                .map_err(|error| error.to_string())?;
+            serde_json::from_slice(&json).map_err(|error| error.to_string())
+        }
+        _ => serde_json::from_slice(bytes).map_err(|error| error.to_string()),
     }
 }
 
@@ -297,7 +321,7 @@ impl State {
             None
         } else {
             Some(Box::new(
-                serde_json::from_slice::<ProfileJourneyState>(&row.extra)
+                decode_journey_state(&row.extra)
                     .map_err(|error| corrupt(format!("profile {} journeys: {error}", row.id)))?,
             ))
         };
@@ -556,5 +580,23 @@ impl State {
                 registry.mark_dirty();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod journey_state_tests {
+    use super::*;
+
+    #[test]
+    fn journey_states_are_checkpointed_compressed_and_plain_json_still_reads() {
+        let mut state = ProfileJourneyState::default();
+        state.audiences = vec![1, 2, 3];
+        state.trace_position = 7;
+        let bytes = encode_journey_state(&state);
+        assert_eq!(bytes[0], COMPRESSED_JOURNEY_STATE);
+        assert_eq!(decode_journey_state(&bytes), Ok(state.clone()));
+        let plain = serde_json::to_vec(&state).expect("json");
+        assert_eq!(decode_journey_state(&plain), Ok(state));
+        assert!(decode_journey_state(&[COMPRESSED_JOURNEY_STATE, 9, 9]).is_err());
     }
 }
