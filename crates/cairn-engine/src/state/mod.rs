@@ -589,9 +589,11 @@ mod journey_state_tests {
 
     #[test]
     fn journey_states_are_checkpointed_compressed_and_plain_json_still_reads() {
-        let mut state = ProfileJourneyState::default();
-        state.audiences = vec![1, 2, 3];
-        state.trace_position = 7;
+        let state = ProfileJourneyState {
+            audiences: vec![1, 2, 3],
+            trace_position: 7,
+            ..ProfileJourneyState::default()
+        };
         let bytes = encode_journey_state(&state);
         assert_eq!(bytes[0], COMPRESSED_JOURNEY_STATE);
         assert_eq!(decode_journey_state(&bytes), Ok(state.clone()));
