@@ -204,11 +204,7 @@ impl Config {
             checkpoint_max_pending_events: self.state.checkpoint_max_pending_events,
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(self.state.tick_interval_ms.max(1))),
-            log_gate: None,
-            checkpoint_gate: None,
-            identity: Default::default(),
-            activity: Default::default(),
-            federated: Default::default(),
+            ..EngineOptions::default()
         }
     }
 

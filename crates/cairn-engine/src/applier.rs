@@ -5,7 +5,8 @@
 //! reads the new records back from the log (the same path a replay after a crash takes, so there is
 //! only one), decodes them and applies them under the state's write lock, a chunk at a time so
 //! readers get in between. Every `checkpoint_interval`, or when enough timeline entries are
-//! pending, it copies what changed and hands the copy to the [`crate::checkpoint_writer`], which
+//! pending, it copies what changed — a few thousand profiles per hold of the write lock, between
+//! applying steps, then the rest at once — and hands the copy to the [`crate::checkpoint_writer`], which
 //! has the store commit it with the copy's log position and then forgets what was written, while
 //! the applier goes on applying. On shutdown it applies everything committed and writes a last
 //! checkpoint.
@@ -16,7 +17,7 @@ use crate::identity::IdentityResolver;
 use crate::journeys::command::Command;
 use crate::metrics::Metrics;
 use crate::progress::Progress;
-use crate::state::State;
+use crate::state::{CheckpointCopy, State};
 use crate::EngineOptions;
 use cairn_storage::{LogReader, LogRecord, OutboxRow, RecordKind, StorageResult};
 use parking_lot::RwLock;
@@ -27,6 +28,18 @@ use std::time::{Duration, Instant};
 const RECORDS_PER_STEP: usize = 64;
 /// Longest wait for new records before checking whether a checkpoint is due.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+/// A checkpoint copy that has copied this many times the profiles dirty when it began is finished
+/// at once (under a load that dirties profiles faster than rounds copy them).
+const MAX_COPY_FACTOR: usize = 3;
+
+/// A checkpoint being copied, a round at a time between applying steps.
+struct Building {
+    copy: CheckpointCopy,
+    answers_requests: Option<u64>,
+    /// Profiles copied so far, and the most to copy in rounds before finishing at once.
+    copied: usize,
+    budget: usize,
+}
 
 pub(crate) struct Applier {
     pub options: EngineOptions,
@@ -87,6 +100,7 @@ impl Applier {
     fn run(mut self) {
         let recovery_target = self.progress.committed();
         let mut last_checkpoint = Instant::now();
+        let mut building: Option<Building> = None;
         loop {
             let applied = self.progress.applied();
             if applied >= recovery_target && !self.progress.is_recovered() {
@@ -101,8 +115,12 @@ impl Applier {
                 }
             } else if self.progress.is_log_closed() {
                 break;
-            } else {
+            } else if building.is_none() {
                 self.progress.wait_for_commit(applied, IDLE_WAIT);
+            }
+            if let Some(copying) = building.take() {
+                building = self.copy_round(copying);
+                continue;
             }
             if self.progress.checkpoint_in_flight() {
                 continue;
@@ -114,13 +132,21 @@ impl Applier {
                 || last_checkpoint.elapsed() >= self.options.checkpoint_interval
                 || pending >= self.options.checkpoint_max_pending_events
             {
-                self.checkpoint(requested.then(|| self.progress.checkpoint_requests()));
+                building =
+                    self.begin_checkpoint(requested.then(|| self.progress.checkpoint_requests()));
                 last_checkpoint = Instant::now();
             }
         }
         self.checkpoints.wait_idle();
+        if let Some(copying) = building.take() {
+            // Finish the copy begun: its profiles are marked clean and must reach the store.
+            self.finish(copying);
+            self.checkpoints.wait_idle();
+        }
         if self.options.checkpoint_on_shutdown {
-            self.checkpoint(None);
+            if let Some(copying) = self.begin_checkpoint(None) {
+                self.finish(copying);
+            }
         }
         self.checkpoints.stop();
         tracing::info!(applied = self.progress.applied(), "applier stopped");
@@ -208,23 +234,51 @@ impl Applier {
         }
     }
 
-    /// Copies what changed since the last checkpoint, if anything did, and hands it to the writer;
-    /// `answers_requests`: the checkpoint requests the copy answers.
-    fn checkpoint(&mut self, answers_requests: Option<u64>) {
-        let copy = {
-            let mut state = self.state.write();
-            if !state.has_changes() && state.applied_seq() == self.checkpoints.committed() {
-                drop(state);
-                if let Some(upto) = answers_requests {
-                    self.progress.checkpoint_written(upto);
-                }
-                return;
+    /// Starts a checkpoint copy if anything changed since the last one; `answers_requests`: the
+    /// checkpoint requests it answers (answered at once when there is nothing to write).
+    fn begin_checkpoint(&mut self, answers_requests: Option<u64>) -> Option<Building> {
+        let state = self.state.read();
+        if !state.has_changes() && state.applied_seq() == self.checkpoints.committed() {
+            drop(state);
+            if let Some(upto) = answers_requests {
+                self.progress.checkpoint_written(upto);
             }
-            state.checkpoint()
-        };
+            return None;
+        }
+        let dirty = state.dirty_profiles();
+        Some(Building {
+            copy: CheckpointCopy::default(),
+            answers_requests,
+            copied: 0,
+            budget: dirty.saturating_mul(MAX_COPY_FACTOR),
+        })
+    }
+
+    /// Copies one round of changed profiles; once few remain (or the budget is spent), finishes
+    /// the copy under the same lock and hands it to the writer.
+    fn copy_round(&mut self, mut building: Building) -> Option<Building> {
+        let round = self.options.checkpoint_round_profiles.max(1);
+        let mut state = self.state.write();
+        let remaining = state.copy_dirty_profiles(&mut building.copy, round);
+        building.copied += round;
+        if remaining > round && building.copied < building.budget {
+            return Some(building);
+        }
+        let copy = state.finish_checkpoint(building.copy);
+        drop(state);
         self.checkpoints.write(Job {
             copy,
-            answers_requests,
+            answers_requests: building.answers_requests,
+        });
+        None
+    }
+
+    /// Finishes a copy at once and hands it to the writer.
+    fn finish(&mut self, building: Building) {
+        let copy = self.state.write().finish_checkpoint(building.copy);
+        self.checkpoints.write(Job {
+            copy,
+            answers_requests: building.answers_requests,
         });
     }
 }

@@ -1,9 +1,12 @@
 //! The checkpoint writer: commits the applier's copies of what changed to the state store on its
 //! own thread, so applying never waits for a checkpoint's disk writes.
 //!
-//! The applier copies under the state's write lock ([`crate::state::State::checkpoint`], which
-//! also marks the copied profiles clean: a change after the copy marks them dirty again) and hands
-//! the copy over; one copy is in flight at a time ([`crate::progress::Progress`] says which). Once
+//! The applier copies under the state's write lock, a round of changed profiles at a time between
+//! applying steps ([`crate::state::State::copy_dirty_profiles`], which marks the copied profiles
+//! clean: a change after their round marks them dirty again, and a later round copies them again),
+//! then the rest with the workspace state and the log position under one lock
+//! ([`crate::state::State::finish_checkpoint`]), and hands the copy over; one copy is in flight at
+//! a time ([`crate::progress::Progress`] says which). Once
 //! the store committed it, the writer has the state forget what was written (the copied prefixes of
 //! each profile's pending timeline, traces and outbox); if the store failed, it marks everything
 //! the copy held dirty again, so the next checkpoint writes it.

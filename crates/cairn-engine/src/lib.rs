@@ -65,6 +65,9 @@ pub struct EngineOptions {
     pub checkpoint_interval: Duration,
     /// A checkpoint is also written once this many timeline entries wait for one.
     pub checkpoint_max_pending_events: usize,
+    /// Changed profiles a checkpoint copies per hold of the state's write lock (applying goes on
+    /// between rounds).
+    pub checkpoint_round_profiles: usize,
     /// Write a last checkpoint when shutting down (on by default). Crash tests turn it off to stop
     /// as if the process had died right after its last log commit.
     pub checkpoint_on_shutdown: bool,
@@ -122,6 +125,7 @@ impl Default for EngineOptions {
             dedupe_max_entries: 10_000_000,
             checkpoint_interval: Duration::from_secs(10),
             checkpoint_max_pending_events: 2_000_000,
+            checkpoint_round_profiles: 5_000,
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,

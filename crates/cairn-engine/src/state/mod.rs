@@ -4,7 +4,8 @@
 //! Only the applier changes it, one log record at a time, deterministically: the same records in the
 //! same order give the same profiles, ranks, ids, enrollments and messages. Time comes with the
 //! records ([`State::advance_time`]). Everything that changes is marked dirty and written by the next
-//! checkpoint ([`State::checkpoint`]); timeline entries, traces and outbox messages stay here until a
+//! checkpoint, copied in rounds ([`State::copy_dirty_profiles`]) and completed under one lock
+//! ([`State::finish_checkpoint`]); timeline entries, traces and outbox messages stay here until a
 //! checkpoint has committed them, so a reader always finds them either here or in the store.
 //!
 //! - [`profiles`]: identity resolution, traits and timelines of incoming messages.
@@ -198,10 +199,12 @@ pub(crate) struct Applied {
 }
 
 /// What a checkpoint copied: trimmed once the checkpoint has committed.
+#[derive(Default)]
 pub(crate) struct CheckpointCopy {
     pub checkpoint: Checkpoint,
-    /// Per profile: timeline entries, traces and outbox messages copied.
-    copied: Vec<(u32, usize, usize, usize)>,
+    /// Per profile: how many of its pending timeline entries, traces and outbox messages are in
+    /// the copy (a profile copied again in a later round adds only what came since).
+    copied: HashMap<u32, (usize, usize, usize)>,
 }
 
 /// Names of the engine-wide counters in checkpoints.
@@ -320,10 +323,9 @@ impl State {
         let journey = if row.extra.is_empty() {
             None
         } else {
-            Some(Box::new(
-                decode_journey_state(&row.extra)
-                    .map_err(|error| corrupt(format!("profile {} journeys: {error}", row.id)))?,
-            ))
+            Some(Box::new(decode_journey_state(&row.extra).map_err(
+                |error| corrupt(format!("profile {} journeys: {error}", row.id)),
+            )?))
         };
         self.profiles.push(ProfileRecord {
             rank: row.rank,
@@ -471,62 +473,25 @@ impl State {
         self.outcomes.push_back((seq, outcome));
     }
 
-    /// Copies what changed since the last checkpoint. Nothing is cleared until
-    /// [`State::checkpoint_committed`] says the store has it.
-    pub(crate) fn checkpoint(&mut self) -> CheckpointCopy {
-        let mut checkpoint = Checkpoint {
-            applied_seq: self.applied_seq,
-            timeline: Vec::with_capacity(self.pending_timeline),
-            ..Checkpoint::default()
-        };
-        let mut copied = Vec::with_capacity(self.dirty.len());
-        for &rank in &self.dirty {
-            let record = self.record(rank);
-            checkpoint.profiles.push(match record.dirty {
-                Dirty::Full => ProfileWrite::Full(record.row()),
-                Dirty::Extra => ProfileWrite::Extra {
-                    rank,
-                    event_count: record.event_count,
-                    updated_at_ms: record.updated_at_ms,
-                    extra: record.extra(),
-                },
-                _ => ProfileWrite::Counters {
-                    rank,
-                    event_count: record.event_count,
-                    updated_at_ms: record.updated_at_ms,
-                },
-            });
-            checkpoint
-                .timeline
-                .extend(
-                    record
-                        .pending_timeline
-                        .iter()
-                        .map(|&(timestamp_ms, seq)| TimelineEntry {
-                            profile_rank: rank,
-                            timestamp_ms,
-                            seq,
-                        }),
-                );
-            let (traces, outbox) = match &record.journey {
-                Some(state) => {
-                    checkpoint
-                        .traces
-                        .extend(state.pending_traces.iter().cloned());
-                    checkpoint
-                        .outbox
-                        .extend(state.pending_outbox.iter().cloned());
-                    (state.pending_traces.len(), state.pending_outbox.len())
-                }
-                None => (0, 0),
-            };
-            copied.push((rank, record.pending_timeline.len(), traces, outbox));
+    /// Copies up to `limit` changed profiles into `copy`, marking them clean as of now (a later
+    /// change marks them dirty again, and a later round copies them again); returns how many are
+    /// still dirty. Rounds between applying keep each hold of the write lock short; the copy is
+    /// consistent once [`State::finish_checkpoint`] has copied the rest under one lock.
+    pub(crate) fn copy_dirty_profiles(&mut self, copy: &mut CheckpointCopy, limit: usize) -> usize {
+        let take = limit.min(self.dirty.len());
+        let ranks: Vec<u32> = self.dirty.drain(self.dirty.len() - take..).collect();
+        for rank in ranks {
+            self.copy_profile(copy, rank);
         }
-        // Clean as of the copy: a change while it is written marks the profile dirty again.
-        for &(rank, ..) in &copied {
-            self.record_mut(rank).dirty = Dirty::Clean;
-        }
-        self.dirty.clear();
+        self.dirty.len()
+    }
+
+    /// Completes `copy` as of now: the profiles still dirty, the registries, identity states and
+    /// counters that changed, and the applied log position.
+    pub(crate) fn finish_checkpoint(&mut self, mut copy: CheckpointCopy) -> CheckpointCopy {
+        self.copy_dirty_profiles(&mut copy, usize::MAX);
+        let checkpoint = &mut copy.checkpoint;
+        checkpoint.applied_seq = self.applied_seq;
         for (workspace, registry) in self.registries.iter_mut() {
             if registry.take_dirty() {
                 checkpoint
@@ -542,7 +507,62 @@ impl State {
                 u64::from(self.next_journey_key),
             ),
         ];
-        CheckpointCopy { checkpoint, copied }
+        copy
+    }
+
+    /// Copies one profile's row (as much as changed) and what it has pending since it was last
+    /// copied into `copy`; the profile is clean as of now.
+    fn copy_profile(&mut self, copy: &mut CheckpointCopy, rank: u32) {
+        let (timeline_done, traces_done, outbox_done) =
+            copy.copied.get(&rank).copied().unwrap_or_default();
+        let record = self.record(rank);
+        let checkpoint = &mut copy.checkpoint;
+        checkpoint.profiles.push(match record.dirty {
+            Dirty::Full => ProfileWrite::Full(record.row()),
+            Dirty::Extra => ProfileWrite::Extra {
+                rank,
+                event_count: record.event_count,
+                updated_at_ms: record.updated_at_ms,
+                extra: record.extra(),
+            },
+            _ => ProfileWrite::Counters {
+                rank,
+                event_count: record.event_count,
+                updated_at_ms: record.updated_at_ms,
+            },
+        });
+        let since = |done: usize, len: usize| done.min(len)..len;
+        let timeline = &record.pending_timeline;
+        checkpoint
+            .timeline
+            .extend(timeline[since(timeline_done, timeline.len())].iter().map(
+                |&(timestamp_ms, seq)| TimelineEntry {
+                    profile_rank: rank,
+                    timestamp_ms,
+                    seq,
+                },
+            ));
+        let (traces, outbox) = match &record.journey {
+            Some(state) => {
+                let (traces, outbox) = (&state.pending_traces, &state.pending_outbox);
+                checkpoint
+                    .traces
+                    .extend_from_slice(&traces[since(traces_done, traces.len())]);
+                checkpoint
+                    .outbox
+                    .extend_from_slice(&outbox[since(outbox_done, outbox.len())]);
+                (traces.len(), outbox.len())
+            }
+            None => (0, 0),
+        };
+        copy.copied
+            .insert(rank, (record.pending_timeline.len(), traces, outbox));
+        self.record_mut(rank).dirty = Dirty::Clean;
+    }
+
+    /// How many profiles changed since they were last copied for a checkpoint.
+    pub(crate) fn dirty_profiles(&self) -> usize {
+        self.dirty.len()
     }
 
     /// Whether anything waits for a checkpoint.
@@ -555,7 +575,7 @@ impl State {
     /// profile's pending traces and messages onto the survivor, where a later checkpoint writes them
     /// again — the store ignores or replaces rows it has).
     pub(crate) fn checkpoint_committed(&mut self, copy: CheckpointCopy) {
-        for (rank, entries, traces, outbox) in copy.copied {
+        for (rank, (entries, traces, outbox)) in copy.copied {
             let record = self.record_mut(rank);
             let entries = entries.min(record.pending_timeline.len());
             record.pending_timeline.drain(..entries);
@@ -571,7 +591,7 @@ impl State {
 
     /// The store did not commit `copy`: everything it held is written by the next checkpoint.
     pub(crate) fn checkpoint_failed(&mut self, copy: &CheckpointCopy) {
-        for &(rank, ..) in &copy.copied {
+        for &rank in copy.copied.keys() {
             self.touch(rank, Dirty::Full);
         }
         self.identity_checkpoint_failed(&copy.checkpoint.identity);

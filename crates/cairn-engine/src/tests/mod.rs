@@ -550,3 +550,74 @@ fn events_applied_while_a_checkpoint_is_written_are_kept_by_the_next_one() {
     assert_eq!(timeline.len(), 2, "both identify calls are on the timeline");
     engine.shutdown();
 }
+
+#[test]
+fn a_checkpoint_copied_in_rounds_while_events_arrive_holds_the_state_it_claims() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    // One profile per round: the checkpoint is copied in many rounds, with applying between.
+    let options = EngineOptions {
+        checkpoint_round_profiles: 1,
+        checkpoint_on_shutdown: false,
+        checkpoint_interval: Duration::from_secs(3600),
+        tick_interval: None,
+        ..EngineOptions::default()
+    };
+    let open = || {
+        let backend = cairn_store_sqlite::open(dir.path()).expect("open store");
+        Engine::start(options.clone(), backend, clock.clone()).expect("start")
+    };
+    let submit_round = |engine: &Engine, round: usize| {
+        let messages = (0..50)
+            .map(|user| {
+                let value = json!({"type": "identify", "userId": format!("u{user}"),
+                    "traits": {"round": round, "last": format!("{user}-{round}")}});
+                let map = value.as_object().cloned().expect("object");
+                normalize_object(map, &Envelope::default(), clock.now()).expect("valid")
+            })
+            .collect();
+        engine
+            .ingestor()
+            .submit_blocking(ws(), messages)
+            .expect("committed");
+    };
+    let seen = |engine: &Engine| -> Vec<(Value, i64)> {
+        (0..50)
+            .map(|user| {
+                let profile = engine
+                    .reader()
+                    .profile_by_identifier(
+                        &ws(),
+                        &Identifier::new(IdentifierKind::UserId, format!("u{user}")),
+                    )
+                    .expect("profile");
+                (Value::Object(profile.traits), profile.event_count)
+            })
+            .collect()
+    };
+    let engine = open();
+    for round in 0..10 {
+        submit_round(&engine, round);
+    }
+    // A checkpoint is copied while more rounds are applied; nothing is checkpointed after it.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 10..60 {
+                submit_round(&engine, round);
+            }
+        });
+        assert!(engine.checkpoint(Duration::from_secs(10)));
+    });
+    let before = seen(&engine);
+    assert_eq!(before[7].1, 60);
+    drop(engine);
+    // The restart loads that checkpoint and replays the log after its position: a profile the
+    // checkpoint held at an older state than its position claims would come back stale.
+    let engine = open();
+    assert_eq!(seen(&engine), before);
+    engine.shutdown();
+}
