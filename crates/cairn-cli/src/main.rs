@@ -5,6 +5,7 @@
 
 #![recursion_limit = "256"]
 
+mod allocator;
 mod api_client;
 mod audience_cmd;
 mod bench;
@@ -89,6 +90,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     // One TLS crypto provider for every HTTP client in the process (reqwest is built without one).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
