@@ -17,14 +17,17 @@ struct Fixture {
     clock: Arc<ManualClock>,
 }
 
+/// When the tests' manual clocks start.
+fn test_start() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
 fn start(options: EngineOptions) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = cairn_store_sqlite::open(dir.path()).expect("open store");
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
+    let clock = Arc::new(ManualClock::new(test_start()));
     let engine = Engine::start(options, backend, clock.clone()).expect("start");
     Fixture {
         _dir: dir,
@@ -33,9 +36,38 @@ fn start(options: EngineOptions) -> Fixture {
     }
 }
 
+/// A data directory and a clock that outlive restarts of the engine.
+struct Restartable {
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+}
+
+impl Restartable {
+    fn new() -> Restartable {
+        Restartable {
+            dir: tempfile::tempdir().expect("tempdir"),
+            clock: Arc::new(ManualClock::new(test_start())),
+        }
+    }
+
+    fn open(&self, options: EngineOptions) -> Engine {
+        let backend = cairn_store_sqlite::open(self.dir.path()).expect("open store");
+        Engine::start(options, backend, self.clock.clone()).expect("start")
+    }
+
+    fn message(&self, value: Value) -> NormalizedMessage {
+        message_at(&self.clock, value)
+    }
+}
+
 fn message(fixture: &Fixture, value: Value) -> NormalizedMessage {
+    message_at(&fixture.clock, value)
+}
+
+/// A Segment message as received at the clock's time.
+fn message_at(clock: &ManualClock, value: Value) -> NormalizedMessage {
     let map = value.as_object().cloned().expect("object");
-    normalize_object(map, &Envelope::default(), fixture.clock.now()).expect("valid message")
+    normalize_object(map, &Envelope::default(), clock.now()).expect("valid message")
 }
 
 fn ws() -> WorkspaceId {
@@ -447,22 +479,16 @@ mod replay {
             messages in proptest::collection::vec(arbitrary_message(), 1..40),
             checkpoint_after in 0usize..40,
         ) {
-            let dir = tempfile::tempdir().expect("tempdir");
-            let clock = Arc::new(ManualClock::new(
-                Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).single().expect("time"),
-            ));
-            let open = |options: EngineOptions| {
-                Engine::start(options, cairn_store_sqlite::open(dir.path()).expect("open"), clock.clone())
-                    .expect("start")
-            };
+            let data = Restartable::new();
+            let open = |options: EngineOptions| data.open(options);
             let normalized: Vec<NormalizedMessage> = messages
                 .iter()
                 .enumerate()
                 .map(|(n, value)| {
-                    clock.advance(chrono::Duration::seconds(1));
-                    let mut map = value.as_object().cloned().expect("object");
-                    map.insert("messageId".into(), json!(format!("m{n}")));
-                    normalize_object(map, &Envelope::default(), clock.now()).expect("valid")
+                    data.clock.advance(chrono::Duration::seconds(1));
+                    let mut value = value.clone();
+                    value["messageId"] = json!(format!("m{n}"));
+                    data.message(value)
                 })
                 .collect();
             let split = checkpoint_after.min(normalized.len());
@@ -486,12 +512,7 @@ mod replay {
 
 #[test]
 fn events_applied_while_a_checkpoint_is_written_are_kept_by_the_next_one() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
+    let data = Restartable::new();
     let gate = Gate::default();
     let options = EngineOptions {
         checkpoint_gate: Some(gate.clone()),
@@ -500,14 +521,10 @@ fn events_applied_while_a_checkpoint_is_written_are_kept_by_the_next_one() {
         tick_interval: None,
         ..EngineOptions::default()
     };
-    let open = || {
-        let backend = cairn_store_sqlite::open(dir.path()).expect("open store");
-        Engine::start(options.clone(), backend, clock.clone()).expect("start")
-    };
+    let open = || data.open(options.clone());
     let identify = |engine: &Engine, user: &str, plan: &str| {
-        let value = json!({"type": "identify", "userId": user, "traits": {"plan": plan}});
-        let map = value.as_object().cloned().expect("object");
-        let message = normalize_object(map, &Envelope::default(), clock.now()).expect("valid");
+        let message =
+            data.message(json!({"type": "identify", "userId": user, "traits": {"plan": plan}}));
         engine
             .ingestor()
             .submit_blocking(ws(), vec![message])
@@ -553,12 +570,7 @@ fn events_applied_while_a_checkpoint_is_written_are_kept_by_the_next_one() {
 
 #[test]
 fn a_checkpoint_copied_in_rounds_while_events_arrive_holds_the_state_it_claims() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    ));
+    let data = Restartable::new();
     // One profile per round: the checkpoint is copied in many rounds, with applying between.
     let options = EngineOptions {
         checkpoint_round_profiles: 1,
@@ -567,17 +579,12 @@ fn a_checkpoint_copied_in_rounds_while_events_arrive_holds_the_state_it_claims()
         tick_interval: None,
         ..EngineOptions::default()
     };
-    let open = || {
-        let backend = cairn_store_sqlite::open(dir.path()).expect("open store");
-        Engine::start(options.clone(), backend, clock.clone()).expect("start")
-    };
+    let open = || data.open(options.clone());
     let submit_round = |engine: &Engine, round: usize| {
         let messages = (0..50)
             .map(|user| {
-                let value = json!({"type": "identify", "userId": format!("u{user}"),
-                    "traits": {"round": round, "last": format!("{user}-{round}")}});
-                let map = value.as_object().cloned().expect("object");
-                normalize_object(map, &Envelope::default(), clock.now()).expect("valid")
+                data.message(json!({"type": "identify", "userId": format!("u{user}"),
+                    "traits": {"round": round, "last": format!("{user}-{round}")}}))
             })
             .collect();
         engine
