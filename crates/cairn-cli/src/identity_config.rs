@@ -73,9 +73,11 @@ pub fn load_identity(config: &Config) -> anyhow::Result<IdentityConfigs> {
 }
 
 /// Every workspace's federated attribute sets; each attribute's `source` must be one of the
-/// workspace's sources.
-pub fn load_federated(config: &Config) -> anyhow::Result<FederatedByWorkspace> {
-    let identity = load_identity(config)?;
+/// workspace's sources in `identity` (what [`load_identity`] read).
+pub fn load_federated(
+    config: &Config,
+    identity: &IdentityConfigs,
+) -> anyhow::Result<FederatedByWorkspace> {
     let mut federated = BTreeMap::new();
     for workspace in &config.workspaces {
         let Some(path) = &workspace.attributes else {
@@ -156,7 +158,7 @@ mod tests {
         for source in ["crm", "shop", "web", "desk"] {
             assert!(compiled.sources.get(source).is_some(), "{source}");
         }
-        let federated = load_federated(&config).expect("federated");
+        let federated = load_federated(&config, &identity).expect("federated");
         assert_eq!(
             federated[&WorkspaceId::new("acme")].names(),
             vec!["loyalty"]
@@ -167,7 +169,9 @@ mod tests {
     fn bad_identity_settings_are_configuration_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
         let undeclared = LOYALTY.replace("source = \"shop\"", "source = \"erp\"");
-        let Err(error) = load_federated(&config(vec![workspace(dir.path(), &undeclared)])) else {
+        let undeclared = config(vec![workspace(dir.path(), &undeclared)]);
+        let identity = load_identity(&undeclared).expect("identity");
+        let Err(error) = load_federated(&undeclared, &identity) else {
             panic!("an attribute of an undeclared source is refused");
         };
         assert!(error.to_string().contains("source `erp`"), "{error}");

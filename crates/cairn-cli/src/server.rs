@@ -31,7 +31,16 @@ pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOpt
     if let Some(delivery) = &config.delivery {
         options.activity = cairn_dispatch::activity::wants(&delivery.activity);
     }
-    options.federated = crate::identity_config::load_federated(config)?
+    let federated = crate::identity_config::load_federated(config, &options.identity)?;
+    options.federated = declared_sets(&federated);
+    Ok(options)
+}
+
+/// The federated attribute sets each workspace declares, as journey validation knows them.
+fn declared_sets(
+    federated: &cairn_api::customer360::FederatedByWorkspace,
+) -> cairn_engine::federated::FederatedSets {
+    federated
         .iter()
         .map(|(workspace, attributes)| {
             let sets = cairn_engine::federated::DeclaredSets {
@@ -40,8 +49,7 @@ pub fn engine_options(config: &Config) -> anyhow::Result<cairn_engine::EngineOpt
             };
             (workspace.clone(), sets)
         })
-        .collect();
-    Ok(options)
+        .collect()
 }
 
 /// Opens the store in the configured data directory and starts the engine on it.
@@ -68,7 +76,8 @@ pub fn serve_engine(
 ) -> anyhow::Result<()> {
     let access = Access::new(&config.workspace_access()).map_err(anyhow::Error::msg)?;
     // One set of federated connectors (and caches) for the 360 view, previews and the dispatcher.
-    let federated = crate::identity_config::load_federated(config)?;
+    let identity = crate::identity_config::load_identity(config)?;
+    let federated = crate::identity_config::load_federated(config, &identity)?;
     let mut state = ApiState::new(&engine, access).with_federated(federated.clone());
     if let Some(options) = &config.delivery {
         let settings = cairn_api::DeliverySettings::from_options(options)

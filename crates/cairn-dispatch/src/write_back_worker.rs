@@ -20,8 +20,8 @@ use crate::internal_worker::Settled;
 use cairn_delivery::FailureClass;
 use cairn_engine::federated::WRITE_BACK_CHANNEL;
 use cairn_federated::{AuditRecord, FederatedError, WriteOutcome};
-use cairn_model::{NormalizedMessage, ProfileId};
-use cairn_storage::{DeliveryRecord, DeliveryState};
+use cairn_model::ProfileId;
+use cairn_storage::DeliveryState;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -70,8 +70,17 @@ impl Failure {
 
 /// One write-back: the write, its record and its audit event (run by the internal worker).
 pub(crate) async fn write_back(shared: Arc<Shared>, work: Work) -> Settled {
-    let (profile, outcome) = perform(&shared, &work).await;
-    settle(&shared, &work, profile, outcome, shared.now_ms())
+    let (request, profile, outcome) = match serde_json::from_str::<Request>(&work.row.body) {
+        Ok(request) => {
+            let (profile, outcome) = perform(&shared, &work, &request).await;
+            (Some(request), profile, outcome)
+        }
+        Err(error) => {
+            let failure = Failure::permanent("invalid_body", error.to_string());
+            (None, None, Err(failure))
+        }
+    };
+    settle(&shared, &work, request.as_ref(), profile, outcome)
 }
 
 /// Writes the field for the profile's record of the set's source; the profile (as it is now) the
@@ -79,23 +88,19 @@ pub(crate) async fn write_back(shared: Arc<Shared>, work: Work) -> Settled {
 async fn perform(
     shared: &Shared,
     work: &Work,
-) -> (
-    Option<ProfileId>,
-    Result<(Request, AuditRecord), (Option<Request>, Failure)>,
-) {
-    let request = match serde_json::from_str::<Request>(&work.row.body) {
-        Ok(request) => request,
-        Err(error) => {
-            let failure = Failure::permanent("invalid_body", error.to_string());
-            return (None, Err((None, failure)));
-        }
-    };
+    request: &Request,
+) -> (Option<ProfileId>, Result<AuditRecord, Failure>) {
     let workspace = &work.row.workspace;
     let Some(profile) = ProfileId::parse(&request.profile_id)
         .and_then(|id| shared.reader.profile_now(workspace, &id))
     else {
-        let failure = Failure::permanent("record_not_found", "the profile is gone");
-        return (None, Err((Some(request), failure)));
+        return (
+            None,
+            Err(Failure::permanent(
+                "record_not_found",
+                "the profile is gone",
+            )),
+        );
     };
     let Some(attributes) = shared.federated.get(workspace) else {
         let failure = Failure::permanent(
@@ -105,7 +110,7 @@ async fn perform(
                 request.set
             ),
         );
-        return (Some(profile.id), Err((Some(request), failure)));
+        return (Some(profile.id), Err(failure));
     };
     let records = shared.reader.source_record_ids_now(workspace, &profile.id);
     let Some(source_id) = attributes.record_for(&request.set, &records) else {
@@ -117,7 +122,7 @@ async fn perform(
                 request.set
             ),
         );
-        return (Some(profile.id), Err((Some(request), failure)));
+        return (Some(profile.id), Err(failure));
     };
     let written = attributes
         .write_back(
@@ -128,23 +133,16 @@ async fn perform(
             &request.actor(),
         )
         .await;
-    let outcome = match written {
-        Ok(audit) => Ok((request, audit)),
-        Err(error) => {
-            let retry = matches!(
-                error,
-                FederatedError::WriteBack { .. }
-                    | FederatedError::Timeout { .. }
-                    | FederatedError::Source { .. }
-            );
-            let failure = Failure {
-                code: error.error_code_name(),
-                reason: error.to_string(),
-                retry,
-            };
-            Err((Some(request), failure))
-        }
-    };
+    let outcome = written.map_err(|error| Failure {
+        code: error.error_code_name(),
+        reason: error.to_string(),
+        retry: matches!(
+            error,
+            FederatedError::WriteBack { .. }
+                | FederatedError::Timeout { .. }
+                | FederatedError::Source { .. }
+        ),
+    });
     (Some(profile.id), outcome)
 }
 
@@ -152,27 +150,28 @@ async fn perform(
 fn settle(
     shared: &Shared,
     work: &Work,
+    request: Option<&Request>,
     profile: Option<ProfileId>,
-    outcome: Result<(Request, AuditRecord), (Option<Request>, Failure)>,
-    now: i64,
-) -> (DeliveryRecord, Option<NormalizedMessage>) {
+    outcome: Result<AuditRecord, Failure>,
+) -> Settled {
+    let now = shared.now_ms();
     let mut record = record_of(work, WRITE_BACK_CHANNEL, now);
     record.attempts = work.attempts + 1;
     let at = shared.clock.now();
-    let event = |name: &str, properties: Map<String, Value>| {
-        profile.map(|profile| {
-            feedback::event(profile, name, &work.row.message_id, properties, None, at)
-        })
+    let event = |name: &str, id: &str, properties: Map<String, Value>| {
+        profile.map(|profile| feedback::event(profile, name, id, properties, None, at))
     };
-    let (request, failure) = match outcome {
-        Ok((request, audit)) => {
+    let journey_id = request.map_or("", |request| request.journey_id.as_str());
+    let failure = match outcome {
+        Ok(audit) => {
             record.state = DeliveryState::Sent;
             record.provider = Some(audit.source.clone());
             record.provider_message_id = Some(audit.source_id.clone());
-            let properties = applied_properties(&work.row.message_id, &request, &audit);
-            return (record, event(WRITE_BACK_APPLIED, properties));
+            let properties = applied_properties(&work.row.message_id, journey_id, &audit);
+            let event = event(WRITE_BACK_APPLIED, &work.row.message_id, properties);
+            return (record, event);
         }
-        Err(failed) => failed,
+        Err(failure) => failure,
     };
     record.last_error = Some(format!("{}: {}", failure.code, failure.reason));
     let class = match failure.retry {
@@ -188,12 +187,12 @@ fn settle(
     let state = retry_or_give_up(&mut record, &policy, class, now);
     let mut properties = Map::new();
     properties.insert("write_back_id".into(), work.row.message_id.clone().into());
-    if let Some(request) = &request {
+    if let Some(request) = request {
         properties.insert("set".into(), request.set.clone().into());
         properties.insert("field".into(), request.field.clone().into());
         properties.insert("value".into(), request.value.clone());
         properties.insert("actor".into(), request.actor().into());
-        properties.insert("journey_id".into(), request.journey_id.clone().into());
+        properties.insert("journey_id".into(), journey_id.into());
     }
     properties.insert("code".into(), failure.code.into());
     properties.insert("reason".into(), failure.reason.into());
@@ -201,13 +200,12 @@ fn settle(
     properties.insert("attempts".into(), record.attempts.into());
     // A failure to be retried gets an event per attempt (each its own message id).
     let id = format!("{}-{}", work.row.message_id, record.attempts);
-    let event = profile
-        .map(|profile| feedback::event(profile, WRITE_BACK_FAILED, &id, properties, None, at));
+    let event = event(WRITE_BACK_FAILED, &id, properties);
     (record, event)
 }
 
 /// The audit of an applied write-back as event properties.
-fn applied_properties(id: &str, request: &Request, audit: &AuditRecord) -> Map<String, Value> {
+fn applied_properties(id: &str, journey_id: &str, audit: &AuditRecord) -> Map<String, Value> {
     let mut properties = Map::new();
     properties.insert("write_back_id".into(), id.into());
     properties.insert("set".into(), audit.attribute.clone().into());
@@ -220,7 +218,7 @@ fn applied_properties(id: &str, request: &Request, audit: &AuditRecord) -> Map<S
     );
     properties.insert("value".into(), audit.new_value.clone());
     properties.insert("actor".into(), audit.actor.clone().into());
-    properties.insert("journey_id".into(), request.journey_id.clone().into());
+    properties.insert("journey_id".into(), journey_id.into());
     if let WriteOutcome::Applied { rows } = audit.outcome {
         properties.insert("rows".into(), rows.into());
     }

@@ -255,21 +255,18 @@ impl Applier {
     }
 
     /// Copies one round of changed profiles; once few remain (or the budget is spent), finishes
-    /// the copy under the same lock and hands it to the writer.
+    /// the copy and hands it to the writer.
     fn copy_round(&mut self, mut building: Building) -> Option<Building> {
         let round = self.options.checkpoint_round_profiles.max(1);
-        let mut state = self.state.write();
-        let remaining = state.copy_dirty_profiles(&mut building.copy, round);
+        let remaining = self
+            .state
+            .write()
+            .copy_dirty_profiles(&mut building.copy, round);
         building.copied += round;
         if remaining > round && building.copied < building.budget {
             return Some(building);
         }
-        let copy = state.finish_checkpoint(building.copy);
-        drop(state);
-        self.checkpoints.write(Job {
-            copy,
-            answers_requests: building.answers_requests,
-        });
+        self.finish(building);
         None
     }
 

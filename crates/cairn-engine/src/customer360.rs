@@ -161,11 +161,12 @@ pub fn parse_record_ref(text: &str) -> Option<RecordKey> {
     (!source.is_empty() && !id.is_empty()).then(|| RecordKey::new(source, id))
 }
 
-/// The workspace's source records as received, oldest first (the order the resolver saw them),
-/// and the unified id each is in now: what a rule-change preview starts from.
+/// The workspace's source records as received (their fields as JSON text), oldest first (the
+/// order the resolver saw them), and the unified id each is in now: what a rule-change preview
+/// starts from.
 #[derive(Debug, Clone, Default)]
 pub struct RecordsNow {
-    pub records: Vec<(RecordKey, Map<String, Value>)>,
+    pub records: Vec<(RecordKey, String)>,
     pub assignments: Vec<(RecordKey, cairn_identity::UnifiedId)>,
 }
 
@@ -186,14 +187,16 @@ pub struct RulesPreview {
     pub unmapped: Vec<UnmappedRecord>,
 }
 
-/// Resolves a record as received (again) under `compiled`: map, then upsert into `resolver`.
+/// Resolves a record as received (its fields as stored, JSON text) again under `compiled`: map,
+/// then upsert into `resolver`.
 pub(crate) fn resolve_stored(
     resolver: &mut cairn_identity::Resolver,
     compiled: &CompiledRuleset,
     key: &RecordKey,
-    fields: &Map<String, Value>,
+    fields: &str,
 ) -> Result<cairn_identity::Resolution, String> {
-    let canonical = map_source_record(compiled, &key.source, &key.source_id, fields)
+    let fields: Map<String, Value> = serde_json::from_str(fields).unwrap_or_default();
+    let canonical = map_source_record(compiled, &key.source, &key.source_id, &fields)
         .map_err(|error| error.to_string())?;
     resolver
         .upsert(canonical)

@@ -19,8 +19,8 @@ pub struct Catalog {
     events: Option<BTreeSet<String>>,
     templates: Option<BTreeMap<Channel, BTreeSet<String>>>,
     audiences: Option<BTreeSet<String>>,
-    writable_sets: Option<BTreeSet<String>>,
-    federated_sets: Option<BTreeSet<String>>,
+    /// Federated attribute set → whether it declares a write-back.
+    federated_sets: Option<BTreeMap<String, bool>>,
 }
 
 impl Default for Catalog {
@@ -38,8 +38,7 @@ impl Catalog {
             events: Some(BTreeSet::new()),
             templates: Some(BTreeMap::new()),
             audiences: Some(BTreeSet::new()),
-            writable_sets: Some(BTreeSet::new()),
-            federated_sets: Some(BTreeSet::new()),
+            federated_sets: Some(BTreeMap::new()),
         }
     }
 
@@ -51,7 +50,6 @@ impl Catalog {
             events: None,
             templates: None,
             audiences: None,
-            writable_sets: None,
             federated_sets: None,
         }
     }
@@ -100,7 +98,15 @@ impl Catalog {
     /// Declares a federated attribute set (one a `fetch` step may read).
     pub fn federated_set(&mut self, name: &str) -> &mut Self {
         if let Some(known) = &mut self.federated_sets {
-            known.insert(name.to_owned());
+            known.entry(name.to_owned()).or_insert(false);
+        }
+        self
+    }
+
+    /// Declares a federated attribute set that can also be written back to its source system.
+    pub fn writable_set(&mut self, name: &str) -> &mut Self {
+        if let Some(known) = &mut self.federated_sets {
+            known.insert(name.to_owned(), true);
         }
         self
     }
@@ -109,22 +115,14 @@ impl Catalog {
     pub fn knows_federated_set(&self, name: &str) -> bool {
         self.federated_sets
             .as_ref()
-            .is_none_or(|known| known.contains(name))
-    }
-
-    /// Declares a federated attribute set that can be written back to its source system.
-    pub fn writable_set(&mut self, name: &str) -> &mut Self {
-        if let Some(known) = &mut self.writable_sets {
-            known.insert(name.to_owned());
-        }
-        self
+            .is_none_or(|known| known.contains_key(name))
     }
 
     /// Whether a federated attribute set is known and declares a write-back.
     pub fn knows_writable_set(&self, name: &str) -> bool {
-        self.writable_sets
+        self.federated_sets
             .as_ref()
-            .is_none_or(|known| known.contains(name))
+            .is_none_or(|known| known.get(name) == Some(&true))
     }
 
     /// The condition schema (profile attributes, events).

@@ -968,26 +968,30 @@ impl Run<'_, '_> {
             .map_or(0, |visits| visits.count)
     }
 
-    /// Counts one more run of the current step.
-    fn count_visit(&mut self) {
+    /// The id of what the current step sends or asks for now: the visit so far as the attempt when
+    /// `counted` (a step on a loop, a fetch; the visit is then counted), else attempt 0.
+    fn visit_message_id(&mut self, counted: bool) -> MessageId {
         let step = self.enrollment.step;
-        let data = self.enrollment.data_mut();
-        match data.visits.iter_mut().find(|visits| visits.step == step) {
-            Some(visits) => visits.count = visits.count.saturating_add(1),
-            None => data.visits.push(StepVisits { step, count: 1 }),
+        let mut attempt = 0;
+        if counted {
+            attempt = self.visits_of(step);
+            let data = self.enrollment.data_mut();
+            match data.visits.iter_mut().find(|visits| visits.step == step) {
+                Some(visits) => visits.count = visits.count.saturating_add(1),
+                None => data.visits.push(StepVisits { step, count: 1 }),
+            }
+        }
+        MessageId {
+            enrollment: self.enrollment.id,
+            step,
+            attempt,
         }
     }
 
     /// Asks for federated attribute sets and waits for the answer (or the timeout).
     fn fetch(&mut self, step_id: &Arc<str>, sets: &Arc<[Arc<str>]>, awaiting: &AwaitSpec) -> Next {
         let now = self.now();
-        let step = self.enrollment.step;
-        let message_id = MessageId {
-            enrollment: self.enrollment.id,
-            step,
-            attempt: self.visits_of(step),
-        };
-        self.count_visit();
+        let message_id = self.visit_message_id(true);
         self.effects.fetches.push(FetchRequest {
             message_id,
             enrollment: self.enrollment.id,
@@ -1021,16 +1025,7 @@ impl Run<'_, '_> {
 
     fn send(&mut self, step_id: &Arc<str>, send: &SendSpec) -> Next {
         let now = self.now();
-        let step = self.enrollment.step;
-        let attempt = self.current_attempt(send);
-        if send.in_loop {
-            self.count_visit();
-        }
-        let message_id = MessageId {
-            enrollment: self.enrollment.id,
-            step,
-            attempt,
-        };
+        let message_id = self.visit_message_id(send.in_loop);
         self.effects.outbox.push(OutboxMessage {
             message_id,
             enrollment: self.enrollment.id,
@@ -1049,8 +1044,8 @@ impl Run<'_, '_> {
         self.trace(Decision::Sent { message_id });
         if send.tracked {
             self.enrollment.data_mut().sends.push(SendRecord {
-                step,
-                attempt,
+                step: message_id.step,
+                attempt: message_id.attempt,
                 sent_at_ms: now,
                 opened_at_ms: None,
                 clicked_at_ms: None,

@@ -204,9 +204,7 @@ impl WorkspaceSources {
             Err(error) => {
                 tracing::warn!(%error, "identity snapshot refused (the ruleset changed); re-resolving the source records");
                 for (key, record, rank) in persisted.records {
-                    let fields: Map<String, Value> =
-                        serde_json::from_str(&record.fields).unwrap_or_default();
-                    match resolve_stored(&mut sources.resolver, &compiled, &key, &fields) {
+                    match resolve_stored(&mut sources.resolver, &compiled, &key, &record.fields) {
                         Ok(resolution) => {
                             if let (Some(id), Some(rank)) = (resolution.unified_id, rank) {
                                 if !sources.cluster_profile.contains_key(&id) {
@@ -531,8 +529,8 @@ impl State {
         outcome
     }
 
-    /// The workspace's active ruleset (sources, rules, protection, reconciliation).
-    /// The workspace's records as received, oldest first, and their clusters now.
+    /// The workspace's records as received, oldest first, and their clusters now (copied as
+    /// stored: the caller parses them outside the lock).
     pub(crate) fn records_now(&self, workspace: &WorkspaceId) -> Result<RecordsNow, SourceError> {
         let sources = self.sources_of(workspace)?;
         let mut stored: Vec<(&RecordKey, &StoredRecord)> = sources.records.iter().collect();
@@ -540,15 +538,13 @@ impl State {
         Ok(RecordsNow {
             records: stored
                 .into_iter()
-                .map(|(key, record)| {
-                    let fields = serde_json::from_str(&record.fields).unwrap_or_default();
-                    (key.clone(), fields)
-                })
+                .map(|(key, record)| (key.clone(), record.fields.clone()))
                 .collect(),
             assignments: sources.resolver.assignments(),
         })
     }
 
+    /// The workspace's active ruleset (sources, rules, protection, reconciliation).
     pub(crate) fn identity_rules(&self, workspace: &WorkspaceId) -> Result<Value, SourceError> {
         let sources = self.sources_of(workspace)?;
         Ok(serde_json::to_value(&sources.compiled.ruleset).unwrap_or(Value::Null))
