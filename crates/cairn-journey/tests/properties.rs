@@ -209,8 +209,9 @@ proptest! {
             ]),
             script: script_items(&script),
             start_ms: START_MS,
-            // Long enough for every bounded wait (yearly dates included) to be over.
-            until_ms: START_MS + 3 * 366 * DAY_MS,
+            // Long enough for every bounded wait to be over: each step waits at most 400 days (a date
+            // up to 400 days away, or a yearly date up to a year after the previous step).
+            until_ms: START_MS + (steps.len() as i64 + 1) * 401 * DAY_MS,
             trace_values: false,
         };
         let report = simulate(journey.clone(), simulation.clone());
