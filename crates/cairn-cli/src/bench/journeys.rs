@@ -13,7 +13,7 @@
 //!    paced submitters; the time from submitting a batch to its outbox rows appearing in the
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
 //! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
-//!    probe event each (an enrollment waiting 10 minutes). The resident memory (after `malloc_trim`)
+//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena)
 //!    and the state store's used pages are taken after each, with a checkpoint; the second delta minus the
 //!    first, per enrollment, is the cost of a waiting enrollment (the events' own cost, the same in
 //!    both, cancels out);
@@ -353,22 +353,20 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
 }
 
-/// Resident bytes now (`/proc/self/statm`), after handing the allocator's free memory back to the
-/// system (`malloc_trim`, every arena), so what remains is close to what the process holds; 0
-/// without `/proc`. (`mallinfo2` would be exact but sees only the main arena, not the applier's.)
+/// Heap bytes in use now, every arena counted (`mallinfo2`: bytes in allocated chunks, their
+/// headers included, plus `mmap`ed blocks): what the process's data structures hold, without the
+/// free memory the allocator keeps or the pages the kernel has not reclaimed. 0 off glibc.
 fn heap_bytes() -> u64 {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` has no preconditions; it only releases free memory.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: `mallinfo2` has no preconditions; it locks each arena while it sums it.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as u64
     }
-    // SAFETY: `sysconf` has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    let resident: u64 = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|statm| statm.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
-    resident * u64::try_from(page).unwrap_or(4096)
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        0
+    }
 }
 
 /// The latency phase's figures.
@@ -771,7 +769,7 @@ impl JourneysReport {
         ));
         lines.push(format!(
             "{:<58} {:>16.0}",
-            "RAM bytes per waiting enrollment (RSS after malloc_trim)", self.ram_bytes_per_waiting
+            "RAM bytes per waiting enrollment (heap in use)", self.ram_bytes_per_waiting
         ));
         lines.push(format!(
             "peak RSS {:.0} MiB; {:.2} cores busy on average; {:.0} s in all",
