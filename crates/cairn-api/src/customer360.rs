@@ -11,7 +11,7 @@
 //!   profile's traits, recent events and messages, journeys and audiences, consents.
 //! - `GET /api/v1/identity/explain?a=source:id&b=source:id`: why two records are one person.
 //! - `POST /api/v1/identity/unmerge` `{"a": "source:id", "b": "source:id"}`: never the same person
-//!   (through the log; the resolver splits, the engine profile stays whole).
+//!   (through the log; the resolver splits the cluster and the engine the profile).
 //! - `GET /api/v1/identity/rules`: the workspace's active ruleset.
 //! - `POST /api/v1/identity/rules/preview?samples=N`: a dry run of a rule change — the proposed
 //!   ruleset (TOML or JSON) re-resolves a copy of the workspace's records in their original order;
@@ -322,6 +322,7 @@ async fn unmerge(
         "b": request.b,
         "never_match": true,
         "split": applied["split"],
+        "profiles": applied["profiles"],
     })))
 }
 

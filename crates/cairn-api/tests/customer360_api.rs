@@ -574,15 +574,45 @@ async fn an_unmerge_keeps_two_records_apart_and_the_rules_can_be_read() {
     .await;
     assert_eq!(after["same_profile"], json!(false), "{after}");
     assert_eq!(after["never_match"], json!(true));
-    // The resolver splits; the engine profile stays whole (docs/identity.md, "Limits today").
+    // The resolver splits the cluster and the engine the profile: the older record (the CRM's)
+    // keeps it, the shop record gets a profile of its own, and each 360 view shows its record.
     let (_, placed) = get(
         &server,
         "/api/v1/sources/shop/records/s-1/profile",
         "tok_acme",
     )
     .await;
-    assert_eq!(placed["profile_id"], shop["profile_id"]);
+    assert_ne!(placed["profile_id"], shop["profile_id"], "{placed}");
     assert_ne!(placed["unified_id"], shop["unified_id"]);
+    let (_, kept) = get(
+        &server,
+        "/api/v1/sources/crm/records/c-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(kept["profile_id"], shop["profile_id"], "{kept}");
+    assert_eq!(
+        answer["profiles"][1]["profile_id"], placed["profile_id"],
+        "{answer}"
+    );
+    for (profile, record, first_name) in [(&kept, "c-1", "Ann"), (&placed, "s-1", "Anne")] {
+        let id = profile["profile_id"].as_str().expect("id");
+        let (status, view) = get(&server, &format!("/api/v1/profiles/{id}/360"), "tok_acme").await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        let records: Vec<&str> = view["source_records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|record| record["id"].as_str())
+            .collect();
+        assert_eq!(records, [record], "{view}");
+        assert_eq!(view["traits"]["firstName"], first_name, "{view}");
+        assert_eq!(
+            view["unified_ids"],
+            json!([profile["unified_id"]]),
+            "{view}"
+        );
+    }
     let (status, body) = common::post_json(
         &server,
         "/api/v1/identity/unmerge",
