@@ -98,7 +98,7 @@ struct ApiRules {
     /// The ruleset as JSON text (the `GET /api/v1/identity/rules` shape).
     ruleset: String,
     /// The fingerprint of the workspace's `identity_rules` file when the API's ruleset was
-    /// applied: the API's ruleset stays in force across restarts until the file's changes.
+    /// applied: the API's ruleset stays in force across restarts until the file changes.
     file_fingerprint: u64,
 }
 
