@@ -11,8 +11,11 @@
 //!   profile's traits, recent events and messages, journeys and audiences, consents.
 //! - `GET /api/v1/identity/explain?a=source:id&b=source:id`: why two records are one person.
 //! - `POST /api/v1/identity/unmerge` `{"a": "source:id", "b": "source:id"}`: never the same person
-//!   (through the log; the resolver splits, the engine profile stays whole).
-//! - `GET /api/v1/identity/rules`: the workspace's active ruleset.
+//!   (through the log; the resolver splits the cluster and the engine the profile).
+//! - `GET /api/v1/identity/rules`: the workspace's active ruleset; `PUT` (TOML or JSON, like the
+//!   preview) applies a new one through the log: the records are re-resolved under it and the
+//!   merges and splits follow onto profiles; the answer is the preview's summary with the engine's
+//!   counts.
 //! - `POST /api/v1/identity/rules/preview?samples=N`: a dry run of a rule change — the proposed
 //!   ruleset (TOML or JSON) re-resolves a copy of the workspace's records in their original order;
 //!   the answer lists the profiles that would merge or split, with sample records, and the records
@@ -57,7 +60,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/api/v1/profiles/{id}/360", get(profile_360))
         .route("/api/v1/identity/explain", get(explain))
         .route("/api/v1/identity/unmerge", axum::routing::post(unmerge))
-        .route("/api/v1/identity/rules", get(rules))
+        .route("/api/v1/identity/rules", get(rules).put(set_rules))
         .route(
             "/api/v1/identity/rules/preview",
             axum::routing::post(preview_rules),
@@ -322,6 +325,7 @@ async fn unmerge(
         "b": request.b,
         "never_match": true,
         "split": applied["split"],
+        "profiles": applied["profiles"],
     })))
 }
 
@@ -348,13 +352,10 @@ fn default_samples() -> usize {
 /// Most sample records per merge or split.
 const MAX_SAMPLES: usize = 100;
 
-async fn preview_rules(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
+/// The `samples` query of the preview and of a rule change, checked.
+fn samples(
     query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
-    let workspace = state.access.workspace_for_token(&headers)?;
+) -> Result<usize, ApiError> {
     let query = crate::paging::query(query)?;
     if query.samples > MAX_SAMPLES {
         return Err(ApiError::new(
@@ -362,20 +363,79 @@ async fn preview_rules(
             format!("`samples` is at most {MAX_SAMPLES}"),
         ));
     }
-    let (text, format) = crate::body::read_ruleset(&headers, body).await?;
+    Ok(query.samples)
+}
+
+/// Reads a proposed ruleset (`application/toml`, or `application/json` in the `GET …/rules`
+/// shape) and checks it: the ruleset as JSON (what a rule change carries through the log) and
+/// compiled from that JSON, as the applier compiles it. A bad ruleset is `invalid_config` with
+/// its line and column.
+async fn read_proposed(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Value, Arc<cairn_identity::compiled::CompiledRuleset>), ApiError> {
+    let (text, format) = crate::body::read_ruleset(headers, body).await?;
     let identity_error = |error: cairn_identity::IdentityError| {
         let code =
             ErrorCode::from_name(error.error_code_name()).unwrap_or(ErrorCode::InvalidConfig);
         ApiError::new(code, error.to_string())
     };
-    let proposed = cairn_identity::Ruleset::parse(&text, format, "the proposed ruleset")
-        .and_then(cairn_identity::compiled::CompiledRuleset::new)
+    let ruleset = cairn_identity::Ruleset::parse(&text, format, "the proposed ruleset")
         .map_err(identity_error)?;
-    let proposed = Arc::new(proposed);
+    let json = serde_json::to_value(&ruleset).map_err(|error| {
+        ApiError::new(ErrorCode::InvalidConfig, format!("the ruleset: {error}"))
+    })?;
+    let compiled = cairn_identity::Ruleset::parse(
+        &json.to_string(),
+        cairn_identity::DocumentFormat::Json,
+        "the proposed ruleset",
+    )
+    .and_then(cairn_identity::compiled::CompiledRuleset::new)
+    .map_err(identity_error)?;
+    Ok((json, Arc::new(compiled)))
+}
+
+async fn preview_rules(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let samples = samples(query)?;
+    let (_, proposed) = read_proposed(&headers, body).await?;
     let preview = read(&state, move |reader| {
-        Ok(reader.preview_identity_rules(&workspace, proposed, query.samples))
+        Ok(reader.preview_identity_rules(&workspace, proposed, samples))
     })
     .await?
     .map_err(source_error)?;
     Ok(Json(json!(preview)))
+}
+
+/// Applies a rule change: checked here (nothing is written when it is bad), then a log command, so
+/// it is durable and replayed; applying re-resolves the workspace's records under the new rules
+/// and follows the merges and splits onto profiles. Answers the preview's summary of what changed
+/// with the engine's counts (`profiles_created`, `profiles_merged`).
+async fn set_rules(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let samples = samples(query)?;
+    let (ruleset, _) = read_proposed(&headers, body).await?;
+    {
+        let workspace = workspace.clone();
+        read(&state, move |reader| Ok(reader.identity_rules(&workspace)))
+            .await?
+            .map_err(source_error)?;
+    }
+    let command = Command::SetIdentityRules { ruleset, samples };
+    let outcome = commands::run(&state, workspace, command).await?;
+    if !outcome.ok {
+        return Err(ApiError::new(ErrorCode::InvalidConfig, outcome.message));
+    }
+    let summary: Value = serde_json::from_str(&outcome.message).unwrap_or(Value::Null);
+    Ok(Json(summary))
 }

@@ -574,15 +574,45 @@ async fn an_unmerge_keeps_two_records_apart_and_the_rules_can_be_read() {
     .await;
     assert_eq!(after["same_profile"], json!(false), "{after}");
     assert_eq!(after["never_match"], json!(true));
-    // The resolver splits; the engine profile stays whole (docs/identity.md, "Limits today").
+    // The resolver splits the cluster and the engine the profile: the older record (the CRM's)
+    // keeps it, the shop record gets a profile of its own, and each 360 view shows its record.
     let (_, placed) = get(
         &server,
         "/api/v1/sources/shop/records/s-1/profile",
         "tok_acme",
     )
     .await;
-    assert_eq!(placed["profile_id"], shop["profile_id"]);
+    assert_ne!(placed["profile_id"], shop["profile_id"], "{placed}");
     assert_ne!(placed["unified_id"], shop["unified_id"]);
+    let (_, kept) = get(
+        &server,
+        "/api/v1/sources/crm/records/c-1/profile",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(kept["profile_id"], shop["profile_id"], "{kept}");
+    assert_eq!(
+        answer["profiles"][1]["profile_id"], placed["profile_id"],
+        "{answer}"
+    );
+    for (profile, record, first_name) in [(&kept, "c-1", "Ann"), (&placed, "s-1", "Anne")] {
+        let id = profile["profile_id"].as_str().expect("id");
+        let (status, view) = get(&server, &format!("/api/v1/profiles/{id}/360"), "tok_acme").await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        let records: Vec<&str> = view["source_records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|record| record["id"].as_str())
+            .collect();
+        assert_eq!(records, [record], "{view}");
+        assert_eq!(view["traits"]["firstName"], first_name, "{view}");
+        assert_eq!(
+            view["unified_ids"],
+            json!([profile["unified_id"]]),
+            "{view}"
+        );
+    }
     let (status, body) = common::post_json(
         &server,
         "/api/v1/identity/unmerge",
@@ -885,4 +915,210 @@ async fn a_rule_change_preview_lists_merges_and_splits_and_applies_nothing() {
         "identity_not_configured",
         "globex",
     );
+}
+
+/// PUTs a ruleset to the workspace (applied through the log).
+async fn put_rules(
+    server: &Server,
+    query: &str,
+    token: &str,
+    content_type: &str,
+    body: String,
+) -> (StatusCode, Value) {
+    send(
+        server,
+        Method::PUT,
+        &format!("/api/v1/identity/rules{query}"),
+        token,
+        Some(content_type),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_rule_change_over_the_api_re_resolves_the_records_onto_profiles_and_bad_rules_change_nothing(
+) {
+    let server = start_with(options(), |state| state).await;
+    let records = [
+        (
+            "crm",
+            "c-1",
+            r#"{"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}"#,
+        ),
+        (
+            "shop",
+            "s-9",
+            r#"{"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}"#,
+        ),
+        (
+            "crm",
+            "c-3",
+            r#"{"first": "Robert", "email": "bob@example.com"}"#,
+        ),
+        (
+            "shop",
+            "s-3",
+            r#"{"given": "Bob", "mail": "Bob@Example.com"}"#,
+        ),
+    ];
+    let mut profiles = BTreeMap::new();
+    for (source, id, body) in records {
+        let (status, placed) = put_record(&server, "tok_acme", source, id, body).await;
+        assert_eq!(status, StatusCode::OK, "{placed}");
+        profiles.insert(format!("{source}:{id}"), placed["profile_id"].clone());
+    }
+    assert_eq!(profiles["crm:c-1"], profiles["shop:s-9"]);
+    assert_ne!(profiles["crm:c-3"], profiles["shop:s-3"]);
+    let head = RULES.split("[[rule]]").next().expect("sources");
+    let proposed = format!(
+        "{head}[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"exact_normalized\" }}]\n"
+    );
+
+    // Bad input first: each with its code, and nothing applied.
+    let (status, body) = put_rules(
+        &server,
+        "",
+        "tok_acme",
+        "application/toml",
+        "[[rule]\nname = 1".into(),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+        "bad TOML",
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| m.contains("line")),
+        "{body}"
+    );
+    let (status, body) = put_rules(
+        &server,
+        "",
+        "tok_acme",
+        "application/toml",
+        format!("{head}[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"soundex\" }}]\n"),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_config",
+        "unknown method",
+    );
+    let (status, body) = put_rules(&server, "", "tok_acme", "image/png", proposed.clone()).await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "png",
+    );
+    let (status, body) = put_rules(
+        &server,
+        "?samples=101",
+        "tok_acme",
+        "application/toml",
+        proposed.clone(),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        "samples",
+    );
+    let (status, body) = put_rules(
+        &server,
+        "",
+        "tok_globex",
+        "application/toml",
+        proposed.clone(),
+    )
+    .await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "globex",
+    );
+    let (_, rules) = get(&server, "/api/v1/identity/rules", "tok_acme").await;
+    assert_eq!(
+        rules["rule"][1]["name"], "first name and phone",
+        "unchanged"
+    );
+
+    // The change: answered with the preview's summary and the engine's counts.
+    let (status, summary) = put_rules(
+        &server,
+        "?samples=1",
+        "tok_acme",
+        "application/toml",
+        proposed.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["records"], 4, "{summary}");
+    assert_eq!(
+        summary["merges"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["splits"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["merges"][0]["sample_records"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(summary["profiles_created"], 1, "{summary}");
+    assert_eq!(summary["profiles_merged"], 1, "{summary}");
+    assert_eq!(summary["unmapped"], json!([]));
+    let (_, rules) = get(&server, "/api/v1/identity/rules", "tok_acme").await;
+    assert_eq!(rules["rule"][0]["name"], "email", "{rules}");
+    assert_eq!(rules["rule"].as_array().map(Vec::len), Some(1));
+    let placed = |source: &'static str, id: &'static str| {
+        let server = &server;
+        async move {
+            let (status, found) = get(
+                server,
+                &format!("/api/v1/sources/{source}/records/{id}/profile"),
+                "tok_acme",
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{found}");
+            found["profile_id"].clone()
+        }
+    };
+    assert_eq!(placed("crm", "c-1").await, profiles["crm:c-1"]);
+    assert_ne!(placed("shop", "s-9").await, profiles["crm:c-1"], "split");
+    assert_eq!(placed("crm", "c-3").await, profiles["crm:c-3"]);
+    assert_eq!(placed("shop", "s-3").await, profiles["crm:c-3"], "merged");
+    // The preview of the same rules now changes nothing.
+    let (status, preview) =
+        preview_rules(&server, "", "tok_acme", "application/toml", proposed).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["merges"], json!([]), "{preview}");
+    assert_eq!(preview["splits"], json!([]), "{preview}");
+    // The JSON shape of GET is accepted as it is.
+    let (status, summary) = put_rules(
+        &server,
+        "",
+        "tok_acme",
+        "application/json",
+        rules.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["profiles_created"], 0, "{summary}");
 }

@@ -573,6 +573,7 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/api/v1/identity/explain",
         "/api/v1/identity/unmerge",
         "/api/v1/identity/rules",
+        "/api/v1/identity/rules/preview",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }

@@ -182,7 +182,7 @@ mod tests {
     use cairn_identity::RecordKey;
 
     #[test]
-    fn the_360_view_offline_reads_source_records_with_the_workspace_rules() {
+    fn the_360_view_offline_reads_source_records_and_shows_both_profiles_of_an_unmerge() {
         let dir = tempfile::tempdir().expect("tempdir");
         let rules = dir.path().join("rules.toml");
         std::fs::write(
@@ -200,42 +200,87 @@ mod tests {
             ..Config::default()
         };
         let workspace = WorkspaceId::new("acme");
-        let profile_id = {
+        let (profile_id, shop_profile_id) = {
             let engine = crate::server::start_engine(&config).expect("engine");
-            let fields = serde_json::json!({"first": "Ann", "last": "Lee", "email": "ann@x.org"});
-            let command = Command::UpsertSourceRecord {
-                source: "crm".into(),
-                id: "c-1".into(),
-                fields: fields.as_object().cloned().expect("object"),
+            let apply = |command: Command| {
+                let receipt = engine
+                    .ingestor()
+                    .submit_command_blocking(workspace.clone(), &command, chrono::Utc::now())
+                    .expect("committed");
+                let outcome = engine
+                    .reader()
+                    .command_outcome(receipt.seq)
+                    .expect("applied");
+                assert!(outcome.ok, "{outcome:?}");
             };
-            let receipt = engine
-                .ingestor()
-                .submit_command_blocking(workspace.clone(), &command, chrono::Utc::now())
-                .expect("committed");
+            let upsert =
+                |source: &str, id: &str, fields: serde_json::Value| Command::UpsertSourceRecord {
+                    source: source.into(),
+                    id: id.into(),
+                    fields: fields.as_object().cloned().expect("object"),
+                };
+            apply(upsert(
+                "crm",
+                "c-1",
+                serde_json::json!({"first": "Ann", "last": "Lee", "email": "ann@x.org"}),
+            ));
+            // The same person in the shop (fuzzy name, same email), then an administrator's
+            // un-merge: two profiles again.
+            apply(upsert(
+                "shop",
+                "s-1",
+                serde_json::json!({"given": "Anne", "family": "Leigh", "mail": "ann@x.org"}),
+            ));
+            apply(Command::UnmergeSourceRecords {
+                left: RecordKey::new("crm", "c-1"),
+                right: RecordKey::new("shop", "s-1"),
+            });
             let reader = engine.reader();
-            assert!(reader.command_outcome(receipt.seq).expect("applied").ok);
-            let placement = reader
-                .source_record_placement(&workspace, &RecordKey::new("crm", "c-1"))
-                .expect("placed");
+            let placement = |source: &str, id: &str| {
+                reader
+                    .source_record_placement(&workspace, &RecordKey::new(source, id))
+                    .expect("placed")
+                    .profile_id
+            };
+            let ids = (placement("crm", "c-1"), placement("shop", "s-1"));
             drop(reader);
             engine.shutdown();
-            placement.profile_id
+            ids
         };
-        let args = GetArgs {
-            workspace: "acme".into(),
-            id: Some(profile_id.to_string()),
-            user_id: None,
-            anonymous_id: None,
-            email: None,
-            events: 0,
-            view_360: true,
+        assert_ne!(
+            profile_id, shop_profile_id,
+            "the un-merge split the profile"
+        );
+        let view = |id: ProfileId| {
+            let args = GetArgs {
+                workspace: "acme".into(),
+                id: Some(id.to_string()),
+                user_id: None,
+                anonymous_id: None,
+                email: None,
+                events: 0,
+                view_360: true,
+            };
+            let backend = cairn_store_sqlite::open(&config.data_dir).expect("store");
+            from_store(
+                &config,
+                backend,
+                &workspace,
+                &Key::Id(id.to_string()),
+                &args,
+            )
+            .expect("view")
         };
-        let backend = cairn_store_sqlite::open(&config.data_dir).expect("store");
-        let key = Key::Id(profile_id.to_string());
-        let output = from_store(&config, backend, &workspace, &key, &args).expect("view");
+        let output = view(profile_id);
         assert_eq!(output["identity_configured"], true);
+        assert_eq!(output["source_records"].as_array().map(Vec::len), Some(1));
         assert_eq!(output["source_records"][0]["fields"]["first"], "Ann");
         assert_eq!(output["reconciled"]["fields"]["first_name"]["value"], "Ann");
         assert_eq!(output["traits"]["firstName"], "Ann");
+        assert_eq!(output["traits"]["lastName"], "Lee");
+        let shop = view(shop_profile_id);
+        assert_eq!(shop["source_records"].as_array().map(Vec::len), Some(1));
+        assert_eq!(shop["source_records"][0]["id"], "s-1");
+        assert_eq!(shop["traits"]["lastName"], "Leigh");
     }
 }

@@ -162,12 +162,13 @@ pub fn parse_record_ref(text: &str) -> Option<RecordKey> {
 }
 
 /// The workspace's source records as received (their fields as JSON text), oldest first (the
-/// order the resolver saw them), and the unified id each is in now: what a rule-change preview
-/// starts from.
+/// order the resolver saw them), the unified id each is in now, and the administrators' un-merges
+/// in the order they were made: what a rule-change preview starts from.
 #[derive(Debug, Clone, Default)]
 pub struct RecordsNow {
     pub records: Vec<(RecordKey, String)>,
     pub assignments: Vec<(RecordKey, cairn_identity::UnifiedId)>,
+    pub unmerges: Vec<(RecordKey, RecordKey)>,
 }
 
 /// A record the proposed rules cannot map (a source or field they no longer have).
@@ -203,18 +204,19 @@ pub(crate) fn resolve_stored(
         .map_err(|error| error.to_string())
 }
 
-/// The dry run of a rule change: the records re-resolved under `proposed` in their original order
-/// (as a restart with the new rules would), compared with their clusters now. Pure: runs on a
-/// copy of the records, off the applier.
-pub fn preview_rules(
-    proposed: Arc<CompiledRuleset>,
-    now: &RecordsNow,
-    samples: usize,
-) -> RulesPreview {
-    let mut resolver = cairn_identity::Resolver::with_compiled(proposed.clone());
+/// Resolves a workspace's records as received (oldest first) again under `compiled`, then its
+/// un-merges in the order they were made (each whose two records are both still there): what a
+/// rule change starts from, whether previewed, applied over the API or found at a restart. Returns
+/// the new resolver and the records `compiled` cannot map (they are left out).
+pub(crate) fn re_resolve<'a>(
+    compiled: Arc<CompiledRuleset>,
+    records: impl IntoIterator<Item = (&'a RecordKey, &'a str)>,
+    unmerges: &[(RecordKey, RecordKey)],
+) -> (cairn_identity::Resolver, Vec<UnmappedRecord>) {
+    let mut resolver = cairn_identity::Resolver::with_compiled(compiled.clone());
     let mut unmapped = Vec::new();
-    for (key, fields) in &now.records {
-        if let Err(error) = resolve_stored(&mut resolver, &proposed, key, fields) {
+    for (key, fields) in records {
+        if let Err(error) = resolve_stored(&mut resolver, &compiled, key, fields) {
             unmapped.push(UnmappedRecord {
                 source: key.source.clone(),
                 id: key.source_id.clone(),
@@ -222,6 +224,28 @@ pub fn preview_rules(
             });
         }
     }
+    for (left, right) in unmerges {
+        if resolver.record(left).is_some() && resolver.record(right).is_some() {
+            // Both records are loaded: an un-merge of two loaded records cannot fail.
+            let _ = resolver.unmerge(left, right);
+        }
+    }
+    (resolver, unmapped)
+}
+
+/// The dry run of a rule change: the records re-resolved under `proposed` in their original order
+/// with the un-merges after (as applying the rules over the API or a restart with the new file
+/// would), compared with their clusters now. Pure: runs on a copy of the records, off the applier.
+pub fn preview_rules(
+    proposed: Arc<CompiledRuleset>,
+    now: &RecordsNow,
+    samples: usize,
+) -> RulesPreview {
+    let records = now
+        .records
+        .iter()
+        .map(|(key, fields)| (key, fields.as_str()));
+    let (resolver, unmapped) = re_resolve(proposed, records, &now.unmerges);
     RulesPreview {
         diff: cairn_identity::diff::diff_assignments(
             &now.assignments,

@@ -1,4 +1,4 @@
-//! Operator commands on journeys and audiences, and Customer 360 source records.
+//! Operator commands on journeys and audiences, and Customer 360 source records and rulesets.
 //!
 //! Commands travel through the input log like events, so they apply in order with the events around
 //! them and a replay of the log rebuilds the registry exactly. The API validates a command before it
@@ -53,6 +53,15 @@ pub enum Command {
     UnmergeSourceRecords {
         left: cairn_identity::RecordKey,
         right: cairn_identity::RecordKey,
+    },
+    /// Replaces the workspace's Customer 360 ruleset (JSON, the `GET /api/v1/identity/rules`
+    /// shape, checked by the API before): the stored records are re-resolved under it and the
+    /// merges and splits follow onto profiles. `samples`: records shown per merge or split in the
+    /// outcome.
+    SetIdentityRules {
+        ruleset: Value,
+        #[serde(default)]
+        samples: usize,
     },
 }
 

@@ -576,7 +576,8 @@ impl Registry {
             // Applied by the identity step before the registry sees commands.
             Command::UpsertSourceRecord { .. }
             | Command::RemoveSourceRecord { .. }
-            | Command::UnmergeSourceRecords { .. } => {
+            | Command::UnmergeSourceRecords { .. }
+            | Command::SetIdentityRules { .. } => {
                 Err("source records are not registry commands".to_string())
             }
         };

@@ -233,6 +233,12 @@ impl State {
                 self.applied_seq = seq;
                 return;
             }
+            Command::SetIdentityRules { ruleset, samples } => {
+                let outcome = self.set_identity_rules(workspace, &ruleset, samples, now);
+                self.keep_outcome(seq, outcome);
+                self.applied_seq = seq;
+                return;
+            }
             other => other,
         };
         let registry = self.registries.entry(workspace.clone()).or_default();

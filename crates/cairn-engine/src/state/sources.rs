@@ -15,9 +15,17 @@
 //! 4. The record's emails and user id are linked to the profile, so later events with them land
 //!    there. An identifier already held by a profile of another cluster stays where it is (the rules
 //!    keep those people apart); one held by a profile without source records merges that profile in.
-//! 5. Splits (an un-merge, a removed record, a new hub) change the resolver's view only: the engine
-//!    profile stays whole and the split-off cluster keeps mapping onto it.
-//!
+//! 5. When the resolver splits a cluster (an un-merge, a removed record, a changed record, a new
+//!    hub), the engine splits its profile. The side holding the cluster's oldest record keeps the
+//!    unified id and the profile: its id, events and timeline, enrollments, messages, consents and
+//!    send history. Every other side maps onto a new profile (its id derives from the workspace and
+//!    the side's unified id, with an attempt number hashed in should that id be taken already: a
+//!    function of the log) that starts with the identifiers its records bring (emails, user ids;
+//!    not those the keeping side's records bring too) and the traits reconciled from its records;
+//!    it has no enrollments, so nothing already sent is sent again. Both sides' reconciled traits are
+//!    recomputed from their own records (a trait only the split-off records gave leaves the keeping
+//!    profile). Later events with a moved identifier land on the new profile; the keeping profile's
+//!    merged-away ids still resolve to it.
 //! 6. The traits of an `identify` message are a record of the workspace's `web` source, when it
 //!    declares one (keyed by the mapping's id field, usually `userId`): resolved like any record
 //!    (fuzzy rules included), its cluster maps onto the message's profile, or that profile merges
@@ -30,18 +38,19 @@
 
 use super::{Dirty, State};
 use crate::customer360::{
-    map_source_record, resolve_stored, IdentityConfigs, ProfileIdentity, RecordPlacement,
-    RecordsNow, SourceError, SourceRecordView,
+    map_source_record, IdentityConfigs, ProfileIdentity, RecordPlacement, RecordsNow, SourceError,
+    SourceRecordView,
 };
 use crate::journeys::command::CommandOutcome;
 use cairn_core::traits::apply_traits;
 use cairn_identity::compiled::CompiledRuleset;
 use cairn_identity::reconcile::{reconcile, GoldenRecord};
+use cairn_identity::resolver::{Merge, Split};
 use cairn_identity::{CanonicalRecord, Explanation, RecordKey, Resolution, Resolver, UnifiedId};
 use cairn_model::{Identifier, IdentifierKind, ProfileId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -63,6 +72,34 @@ struct Persisted {
     records: Vec<(RecordKey, StoredRecord, Option<u32>)>,
     clusters: Vec<(UnifiedId, u32)>,
     next_age: u64,
+    /// Each record's unified id (what a rebuild under changed rules compares with).
+    assignments: Assignments,
+    /// The administrators' un-merges, oldest first.
+    unmerges: Vec<(RecordKey, RecordKey)>,
+    /// The ruleset set through the API, while it is the one in force.
+    api_rules: Option<ApiRules>,
+}
+
+/// What checkpoints written before un-merges and API rulesets were kept hold.
+#[derive(Debug, Deserialize)]
+struct PersistedV1 {
+    resolver: Vec<u8>,
+    records: Vec<(RecordKey, StoredRecord, Option<u32>)>,
+    clusters: Vec<(UnifiedId, u32)>,
+    next_age: u64,
+}
+
+/// Each record's unified id, in record-age order.
+type Assignments = Vec<(RecordKey, UnifiedId)>;
+
+/// A ruleset set through the API (`PUT /api/v1/identity/rules`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ApiRules {
+    /// The ruleset as JSON text (the `GET /api/v1/identity/rules` shape).
+    ruleset: String,
+    /// The fingerprint of the workspace's `identity_rules` file when the API's ruleset was
+    /// applied: the API's ruleset stays in force across restarts until the file changes.
+    file_fingerprint: u64,
 }
 
 /// One workspace's Customer 360 state.
@@ -75,6 +112,12 @@ pub(crate) struct WorkspaceSources {
     /// The reverse: rank → unified ids (read through `ranks_of`).
     profile_clusters: HashMap<u32, BTreeSet<UnifiedId>>,
     next_age: u64,
+    /// The administrators' un-merges, oldest first (carried into every rebuild of the resolver).
+    unmerges: Vec<(RecordKey, RecordKey)>,
+    /// The fingerprint of the workspace's `identity_rules` file as this process loaded it.
+    file_fingerprint: u64,
+    /// The ruleset set through the API, while it is the one in force.
+    api_rules: Option<ApiRules>,
     dirty: bool,
 }
 
@@ -93,13 +136,26 @@ impl WorkspaceSources {
     fn new(compiled: Arc<CompiledRuleset>) -> WorkspaceSources {
         WorkspaceSources {
             resolver: Resolver::with_compiled(compiled.clone()),
+            file_fingerprint: compiled.fingerprint,
             compiled,
             records: HashMap::new(),
             cluster_profile: HashMap::new(),
             profile_clusters: HashMap::new(),
             next_age: 0,
+            unmerges: Vec::new(),
+            api_rules: None,
             dirty: false,
         }
+    }
+
+    /// The latest time a record was received: the time of a rebuild at start (a function of the
+    /// checkpoint, not of the wall clock).
+    fn latest_receipt(&self) -> i64 {
+        self.records
+            .values()
+            .map(|record| record.received_at_ms)
+            .max()
+            .unwrap_or(0)
     }
 
     pub(crate) fn is_dirty(&self) -> bool {
@@ -125,6 +181,25 @@ impl WorkspaceSources {
             },
         );
         self.dirty = true;
+    }
+
+    /// The engine identifiers a record brought to its profile: its emails and user id, and for a
+    /// record of the `web` source keyed by `userId`, that user id (the identify message's).
+    fn identifiers_of(&self, record: &CanonicalRecord) -> Vec<Identifier> {
+        let mut identifiers = engine_identifiers(record);
+        let keyed_by_user = record.key.source == WEB_SOURCE
+            && self
+                .compiled
+                .sources
+                .get(WEB_SOURCE)
+                .is_some_and(|config| config.id == "userId");
+        if keyed_by_user && !record.key.source_id.trim().is_empty() {
+            identifiers.push(Identifier::new(
+                IdentifierKind::UserId,
+                record.key.source_id.trim(),
+            ));
+        }
+        identifiers
     }
 
     /// Whether the workspace declares the `web` source (identify traits are its records).
@@ -177,52 +252,108 @@ impl WorkspaceSources {
             records,
             clusters,
             next_age: self.next_age,
+            assignments: self.resolver.assignments(),
+            unmerges: self.unmerges.clone(),
+            api_rules: self.api_rules.clone(),
         };
         // Plain data: encoding cannot fail.
         postcard::to_allocvec(&persisted).unwrap_or_default()
     }
 
-    /// Restores a checkpointed state. Under a changed ruleset the snapshot is refused; the resolver
-    /// is then rebuilt from the records as received, in their original order, and each new cluster
-    /// maps onto the profile its oldest record was on.
-    fn decode(compiled: Arc<CompiledRuleset>, bytes: &[u8]) -> Result<WorkspaceSources, String> {
-        let persisted: Persisted = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
-        let mut sources = WorkspaceSources::new(compiled.clone());
+    /// Restores a checkpointed state under the workspace's `file` ruleset, or under the ruleset
+    /// set through the API if the checkpoint holds one and the file has not changed since. When the
+    /// snapshot is refused (the ruleset in force is not the one it was made under), the records as
+    /// received come back without a resolver, the clusters as they were, and the second value is
+    /// each record's unified id before: the caller re-resolves them
+    /// ([`State::re_resolve_workspace`]).
+    fn decode(
+        file: Arc<CompiledRuleset>,
+        bytes: &[u8],
+    ) -> Result<(WorkspaceSources, Option<Assignments>), String> {
+        let persisted = match postcard::from_bytes::<Persisted>(bytes) {
+            Ok(persisted) => persisted,
+            Err(error) => {
+                let old: PersistedV1 =
+                    postcard::from_bytes(bytes).map_err(|_| error.to_string())?;
+                // No unified ids per record: each profile's records count as one cluster before.
+                let rank_cluster = |rank: u32| UnifiedId(format!("rank_{rank}"));
+                Persisted {
+                    assignments: old
+                        .records
+                        .iter()
+                        .filter_map(|(key, _, rank)| Some((key.clone(), rank_cluster((*rank)?))))
+                        .collect(),
+                    clusters: if Resolver::restore(file.clone(), &old.resolver).is_ok() {
+                        old.clusters
+                    } else {
+                        let mut ranks: Vec<u32> = old
+                            .records
+                            .iter()
+                            .filter_map(|(_, _, rank)| *rank)
+                            .collect();
+                        ranks.sort_unstable();
+                        ranks.dedup();
+                        ranks
+                            .into_iter()
+                            .map(|rank| (rank_cluster(rank), rank))
+                            .collect()
+                    },
+                    resolver: old.resolver,
+                    records: old.records,
+                    next_age: old.next_age,
+                    unmerges: Vec::new(),
+                    api_rules: None,
+                }
+            }
+        };
+        let mut sources = WorkspaceSources::new(file.clone());
         sources.next_age = persisted.next_age;
-        match Resolver::restore(compiled.clone(), &persisted.resolver) {
+        sources.unmerges = persisted.unmerges;
+        match persisted.api_rules {
+            Some(api) if api.file_fingerprint == file.fingerprint => {
+                match compile_ruleset(&api.ruleset) {
+                    Ok(compiled) => {
+                        sources.resolver = Resolver::with_compiled(compiled.clone());
+                        sources.compiled = compiled;
+                        sources.api_rules = Some(api);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the ruleset set through the API no longer compiles; the identity_rules file is in force")
+                    }
+                }
+            }
+            Some(_) => {
+                tracing::info!("the identity_rules file changed since a ruleset was set through the API; the file is in force")
+            }
+            None => {}
+        }
+        for (id, rank) in &persisted.clusters {
+            sources.assign(id, *rank);
+        }
+        sources.records = persisted
+            .records
+            .into_iter()
+            .map(|(key, record, _)| (key, record))
+            .collect();
+        match Resolver::restore(sources.compiled.clone(), &persisted.resolver) {
             Ok(resolver) => {
                 sources.resolver = resolver;
-                for (id, rank) in &persisted.clusters {
-                    sources.assign(id, *rank);
-                }
-                sources.records = persisted
-                    .records
-                    .into_iter()
-                    .map(|(key, record, _)| (key, record))
-                    .collect();
+                Ok((sources, None))
             }
             Err(error) => {
                 tracing::warn!(%error, "identity snapshot refused (the ruleset changed); re-resolving the source records");
-                for (key, record, rank) in persisted.records {
-                    match resolve_stored(&mut sources.resolver, &compiled, &key, &record.fields) {
-                        Ok(resolution) => {
-                            if let (Some(id), Some(rank)) = (resolution.unified_id, rank) {
-                                if !sources.cluster_profile.contains_key(&id) {
-                                    sources.assign(&id, rank);
-                                }
-                            }
-                            sources.records.insert(key, record);
-                        }
-                        Err(error) => {
-                            tracing::warn!(record = %key, %error, "a source record no longer maps; dropped")
-                        }
-                    }
-                }
                 sources.dirty = true;
+                Ok((sources, Some(persisted.assignments)))
             }
         }
-        Ok(sources)
     }
+}
+
+/// Parses and compiles a ruleset kept as JSON text (the `GET /api/v1/identity/rules` shape).
+fn compile_ruleset(json: &str) -> Result<Arc<CompiledRuleset>, cairn_identity::IdentityError> {
+    cairn_identity::Ruleset::parse(json, cairn_identity::DocumentFormat::Json, "the ruleset")
+        .and_then(CompiledRuleset::new)
+        .map(Arc::new)
 }
 
 /// The source whose records are the traits of `identify` messages, when a workspace declares it.
@@ -235,6 +366,17 @@ fn profile_id_of_record(workspace: &WorkspaceId, key: &RecordKey) -> ProfileId {
         workspace.as_str(),
         key.source,
         key.source_id
+    );
+    ProfileId(xxh3_128(text.as_bytes()))
+}
+
+/// The id of a profile split off another: derived from the workspace, the split-off cluster's
+/// unified id and an attempt number (the first one not taken).
+fn split_profile_id(workspace: &WorkspaceId, unified_id: &UnifiedId, attempt: u32) -> ProfileId {
+    let text = format!(
+        "{}\u{1f}split\u{1f}{}\u{1f}{attempt}",
+        workspace.as_str(),
+        unified_id
     );
     ProfileId(xxh3_128(text.as_bytes()))
 }
@@ -292,7 +434,13 @@ impl State {
         for (workspace, compiled) in configs.0.iter() {
             let sources = match stored.remove(workspace) {
                 Some(bytes) => match WorkspaceSources::decode(compiled.clone(), &bytes) {
-                    Ok(sources) => sources,
+                    Ok((sources, None)) => sources,
+                    Ok((mut sources, Some(before))) => {
+                        let now = sources.latest_receipt();
+                        let summary = self.re_resolve_workspace(&mut sources, &before, now, 0);
+                        tracing::info!(%workspace, %summary, "source records re-resolved under the changed ruleset");
+                        sources
+                    }
                     Err(error) => {
                         tracing::error!(%workspace, %error, "the identity checkpoint cannot be read; starting empty");
                         WorkspaceSources::new(compiled.clone())
@@ -467,8 +615,7 @@ impl State {
         rank
     }
 
-    /// Removes a source record from the resolver (its profile may split in the resolver's view;
-    /// the engine profile stays whole, see the module documentation).
+    /// Removes a source record from the resolver; a profile it held together splits (rule 5).
     pub(crate) fn remove_source_record(
         &mut self,
         workspace: &WorkspaceId,
@@ -504,7 +651,7 @@ impl State {
     }
 
     /// An administrator's un-merge: the two records are never one person again; the resolver splits
-    /// their cluster (the engine profile stays whole, rule 5).
+    /// their cluster and the engine their profile (rule 5).
     pub(crate) fn unmerge_source_records(
         &mut self,
         workspace: &WorkspaceId,
@@ -519,9 +666,25 @@ impl State {
         };
         let outcome = match sources.resolver.unmerge(left, right) {
             Ok(resolution) => {
+                sources.unmerges.push((left.clone(), right.clone()));
                 sources.dirty = true;
                 self.follow_merges_and_splits(&mut sources, &resolution, now);
-                CommandOutcome::done(serde_json::json!({"split": resolution.split}).to_string())
+                let profiles: Vec<Value> = [left, right]
+                    .into_iter()
+                    .filter_map(|key| {
+                        let unified_id = sources.resolver.unified_id(key)?;
+                        let rank = *sources.cluster_profile.get(unified_id)?;
+                        Some(serde_json::json!({
+                            "record": key.to_string(),
+                            "unified_id": unified_id,
+                            "profile_id": self.record(self.survivor(rank)).id,
+                        }))
+                    })
+                    .collect();
+                CommandOutcome::done(
+                    serde_json::json!({"split": resolution.split, "profiles": profiles})
+                        .to_string(),
+                )
             }
             Err(error) => CommandOutcome::refused(error.to_string()),
         };
@@ -541,7 +704,133 @@ impl State {
                 .map(|(key, record)| (key.clone(), record.fields.clone()))
                 .collect(),
             assignments: sources.resolver.assignments(),
+            unmerges: sources.unmerges.clone(),
         })
+    }
+
+    /// Applies a ruleset set through the API (`ruleset`: JSON, the `GET /api/v1/identity/rules`
+    /// shape): the workspace's records are re-resolved under it in their original order with the
+    /// un-merges after, and the merges and splits follow onto engine profiles. The outcome is the
+    /// summary of [`State::re_resolve_workspace`] with up to `samples` records per change.
+    pub(crate) fn set_identity_rules(
+        &mut self,
+        workspace: &WorkspaceId,
+        ruleset: &Value,
+        samples: usize,
+        now: i64,
+    ) -> CommandOutcome {
+        let Some(mut sources) = self.sources.remove(workspace) else {
+            return CommandOutcome::refused(
+                SourceError::NotConfigured(workspace.to_string()).to_string(),
+            );
+        };
+        let text = ruleset.to_string();
+        let outcome = match compile_ruleset(&text) {
+            Err(error) => CommandOutcome::refused(error.to_string()),
+            Ok(compiled) => {
+                let before = sources.resolver.assignments();
+                sources.compiled = compiled;
+                sources.api_rules = Some(ApiRules {
+                    ruleset: text,
+                    file_fingerprint: sources.file_fingerprint,
+                });
+                let summary = self.re_resolve_workspace(&mut sources, &before, now, samples);
+                CommandOutcome::done(summary.to_string())
+            }
+        };
+        self.sources.insert(workspace.clone(), sources);
+        outcome
+    }
+
+    /// Re-resolves every stored record under `sources.compiled` in its original order, with the
+    /// un-merges after ([`crate::customer360::re_resolve`], as the preview does), and follows the
+    /// net change from `before` (each record's unified id before) onto engine profiles: merged
+    /// clusters merge their profiles (rule 2), split ones split them (rule 5), profiles whose
+    /// reconciled attributes changed get them. Records the ruleset cannot map are dropped.
+    /// Answers the preview's summary (`merges`, `splits`, with up to `samples` records each, and
+    /// `unmapped`) with the engine's counts: `profiles_created`, `profiles_merged`.
+    pub(super) fn re_resolve_workspace(
+        &mut self,
+        sources: &mut WorkspaceSources,
+        before: &[(RecordKey, UnifiedId)],
+        now: i64,
+        samples: usize,
+    ) -> Value {
+        let mut stored: Vec<(&RecordKey, &StoredRecord)> = sources.records.iter().collect();
+        stored.sort_by_key(|(_, record)| record.age);
+        let (resolver, unmapped) = crate::customer360::re_resolve(
+            sources.compiled.clone(),
+            stored
+                .into_iter()
+                .map(|(key, record)| (key, record.fields.as_str())),
+            &sources.unmerges,
+        );
+        for record in &unmapped {
+            tracing::warn!(source = %record.source, id = %record.id, error = %record.error, "a source record no longer maps; dropped");
+            sources
+                .records
+                .remove(&RecordKey::new(record.source.clone(), record.id.clone()));
+        }
+        sources.resolver = resolver;
+        sources.dirty = true;
+        let after = sources.resolver.assignments();
+        let diff = cairn_identity::diff::diff_assignments(before, &after, samples);
+        let (merges, splits) = cairn_identity::resolver::net_changes(
+            &before.iter().cloned().collect(),
+            &after.into_iter().collect(),
+        );
+        let profiles_before = self.profiles.len();
+        let merged_before = self.merged_profiles();
+        self.follow_merges(sources, &merges, now);
+        self.follow_splits(sources, &splits, now);
+        let mut gone: Vec<UnifiedId> = sources
+            .cluster_profile
+            .keys()
+            .filter(|id| sources.resolver.records_of(id).is_empty())
+            .cloned()
+            .collect();
+        gone.sort();
+        for id in &gone {
+            sources.unassign(id);
+        }
+        let mut ranks: Vec<u32> = sources
+            .cluster_profile
+            .values()
+            .map(|&rank| self.survivor(rank))
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        for rank in ranks {
+            let traits = self.golden_traits_with(sources, rank, &[]);
+            let held = &self.record(rank).traits.values;
+            if traits
+                .iter()
+                .any(|(field, value)| held.get(field) != Some(value))
+            {
+                self.write_golden_traits(sources, rank, now);
+            }
+        }
+        let mut summary = serde_json::to_value(&diff).unwrap_or(Value::Null);
+        if let Value::Object(summary) = &mut summary {
+            summary.insert("unmapped".into(), serde_json::json!(unmapped));
+            summary.insert(
+                "profiles_created".into(),
+                Value::from(self.profiles.len() - profiles_before),
+            );
+            summary.insert(
+                "profiles_merged".into(),
+                Value::from(self.merged_profiles() - merged_before),
+            );
+        }
+        summary
+    }
+
+    /// How many profiles merged into another.
+    fn merged_profiles(&self) -> usize {
+        self.profiles
+            .iter()
+            .filter(|record| record.merged_into.is_some())
+            .count()
     }
 
     /// The workspace's active ruleset (sources, rules, protection, reconciliation).
@@ -550,14 +839,20 @@ impl State {
         Ok(serde_json::to_value(&sources.compiled.ruleset).unwrap_or(Value::Null))
     }
 
-    /// Rule 2 and 5 of the module documentation.
+    /// Rules 2 and 5 of the module documentation.
     fn follow_merges_and_splits(
         &mut self,
         sources: &mut WorkspaceSources,
         resolution: &Resolution,
         now: i64,
     ) {
-        for merge in &resolution.merged {
+        self.follow_merges(sources, &resolution.merged, now);
+        self.follow_splits(sources, &resolution.split, now);
+    }
+
+    /// Rule 2: clusters the resolver merged merge their profiles.
+    fn follow_merges(&mut self, sources: &mut WorkspaceSources, merges: &[Merge], now: i64) {
+        for merge in merges {
             let from = sources
                 .unassign(&merge.from)
                 .map(|rank| self.survivor(rank));
@@ -575,13 +870,154 @@ impl State {
                 _ => {}
             }
         }
-        for split in &resolution.split {
-            if sources.cluster_profile.contains_key(&split.into) {
+    }
+
+    /// Rule 5: a cluster the resolver split splits its profile. Per split cluster (`from`): the
+    /// side holding its oldest record keeps the profile (`from` itself while it still has records);
+    /// every other side maps onto the profile it already has, else onto a new one (see
+    /// [`State::split_profile`]); the identifiers the moved records bring move with them, and every
+    /// side's reconciled traits are recomputed from its own records.
+    fn follow_splits(&mut self, sources: &mut WorkspaceSources, splits: &[Split], now: i64) {
+        let mut by_from: BTreeMap<&UnifiedId, Vec<&Split>> = BTreeMap::new();
+        for split in splits {
+            by_from.entry(&split.from).or_default().push(split);
+        }
+        for (from, sides) in by_from {
+            let Some(&rank) = sources.cluster_profile.get(from) else {
+                continue;
+            };
+            let rank = self.survivor(rank);
+            // The golden record as it was, over the remaining and the moved records.
+            let moved: Vec<&RecordKey> = sides.iter().flat_map(|side| &side.records).collect();
+            let before = self.golden_traits_with(sources, rank, &moved);
+            let successor = if sources.resolver.records_of(from).is_empty() {
+                sides
+                    .iter()
+                    .min_by_key(|side| {
+                        side.records
+                            .iter()
+                            .filter_map(|key| sources.records.get(key).map(|stored| stored.age))
+                            .min()
+                            .unwrap_or(u64::MAX)
+                    })
+                    .map(|side| &side.into)
+            } else {
+                None
+            };
+            let mut keeper = rank;
+            if let Some(successor) = successor {
+                sources.unassign(from);
+                match sources
+                    .cluster_profile
+                    .get(successor)
+                    .map(|&other| self.survivor(other))
+                {
+                    Some(other) if other != rank => {
+                        let (survivor, loser) = (rank.min(other), rank.max(other));
+                        self.merge(loser, survivor, now);
+                        sources.assign(successor, survivor);
+                        keeper = survivor;
+                    }
+                    Some(_) => {}
+                    None => sources.assign(successor, rank),
+                }
+            }
+            let mut sides_now = Vec::new();
+            for side in sides {
+                if Some(&side.into) == successor {
+                    continue;
+                }
+                let target = match sources.cluster_profile.get(&side.into) {
+                    Some(&other) => self.survivor(other),
+                    None => {
+                        let target = self.split_profile(&side.into, keeper, now);
+                        sources.assign(&side.into, target);
+                        target
+                    }
+                };
+                if target != keeper {
+                    self.move_identifiers(sources, keeper, target, &side.records);
+                    sides_now.push(target);
+                }
+            }
+            self.rewrite_golden_traits(sources, keeper, &before, now);
+            for target in sides_now {
+                self.write_golden_traits(sources, target, now);
+            }
+        }
+    }
+
+    /// A new profile for a cluster split off profile `from` (same workspace). Its id derives from
+    /// the workspace and the cluster's unified id; should that id be taken already (a profile made
+    /// earlier for the same cluster and merged since), the next attempt number is hashed in, so
+    /// the id stays a function of the log.
+    fn split_profile(&mut self, unified_id: &UnifiedId, from: u32, now: i64) -> u32 {
+        let workspace = self.record(from).workspace.clone();
+        let taken = |state: &State, id: &ProfileId| {
+            state
+                .workspaces
+                .get(&workspace)
+                .is_some_and(|index| index.by_id.contains_key(id))
+        };
+        let mut attempt: u32 = 0;
+        let id = loop {
+            let id = split_profile_id(&workspace, unified_id, attempt);
+            if !taken(self, &id) {
+                break id;
+            }
+            attempt += 1;
+        };
+        self.find_or_create(&workspace, id, None, now)
+    }
+
+    /// Moves the identifiers that `records` bring from profile `from` to profile `to`, except
+    /// those that records still on `from` bring too, and those `from` does not hold.
+    fn move_identifiers(
+        &mut self,
+        sources: &WorkspaceSources,
+        from: u32,
+        to: u32,
+        records: &[RecordKey],
+    ) {
+        let workspace = self.record(from).workspace.clone();
+        let staying: BTreeSet<Identifier> = self
+            .clusters_of(sources, from)
+            .iter()
+            .flat_map(|id| sources.resolver.records_of(id))
+            .flat_map(|record| sources.identifiers_of(record))
+            .collect();
+        let mut moving: Vec<Identifier> = records
+            .iter()
+            .filter_map(|key| sources.resolver.record(key))
+            .flat_map(|record| sources.identifiers_of(record))
+            .filter(|identifier| !staying.contains(identifier))
+            .collect();
+        moving.sort();
+        moving.dedup();
+        for identifier in moving {
+            if self.find_by_identifier(&workspace, &identifier) != Some(from) {
                 continue;
             }
-            if let Some(&rank) = sources.cluster_profile.get(&split.from) {
-                sources.assign(&split.into, rank);
+            self.record_mut(from)
+                .identifiers
+                .retain(|held| held != &identifier);
+            self.link(&workspace, &identifier, to);
+            if identifier.kind == IdentifierKind::UserId {
+                let source = self.record_mut(from);
+                if source.user_id.as_deref() == Some(identifier.value.as_str()) {
+                    source.user_id = source
+                        .identifiers
+                        .iter()
+                        .find(|held| held.kind == IdentifierKind::UserId)
+                        .map(|held| held.value.clone());
+                }
+                let target = self.record_mut(to);
+                if target.user_id.is_none() {
+                    target.user_id = Some(identifier.value.clone());
+                }
             }
+            self.touch(from, Dirty::Full);
+            self.touch(to, Dirty::Full);
         }
     }
 
@@ -653,11 +1089,28 @@ impl State {
 
     /// The golden record over every source record of a surviving profile.
     fn golden_of(&self, sources: &WorkspaceSources, rank: u32) -> (Vec<UnifiedId>, GoldenRecord) {
+        self.golden_with(sources, rank, &[])
+    }
+
+    /// The golden record over every source record of a surviving profile and the `extra` records.
+    fn golden_with(
+        &self,
+        sources: &WorkspaceSources,
+        rank: u32,
+        extra: &[&RecordKey],
+    ) -> (Vec<UnifiedId>, GoldenRecord) {
         let ids = self.clusters_of(sources, rank);
-        let records: Vec<&CanonicalRecord> = ids
+        let mut records: Vec<&CanonicalRecord> = ids
             .iter()
             .flat_map(|id| sources.resolver.records_of(id))
             .collect();
+        for key in extra {
+            if let Some(record) = sources.resolver.record(key) {
+                if !records.iter().any(|held| &held.key == *key) {
+                    records.push(record);
+                }
+            }
+        }
         let ruleset = &sources.compiled.ruleset;
         let golden = reconcile(
             &records,
@@ -666,6 +1119,16 @@ impl State {
             &ruleset.normalization,
         );
         (ids, golden)
+    }
+
+    /// The reconciled traits of a surviving profile's records and the `extra` records.
+    fn golden_traits_with(
+        &self,
+        sources: &WorkspaceSources,
+        rank: u32,
+        extra: &[&RecordKey],
+    ) -> Map<String, Value> {
+        golden_traits(&self.golden_with(sources, rank, extra).1)
     }
 
     fn clusters_of(&self, sources: &WorkspaceSources, rank: u32) -> Vec<UnifiedId> {
@@ -682,9 +1145,30 @@ impl State {
     }
 
     fn write_golden_traits(&mut self, sources: &WorkspaceSources, rank: u32, now: i64) {
+        self.rewrite_golden_traits(sources, rank, &Map::new(), now);
+    }
+
+    /// Writes a profile's reconciled traits at `now`. A trait the profile's previous golden record
+    /// (`before`) gave and its golden record now lacks is removed while the profile still holds
+    /// that value (a split took away the records it came from).
+    fn rewrite_golden_traits(
+        &mut self,
+        sources: &WorkspaceSources,
+        rank: u32,
+        before: &Map<String, Value>,
+        now: i64,
+    ) {
         let (_, golden) = self.golden_of(sources, rank);
         let traits = golden_traits(&golden);
-        let changed = apply_traits(&mut self.record_mut(rank).traits, &traits, now);
+        let record = self.record_mut(rank);
+        let mut changed = apply_traits(&mut record.traits, &traits, now);
+        for (field, value) in before {
+            if !traits.contains_key(field) && record.traits.values.get(field) == Some(value) {
+                record.traits.values.remove(field);
+                record.traits.set_at.remove(field);
+                changed = true;
+            }
+        }
         if changed {
             let record = self.record_mut(rank);
             record.updated_at_ms = record.updated_at_ms.max(now);
@@ -838,5 +1322,75 @@ impl State {
                 }
                 other => SourceError::InvalidRecord(other.to_string()),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_identity::DocumentFormat;
+
+    /// The checkpoint blob as written before un-merges, assignments and API rulesets were kept.
+    #[derive(Serialize)]
+    struct WrittenBefore<'a> {
+        resolver: &'a [u8],
+        records: &'a [(RecordKey, StoredRecord, Option<u32>)],
+        clusters: &'a [(UnifiedId, u32)],
+        next_age: u64,
+    }
+
+    fn compiled(text: &str) -> Arc<CompiledRuleset> {
+        let ruleset = cairn_identity::Ruleset::parse(text, DocumentFormat::Toml, "rules.toml")
+            .expect("rules");
+        Arc::new(CompiledRuleset::new(ruleset).expect("compiles"))
+    }
+
+    #[test]
+    fn checkpoints_written_before_unmerges_were_kept_still_restore() {
+        let rules = include_str!("../../../../tests/identity/crm-shop.toml");
+        let workspace = WorkspaceId::new("acme");
+        let mut state = State::default();
+        state.configure_identity(&IdentityConfigs::new(BTreeMap::from([(
+            workspace.clone(),
+            compiled(rules),
+        )])));
+        for (source, id, fields) in [
+            (
+                "crm",
+                "c-1",
+                serde_json::json!({"first": "Ann", "email": "ann@x.org"}),
+            ),
+            (
+                "shop",
+                "s-1",
+                serde_json::json!({"given": "Anne", "mail": "ann@x.org"}),
+            ),
+        ] {
+            let fields = fields.as_object().cloned().expect("object");
+            let outcome = state.upsert_source_record(&workspace, source, id, &fields, 1_000);
+            assert!(outcome.ok, "{outcome:?}");
+        }
+        let sources = &state.sources[&workspace];
+        let now: Persisted = postcard::from_bytes(&sources.encode()).expect("current blob");
+        let old = postcard::to_allocvec(&WrittenBefore {
+            resolver: &now.resolver,
+            records: &now.records,
+            clusters: &now.clusters,
+            next_age: now.next_age,
+        })
+        .expect("encodes");
+        let (restored, rebuild) =
+            WorkspaceSources::decode(compiled(rules), &old).expect("an older blob decodes");
+        assert!(rebuild.is_none(), "same rules: the snapshot restores");
+        assert_eq!(restored.records.len(), 2);
+        assert_eq!(restored.cluster_profile, sources.cluster_profile);
+        assert_eq!(
+            restored.resolver.assignments(),
+            sources.resolver.assignments()
+        );
+        // Under changed rules the older blob asks for a rebuild from the records, by profile.
+        let changed = format!("{rules}\n[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"exact\" }}]\n");
+        let (_, rebuild) = WorkspaceSources::decode(compiled(&changed), &old).expect("decodes");
+        assert_eq!(rebuild.map(|before| before.len()), Some(2));
     }
 }

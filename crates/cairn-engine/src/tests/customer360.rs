@@ -255,6 +255,464 @@ fn identify_traits_are_web_records_resolved_by_the_fuzzy_rules_on_the_ingest_pat
     assert_ne!(world.profile_id("w-6"), crm.profile_id);
 }
 
+/// What a test compares across a restart: each record's unified id and profile, each user's
+/// profile, and those profiles' traits and identifiers.
+fn identity_summary(world: &World, records: &[(&str, &str)], users: &[&str]) -> Value {
+    let reader = world.engine.reader();
+    let placements: Vec<Value> = records
+        .iter()
+        .map(|(source, id)| json!(placement(world, source, id)))
+        .collect();
+    let profiles: Vec<Value> = users
+        .iter()
+        .map(|user| {
+            let id = world.profile_id(user);
+            let profile = reader.profile(&ws(), &id).expect("profile");
+            json!({"user": user, "id": id, "traits": profile.traits,
+                   "identifiers": profile.identifiers})
+        })
+        .collect();
+    json!({"placements": placements, "profiles": profiles})
+}
+
+fn unmerge(world: &World, left: &str, right: &str) -> Value {
+    let outcome = world.command(Command::UnmergeSourceRecords {
+        left: crate::customer360::parse_record_ref(left).expect("ref"),
+        right: crate::customer360::parse_record_ref(right).expect("ref"),
+    });
+    assert!(outcome.ok, "{outcome:?}");
+    serde_json::from_str(&outcome.message).expect("outcome json")
+}
+
+#[test]
+fn an_unmerge_splits_the_engine_profile_and_the_split_off_side_starts_afresh() {
+    let world = World::start_with(identity_options());
+    world.publish(CART);
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "email": "jon@example.org",
+               "mobile": "07911 123456", "login": "crm-jon", "tier": "gold"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456",
+               "mail": "jon@example.org", "account": "shop-jon"}),
+    );
+    let whole = placement(&world, "crm", "c-1");
+    assert_eq!(
+        placement(&world, "shop", "s-9").profile_id,
+        whole.profile_id
+    );
+    assert_eq!(world.profile_id("shop-jon"), whole.profile_id);
+    // The person abandons a cart as the shop account: one reminder email.
+    world.track("shop-jon", "Cart Abandoned", json!({"cart_value": 80}));
+    world.pass(Duration::minutes(61));
+    assert_eq!(world.messages("crm-jon").len(), 1);
+
+    let outcome = unmerge(&world, "crm:c-1", "shop:s-9");
+    assert_eq!(
+        outcome["split"].as_array().map(Vec::len),
+        Some(1),
+        "{outcome}"
+    );
+    let crm = placement(&world, "crm", "c-1");
+    let shop = placement(&world, "shop", "s-9");
+    assert_eq!(
+        crm.profile_id, whole.profile_id,
+        "the older record's side keeps the profile"
+    );
+    assert_eq!(crm.unified_id, whole.unified_id);
+    assert_ne!(
+        shop.profile_id, whole.profile_id,
+        "the split-off side has its own profile"
+    );
+    assert_eq!(
+        outcome["profiles"][1]["profile_id"],
+        json!(shop.profile_id),
+        "{outcome}"
+    );
+    // The user id only the shop record brought moved; the email both records bring stays.
+    assert_eq!(world.profile_id("shop-jon"), shop.profile_id);
+    assert_eq!(world.profile_id("crm-jon"), crm.profile_id);
+    let reader = world.engine.reader();
+    let by_email = reader
+        .profile_by_identifier(&ws(), &cairn_model::Identifier::email("jon@example.org"))
+        .expect("linked");
+    assert_eq!(by_email.id, crm.profile_id);
+    // Each side's reconciled traits come from its own records.
+    let kept = reader.profile(&ws(), &crm.profile_id).expect("kept");
+    let split_off = reader.profile(&ws(), &shop.profile_id).expect("split off");
+    assert_eq!(kept.traits["firstName"], json!("Jonathan"));
+    assert_eq!(kept.traits["tier"], json!("gold"));
+    assert_eq!(split_off.traits["firstName"], json!("Jonathon"));
+    assert_eq!(split_off.traits["lastName"], json!("Smyth"));
+    assert!(
+        split_off.traits.get("tier").is_none(),
+        "{:?}",
+        split_off.traits
+    );
+    assert_eq!(
+        split_off.event_count, 0,
+        "events stay with the kept profile"
+    );
+    assert_eq!(kept.event_count, 1);
+    // The 360 views show one record each.
+    let kept_360 = reader
+        .profile_identity(&ws(), &crm.profile_id)
+        .expect("360");
+    let split_360 = reader
+        .profile_identity(&ws(), &shop.profile_id)
+        .expect("360");
+    assert_eq!(kept_360.records.len(), 1);
+    assert_eq!(split_360.records.len(), 1);
+    assert_eq!(split_360.records[0].id, "s-9");
+    assert_eq!(split_360.unified_ids, vec![shop.unified_id.clone()]);
+    drop(reader);
+
+    // Later events with the moved user id land on the new profile; the enrollment and its message
+    // stayed with the kept profile, and nothing is sent twice.
+    world.track("shop-jon", "Product Viewed", json!({}));
+    world.pass(Duration::days(3));
+    let emails = |user: &str| {
+        world
+            .messages(user)
+            .into_iter()
+            .filter(|(channel, _)| channel == "email")
+            .count()
+    };
+    assert_eq!(emails("crm-jon"), 1, "{:?}", world.decided("crm-jon"));
+    assert!(world.messages("shop-jon").is_empty());
+    let split_off = world
+        .engine
+        .reader()
+        .profile(&ws(), &shop.profile_id)
+        .expect("split off");
+    assert_eq!(split_off.event_count, 1);
+
+    // Checkpoint and restore, then a crash and a replay of the log: the same profiles.
+    let records = [("crm", "c-1"), ("shop", "s-9")];
+    let users = ["crm-jon", "shop-jon"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..identity_options()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
+#[test]
+fn removing_the_record_that_bridged_two_people_splits_them_again_and_again() {
+    let world = World::start_with(identity_options());
+    // Two records that do not match each other: an email on one side, a phone on the other.
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jon", "last": "Smith", "email": "jon@example.org", "login": "crm-jon"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-1",
+        json!({"given": "Jon", "family": "Smith", "phone": "+44 7911 123456",
+               "account": "shop-jon"}),
+    );
+    let crm = placement(&world, "crm", "c-1");
+    let shop = placement(&world, "shop", "s-1");
+    assert_ne!(crm.profile_id, shop.profile_id);
+    // A third record with both bridges them: the engine merges the two profiles.
+    let bridge = json!({"given": "Jon", "family": "Smith", "mail": "jon@example.org",
+                        "phone": "+44 7911 123456"});
+    upsert(&world, "shop", "s-2", bridge.clone());
+    assert_eq!(world.profile_id("shop-jon"), crm.profile_id);
+    let merged = world
+        .engine
+        .reader()
+        .profile(&ws(), &crm.profile_id)
+        .expect("merged");
+    assert_eq!(merged.traits["phone"], json!("+44 7911 123456"));
+
+    let removed = world.command(Command::RemoveSourceRecord {
+        source: "shop".into(),
+        id: "s-2".into(),
+    });
+    assert!(removed.ok, "{removed:?}");
+    let first_split = placement(&world, "shop", "s-1");
+    assert_eq!(placement(&world, "crm", "c-1").profile_id, crm.profile_id);
+    assert_ne!(first_split.profile_id, crm.profile_id);
+    assert_ne!(
+        first_split.profile_id, shop.profile_id,
+        "not the profile merged away earlier (its id still resolves to the survivor)"
+    );
+    assert_eq!(world.profile_id("shop-jon"), first_split.profile_id);
+    assert_eq!(world.profile_id("crm-jon"), crm.profile_id);
+    let kept = world
+        .engine
+        .reader()
+        .profile(&ws(), &crm.profile_id)
+        .expect("kept");
+    assert!(
+        kept.traits.get("phone").is_none(),
+        "only the split-off records gave the phone: {:?}",
+        kept.traits
+    );
+
+    // Bridged and split again: the split-off profile's id is taken (merged away), the next is used.
+    upsert(&world, "shop", "s-2", bridge);
+    assert_eq!(world.profile_id("shop-jon"), crm.profile_id);
+    assert!(
+        world
+            .command(Command::RemoveSourceRecord {
+                source: "shop".into(),
+                id: "s-2".into(),
+            })
+            .ok
+    );
+    let second_split = placement(&world, "shop", "s-1");
+    assert_ne!(second_split.profile_id, crm.profile_id);
+    assert_ne!(second_split.profile_id, first_split.profile_id);
+    assert_eq!(world.profile_id("shop-jon"), second_split.profile_id);
+
+    let records = [("crm", "c-1"), ("shop", "s-1")];
+    let users = ["crm-jon", "shop-jon"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..identity_options()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
+/// The test rules with one more rule (a changed file: its fingerprint differs).
+fn options_with_extra_rule() -> EngineOptions {
+    let text = format!(
+        "{RULES}\n[[rule]]\nname = \"same login\"\ncriteria = [{{ field = \"external_id.user_id\", method = \"exact\" }}]\n"
+    );
+    let ruleset = Ruleset::parse(&text, DocumentFormat::Toml, "rules.toml").expect("rules");
+    let compiled = Arc::new(CompiledRuleset::new(ruleset).expect("compiles"));
+    EngineOptions {
+        identity: IdentityConfigs::new(BTreeMap::from([(ws(), compiled)])),
+        ..options()
+    }
+}
+
+/// The rules as they are now, compiled (what a preview with unchanged rules proposes).
+fn rules_now(world: &World) -> Arc<CompiledRuleset> {
+    let json = world.engine.reader().identity_rules(&ws()).expect("rules");
+    let ruleset =
+        Ruleset::parse(&json.to_string(), DocumentFormat::Json, "now").expect("rules now");
+    Arc::new(CompiledRuleset::new(ruleset).expect("compiles"))
+}
+
+#[test]
+fn unmerges_survive_a_rebuild_under_changed_rules_and_the_preview_keeps_them() {
+    let world = World::start_with(identity_options());
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}),
+    );
+    unmerge(&world, "crm:c-1", "shop:s-9");
+    let crm = placement(&world, "crm", "c-1");
+    let shop = placement(&world, "shop", "s-9");
+    assert_ne!(crm.unified_id, shop.unified_id);
+    // The dry run of the unchanged rules changes nothing: the un-merge is carried into it.
+    let preview = world
+        .engine
+        .reader()
+        .preview_identity_rules(&ws(), rules_now(&world), 5)
+        .expect("preview");
+    assert!(preview.diff.merges.is_empty(), "{preview:?}");
+    assert!(preview.diff.splits.is_empty(), "{preview:?}");
+
+    // A restart under a changed file: the snapshot is refused and the resolver rebuilt from the
+    // records in their original order, with the un-merge after.
+    let world = world.restart_with(options_with_extra_rule());
+    let rebuilt_crm = placement(&world, "crm", "c-1");
+    let rebuilt_shop = placement(&world, "shop", "s-9");
+    assert_ne!(rebuilt_crm.unified_id, rebuilt_shop.unified_id);
+    assert_eq!(rebuilt_crm.profile_id, crm.profile_id);
+    assert_eq!(rebuilt_shop.profile_id, shop.profile_id);
+    let explanation = world
+        .engine
+        .reader()
+        .explain_records(
+            &ws(),
+            &RecordKey::new("crm", "c-1"),
+            &RecordKey::new("shop", "s-9"),
+        )
+        .expect("explained");
+    assert!(explanation.never_match, "{explanation:?}");
+    // And through a crash of the rebuilt state (no checkpoint): the same.
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..options_with_extra_rule()
+    });
+    assert_ne!(
+        placement(&world, "crm", "c-1").unified_id,
+        placement(&world, "shop", "s-9").unified_id
+    );
+}
+
+/// The test rules with the email alone enough and the phone rule gone.
+fn email_only_rules() -> Value {
+    let head = RULES.split("[[rule]]").next().expect("sources");
+    let text = format!(
+        "{head}[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"exact_normalized\" }}]\n"
+    );
+    let ruleset = Ruleset::parse(&text, DocumentFormat::Toml, "proposed").expect("rules");
+    serde_json::to_value(ruleset).expect("json")
+}
+
+#[test]
+fn a_rule_change_through_the_log_merges_and_splits_profiles_and_stays_until_the_file_changes() {
+    let world = World::start_with(identity_options());
+    for (source, id, fields) in [
+        (
+            "crm",
+            "c-1",
+            json!({"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}),
+        ),
+        (
+            "shop",
+            "s-9",
+            json!({"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}),
+        ),
+        (
+            "crm",
+            "c-3",
+            json!({"first": "Robert", "email": "bob@example.com", "login": "crm-bob"}),
+        ),
+        (
+            "shop",
+            "s-3",
+            json!({"given": "Bob", "mail": "Bob@Example.com", "account": "shop-bob"}),
+        ),
+    ] {
+        upsert(&world, source, id, fields);
+    }
+    let jon = world.profile_id("crm-jon");
+    let bob = world.profile_id("crm-bob");
+    assert_eq!(world.profile_id("shop-jon"), jon, "fuzzy name + phone");
+    assert_ne!(world.profile_id("shop-bob"), bob, "Robert is not Bob");
+
+    let outcome = world.command(Command::SetIdentityRules {
+        ruleset: email_only_rules(),
+        samples: 1,
+    });
+    assert!(outcome.ok, "{outcome:?}");
+    let summary: Value = serde_json::from_str(&outcome.message).expect("summary");
+    assert_eq!(
+        summary["merges"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["splits"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    assert_eq!(summary["profiles_created"], 1, "{summary}");
+    assert_eq!(summary["profiles_merged"], 1, "{summary}");
+    assert_eq!(summary["records"], 4, "{summary}");
+    // Bob's two records are one profile (the older survives); Jon's shop record has its own.
+    assert_eq!(world.profile_id("shop-bob"), bob);
+    assert_eq!(world.profile_id("crm-jon"), jon);
+    let shop_jon = world.profile_id("shop-jon");
+    assert_ne!(shop_jon, jon);
+    assert_eq!(placement(&world, "shop", "s-9").profile_id, shop_jon);
+    let rules = world.engine.reader().identity_rules(&ws()).expect("rules");
+    assert_eq!(rules["rule"][0]["name"], "email", "{rules}");
+    assert_eq!(rules["rule"].as_array().map(Vec::len), Some(1));
+    // New records resolve under the new rules.
+    upsert(
+        &world,
+        "shop",
+        "s-4",
+        json!({"given": "Someone", "mail": "BOB@example.com"}),
+    );
+    assert_eq!(placement(&world, "shop", "s-4").profile_id, bob);
+
+    let records = [
+        ("crm", "c-1"),
+        ("shop", "s-9"),
+        ("crm", "c-3"),
+        ("shop", "s-3"),
+        ("shop", "s-4"),
+    ];
+    let users = ["crm-jon", "shop-jon", "crm-bob", "shop-bob"];
+    let before = identity_summary(&world, &records, &users);
+    // A crash: the log replays the rule change; then a restart from the checkpoint: the rules set
+    // through the log stay in force while the file is unchanged.
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..identity_options()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+    let rules = world.engine.reader().identity_rules(&ws()).expect("rules");
+    assert_eq!(rules["rule"][0]["name"], "email", "{rules}");
+
+    // The file changed since: it wins, and the records are re-resolved under it.
+    let world = world.restart_with(options_with_extra_rule());
+    let rules = world.engine.reader().identity_rules(&ws()).expect("rules");
+    assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
+    assert_eq!(
+        world.profile_id("shop-jon"),
+        jon,
+        "merged again by the phone rule"
+    );
+
+    // A ruleset that does not compile is refused and changes nothing.
+    let outcome = world.command(Command::SetIdentityRules {
+        ruleset: json!({"rule": [{"name": "x", "criteria": []}]}),
+        samples: 0,
+    });
+    assert!(!outcome.ok, "{outcome:?}");
+    let rules = world.engine.reader().identity_rules(&ws()).expect("rules");
+    assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
+}
+
 #[test]
 fn a_workspace_without_identity_rules_refuses_source_records() {
     let world = World::start();

@@ -34,6 +34,7 @@ mod snapshot;
 mod state;
 mod types;
 
+pub use state::net_changes;
 pub use types::{Explanation, Hub, LinkView, Merge, PathLink, Resolution, Split, UnifiedId};
 
 use crate::compiled::CompiledRuleset;
