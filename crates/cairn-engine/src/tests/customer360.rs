@@ -4,7 +4,7 @@
 use super::journeys::{options, ws, World, CART};
 use crate::customer360::IdentityConfigs;
 use crate::journeys::Command;
-use crate::EngineOptions;
+use crate::{Clock, EngineOptions};
 use cairn_identity::compiled::CompiledRuleset;
 use cairn_identity::{DocumentFormat, RecordKey, Ruleset};
 use chrono::Duration;
@@ -713,6 +713,145 @@ fn a_rule_change_through_the_log_merges_and_splits_profiles_and_stays_until_the_
     assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
 }
 
+/// Four records: Jon in the CRM and the shop (one person by name and phone), Robert and Bob (not).
+fn four_records(world: &World) {
+    for (source, id, fields) in [
+        (
+            "crm",
+            "c-1",
+            json!({"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}),
+        ),
+        (
+            "shop",
+            "s-9",
+            json!({"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}),
+        ),
+        (
+            "crm",
+            "c-3",
+            json!({"first": "Robert", "email": "bob@example.com", "login": "crm-bob"}),
+        ),
+        (
+            "shop",
+            "s-3",
+            json!({"given": "Bob", "mail": "Bob@Example.com", "account": "shop-bob"}),
+        ),
+    ] {
+        upsert(world, source, id, fields);
+    }
+}
+
+#[test]
+fn a_rule_change_shows_its_progress_while_it_runs_and_when_it_is_done() {
+    use crate::customer360::{RulesCause, RulesPhase};
+    let gate = crate::Gate::default();
+    let world = World::start_with(EngineOptions {
+        identity_gate: Some(gate.clone()),
+        ..identity_options()
+    });
+    let progress = || {
+        world
+            .engine
+            .reader()
+            .identity_rules_progress(&ws())
+            .expect("configured")
+    };
+    let idle = progress();
+    assert_eq!((idle.run, idle.phase), (0, RulesPhase::Idle), "{idle:?}");
+    assert_eq!(idle.started_at_ms, None);
+    four_records(&world);
+
+    // The applier stops after the first record, inside the state's write lock.
+    gate.close();
+    let at = world.clock.now();
+    let receipt = world
+        .engine
+        .ingestor()
+        .submit_command_blocking(
+            ws(),
+            &Command::SetIdentityRules {
+                ruleset: email_only_rules(),
+                samples: 0,
+            },
+            at,
+        )
+        .expect("committed");
+    let held = gate.wait_held(std::time::Duration::from_secs(10));
+    let running = progress();
+    gate.open();
+    assert!(held, "the re-resolution reached its breakpoint");
+    assert_eq!(running.run, 1, "{running:?}");
+    assert_eq!(running.cause, Some(RulesCause::Api));
+    assert_eq!(running.phase, RulesPhase::Resolving, "{running:?}");
+    assert_eq!(running.records_total, 4);
+    assert!(
+        running.records_done > 0 && running.records_done < running.records_total,
+        "{running:?}"
+    );
+    assert_eq!(running.started_at_ms, Some(at.timestamp_millis()));
+
+    let outcome = world
+        .engine
+        .reader()
+        .command_outcome(receipt.seq)
+        .expect("outcome");
+    assert!(outcome.ok, "{outcome:?}");
+    let done = progress();
+    assert_eq!(done.phase, RulesPhase::Finished, "{done:?}");
+    assert_eq!((done.records_done, done.records_total), (4, 4));
+    assert_eq!((done.run, done.cause), (1, Some(RulesCause::Api)));
+    assert_eq!(done.started_at_ms, Some(at.timestamp_millis()));
+    assert!(progress().run == 1, "reading the figure changes nothing");
+}
+
+#[test]
+fn a_rebuild_at_start_under_a_changed_file_reports_through_the_same_figure() {
+    use crate::customer360::{RulesCause, RulesPhase};
+    let world = World::start_with(identity_options());
+    four_records(&world);
+    let received = world.clock.now().timestamp_millis();
+    let gate = crate::Gate::default();
+    let options = EngineOptions {
+        identity_gate: Some(gate.clone()),
+        ..options_with_extra_rule()
+    };
+    // The figure is shared by every clone of the configuration: readable while the engine starts.
+    let configs = options.identity.clone();
+    gate.close();
+    let starting = std::thread::spawn(move || world.restart_with(options));
+    let held = gate.wait_held(std::time::Duration::from_secs(10));
+    let running = configs.rules_progress(&ws()).expect("configured");
+    gate.open();
+    let world = starting.join().expect("started");
+    assert!(held, "the rebuild reached its breakpoint");
+    assert_eq!(running.cause, Some(RulesCause::Startup), "{running:?}");
+    assert_eq!(running.phase, RulesPhase::Resolving, "{running:?}");
+    assert_eq!(running.records_total, 4);
+    assert!(
+        running.records_done > 0 && running.records_done < running.records_total,
+        "{running:?}"
+    );
+    let done = world
+        .engine
+        .reader()
+        .identity_rules_progress(&ws())
+        .expect("configured");
+    assert_eq!(done.phase, RulesPhase::Finished, "{done:?}");
+    assert_eq!((done.records_done, done.records_total), (4, 4));
+    assert_eq!((done.run, done.cause), (1, Some(RulesCause::Startup)));
+    assert_eq!(
+        done.started_at_ms,
+        Some(received),
+        "the rebuild's time: the latest record's"
+    );
+    // A workspace without identity rules has no figure.
+    assert!(world
+        .engine
+        .reader()
+        .identity_rules_progress(&cairn_model::WorkspaceId::new("other"))
+        .is_err());
+}
+
 #[test]
 fn a_workspace_without_identity_rules_refuses_source_records() {
     let world = World::start();
@@ -742,7 +881,7 @@ fn source_record_apply_latency() {
         "Lee", "Smith", "Okafor", "Novak", "Garcia", "Khan", "Berg", "Sato",
     ];
     let mut state = crate::state::State::default();
-    state.configure_identity(&identity_options().identity);
+    state.configure_identity(&identity_options().identity, None);
     let mut seq = 0;
     let mut times = Vec::with_capacity(PEOPLE * 2);
     for person in 0..PEOPLE {
