@@ -219,6 +219,60 @@ async fn source_records_resolve_into_one_profile_with_a_360_view_lookups_and_exp
 }
 
 #[tokio::test]
+async fn deleting_a_record_takes_the_attributes_only_it_gave_off_the_profile() {
+    let server = start_with(options(), |state| state).await;
+    let (status, crm) = put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Jonathan", "last": "Smith", "mobile": "07911 123456", "tier": "gold",
+            "login": "crm-jon"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{crm}");
+    let (status, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-9",
+        r#"{"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shop}");
+    assert_eq!(shop["profile_id"], crm["profile_id"], "fuzzy name + phone");
+    let view_path = format!(
+        "/api/v1/profiles/{}/360",
+        crm["profile_id"].as_str().expect("id")
+    );
+    let (_, view) = get(&server, &view_path, "tok_acme").await;
+    assert_eq!(view["traits"]["tier"], "gold", "{view:#}");
+    assert_eq!(view["traits"]["firstName"], "Jonathan");
+
+    let (status, removed) = delete_record(&server, "tok_acme", "crm", "c-1").await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    let (status, view) = get(&server, &view_path, "tok_acme").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["source_records"].as_array().map(Vec::len), Some(1));
+    assert!(view["traits"].get("tier").is_none(), "{view:#}");
+    assert_eq!(view["traits"]["firstName"], "Jonathon", "the shop's now");
+    assert_eq!(view["traits"]["lastName"], "Smyth");
+    assert_eq!(
+        view["reconciled"]["fields"]["first_name"]["provenance"]["source"],
+        "shop"
+    );
+    // The record's identifiers stay on the profile (events may have used them).
+    let (status, by_login) = get(
+        &server,
+        "/api/v1/profiles/lookup?user_id=crm-jon",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_login}");
+    assert_eq!(by_login["id"], crm["profile_id"]);
+}
+
+#[tokio::test]
 async fn bad_source_records_are_refused_with_stable_codes_and_nothing_is_stored() {
     let server = start_with(options(), |state| state).await;
     let cases: [(&str, &str, &str, StatusCode, &str); 6] = [

@@ -30,6 +30,11 @@
 //!    declares one (keyed by the mapping's id field, usually `userId`): resolved like any record
 //!    (fuzzy rules included), its cluster maps onto the message's profile, or that profile merges
 //!    with the person the rules found.
+//! 7. When a record is removed, its profile's reconciled traits are recomputed from the records it
+//!    has left, with the code a split's keeping side uses: a trait only the removed record gave
+//!    leaves the profile (while the profile still holds that value: an event may have set it
+//!    since), one other records give too takes their reconciled value. The identifiers the record
+//!    brought stay on the profile: events may have used them, and those events stay there.
 //!
 //! The reconciled scalar attributes (names, birth date, custom traits, first email and phone) are
 //! written to the profile's traits at the record's apply time, so conditions and templates see
@@ -629,7 +634,8 @@ impl State {
         rank
     }
 
-    /// Removes a source record from the resolver; a profile it held together splits (rule 5).
+    /// Removes a source record from the resolver (rule 7): a profile it held together splits
+    /// (rule 5), and its profile's reconciled traits are recomputed from the records it has left.
     pub(crate) fn remove_source_record(
         &mut self,
         workspace: &WorkspaceId,
@@ -644,6 +650,14 @@ impl State {
         };
         let key = RecordKey::new(source, id);
         let before = sources.resolver.unified_id(&key).cloned();
+        // The profile and its reconciled traits with the record still there.
+        let profile = before
+            .as_ref()
+            .and_then(|id| sources.cluster_profile.get(id))
+            .map(|&rank| {
+                let rank = self.survivor(rank);
+                (rank, self.golden_traits_with(&sources, rank, &[]))
+            });
         let outcome = match sources.resolver.remove(&key) {
             None => {
                 CommandOutcome::refused(SourceError::RecordNotFound(key.to_string()).to_string())
@@ -656,6 +670,10 @@ impl State {
                     if sources.resolver.records_of(&before).is_empty() {
                         sources.unassign(&before);
                     }
+                }
+                if let Some((rank, traits_before)) = profile {
+                    let rank = self.survivor(rank);
+                    self.rewrite_golden_traits(&sources, rank, &traits_before, now);
                 }
                 CommandOutcome::done(format!("{key} removed"))
             }
@@ -1179,7 +1197,7 @@ impl State {
 
     /// Writes a profile's reconciled traits at `now`. A trait the profile's previous golden record
     /// (`before`) gave and its golden record now lacks is removed while the profile still holds
-    /// that value (a split took away the records it came from).
+    /// that value (a split or a removal took away the records it came from).
     fn rewrite_golden_traits(
         &mut self,
         sources: &WorkspaceSources,

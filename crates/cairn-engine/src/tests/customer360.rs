@@ -507,6 +507,101 @@ fn removing_the_record_that_bridged_two_people_splits_them_again_and_again() {
     );
 }
 
+#[test]
+fn a_removed_record_takes_the_attributes_only_it_gave_off_its_profile() {
+    let world = World::start_with(identity_options());
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "mobile": "07911 123456",
+               "login": "crm-jon", "tier": "gold"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456",
+               "mail": "jon@shop.example", "account": "shop-jon"}),
+    );
+    upsert(
+        &world,
+        "crm",
+        "c-5",
+        json!({"first": "Maria", "last": "Lee", "login": "crm-maria", "tier": "silver"}),
+    );
+    let jon = world.profile_id("crm-jon");
+    assert_eq!(world.profile_id("shop-jon"), jon, "fuzzy name + phone");
+    let traits = |user: &str| {
+        world
+            .engine
+            .reader()
+            .profile(&ws(), &world.profile_id(user))
+            .expect("profile")
+            .traits
+    };
+    let whole = traits("crm-jon");
+    assert_eq!(whole["firstName"], json!("Jonathan"), "the CRM wins");
+    assert_eq!(whole["tier"], json!("gold"));
+
+    let remove = |source: &str, id: &str| {
+        let outcome = world.command(Command::RemoveSourceRecord {
+            source: source.into(),
+            id: id.into(),
+        });
+        assert!(outcome.ok, "{outcome:?}");
+    };
+    remove("crm", "c-1");
+    let left = traits("crm-jon");
+    assert!(
+        left.get("tier").is_none(),
+        "only the removed record gave it: {left:?}"
+    );
+    assert_eq!(
+        left["firstName"],
+        json!("Jonathon"),
+        "now the shop's: {left:?}"
+    );
+    assert_eq!(left["lastName"], json!("Smyth"));
+    assert_eq!(left["email"], json!("jon@shop.example"), "the shop's stays");
+    assert_eq!(left["phone"], json!("+44 7911 123456"), "both gave it");
+    // Identifiers stay: the removed record's login still finds the profile.
+    assert_eq!(world.profile_id("crm-jon"), jon);
+    assert_eq!(placement(&world, "shop", "s-9").profile_id, jon);
+    let view = world
+        .engine
+        .reader()
+        .profile_identity(&ws(), &jon)
+        .expect("360");
+    assert_eq!(view.records.len(), 1);
+
+    // A profile's only record removed: every reconciled trait leaves.
+    remove("crm", "c-5");
+    let maria = traits("crm-maria");
+    for field in ["firstName", "lastName", "tier"] {
+        assert!(maria.get(field).is_none(), "{field}: {maria:?}");
+    }
+
+    let records = [("shop", "s-9")];
+    let users = ["crm-jon", "shop-jon", "crm-maria"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..identity_options()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
 /// The test rules with one more rule (a changed file: its fingerprint differs).
 fn options_with_extra_rule() -> EngineOptions {
     let text = format!(
