@@ -1,5 +1,7 @@
 //! Customer 360 on the apply path: source records through the log, fuzzy resolution into one
-//! profile, and merges of profiles that are enrolled in journeys (nothing sent twice).
+//! profile, merges of profiles that are enrolled in journeys (nothing sent twice), splits (an
+//! un-merge, a removed bridge, a new hub, a rule change) into engine profiles that replay and
+//! restore alike, a removed record's attributes, and the progress figure of a re-resolution.
 
 use super::journeys::{options, ws, World, CART};
 use crate::customer360::IdentityConfigs;
@@ -595,6 +597,113 @@ fn a_removed_record_takes_the_attributes_only_it_gave_off_its_profile() {
         "replayed"
     );
     let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
+/// The test rules with phones watched for hubs: a phone held by more than two records is one.
+fn options_with_phone_hubs() -> EngineOptions {
+    let text = format!("{RULES}\n[hubs]\nmax_records = 2\nfields = [\"phone\"]\n");
+    let ruleset = Ruleset::parse(&text, DocumentFormat::Toml, "rules.toml").expect("rules");
+    let compiled = Arc::new(CompiledRuleset::new(ruleset).expect("compiles"));
+    EngineOptions {
+        identity: IdentityConfigs::new(BTreeMap::from([(ws(), compiled)])),
+        ..options()
+    }
+}
+
+#[test]
+fn a_phone_that_becomes_a_hub_splits_the_profile_it_held_together() {
+    let world = World::start_with(options_with_phone_hubs());
+    // Jon in the CRM and in the shop: one person through the fuzzy name and the phone alone.
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "mobile": "020 7946 0000",
+               "login": "crm-jon", "tier": "gold"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "family": "Smyth", "phone": "+44 20 7946 0000",
+               "account": "shop-jon"}),
+    );
+    let whole = placement(&world, "crm", "c-1");
+    assert_eq!(
+        placement(&world, "shop", "s-9").profile_id,
+        whole.profile_id
+    );
+    assert_eq!(world.profile_id("shop-jon"), whole.profile_id);
+
+    // A third record with the same phone (it is the office's): the phone becomes a hub, the link
+    // that held only through it is withdrawn, and the engine splits the profile.
+    upsert(
+        &world,
+        "shop",
+        "s-20",
+        json!({"given": "Maria", "family": "Lee", "phone": "+442079460000",
+               "account": "shop-maria"}),
+    );
+    let crm = placement(&world, "crm", "c-1");
+    let shop = placement(&world, "shop", "s-9");
+    let maria = placement(&world, "shop", "s-20");
+    assert_eq!(
+        crm.profile_id, whole.profile_id,
+        "the older record's side keeps it"
+    );
+    assert_eq!(crm.unified_id, whole.unified_id);
+    assert_ne!(shop.unified_id, crm.unified_id);
+    assert_ne!(shop.profile_id, crm.profile_id, "a profile of its own");
+    assert_ne!(maria.profile_id, crm.profile_id);
+    assert_ne!(maria.profile_id, shop.profile_id);
+    assert_eq!(
+        world.profile_id("shop-jon"),
+        shop.profile_id,
+        "its user id moved"
+    );
+    assert_eq!(world.profile_id("crm-jon"), crm.profile_id);
+    let reader = world.engine.reader();
+    let explanation = reader
+        .explain_records(
+            &ws(),
+            &RecordKey::new("crm", "c-1"),
+            &RecordKey::new("shop", "s-9"),
+        )
+        .expect("explained");
+    assert!(!explanation.same_profile, "{explanation:?}");
+    assert_eq!(explanation.shared_hubs.len(), 1, "{explanation:?}");
+    assert_eq!(explanation.shared_hubs[0].field, "phone");
+    let kept = reader.profile(&ws(), &crm.profile_id).expect("kept");
+    let split_off = reader.profile(&ws(), &shop.profile_id).expect("split off");
+    assert_eq!(kept.traits["firstName"], json!("Jonathan"));
+    assert_eq!(kept.traits["tier"], json!("gold"));
+    assert_eq!(split_off.traits["firstName"], json!("Jonathon"));
+    assert!(
+        split_off.traits.get("tier").is_none(),
+        "{:?}",
+        split_off.traits
+    );
+    drop(reader);
+
+    // The same profiles after a replay of the log and after a restore from the checkpoint.
+    let records = [("crm", "c-1"), ("shop", "s-9"), ("shop", "s-20")];
+    let users = ["crm-jon", "shop-jon", "shop-maria"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..options_with_phone_hubs()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(options_with_phone_hubs());
     assert_eq!(
         identity_summary(&world, &records, &users),
         before,
