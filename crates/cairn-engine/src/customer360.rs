@@ -173,7 +173,8 @@ impl RulesProgress {
         loop {
             let before = self.sequence.load(Ordering::SeqCst);
             if before % 2 == 1 {
-                std::hint::spin_loop();
+                // The applier is between two stores of a run's start: a few instructions.
+                std::thread::yield_now();
                 continue;
             }
             let run = self.run.load(Ordering::SeqCst);
