@@ -16,6 +16,10 @@
 //!   preview) applies a new one through the log: the records are re-resolved under it and the
 //!   merges and splits follow onto profiles; the answer is the preview's summary with the engine's
 //!   counts.
+//! - `GET /api/v1/identity/rules/progress`: how far the latest re-resolution of the workspace's
+//!   records (a rule change, or the rebuild at start under a changed file) has come — phase,
+//!   records done of total, start time. Answered while it runs: it neither waits for the applier
+//!   nor takes the state's lock.
 //! - `POST /api/v1/identity/rules/preview?samples=N`: a dry run of a rule change — the proposed
 //!   ruleset (TOML or JSON) re-resolves a copy of the workspace's records in their original order;
 //!   the answer lists the profiles that would merge or split, with sample records, and the records
@@ -65,6 +69,7 @@ pub fn routes() -> Router<ApiState> {
             "/api/v1/identity/rules/preview",
             axum::routing::post(preview_rules),
         )
+        .route("/api/v1/identity/rules/progress", get(rules_progress))
 }
 
 fn source_error(error: SourceError) -> ApiError {
@@ -335,6 +340,27 @@ async fn rules(State(state): State<ApiState>, headers: HeaderMap) -> Result<Json
         .await?
         .map_err(source_error)?;
     Ok(Json(rules))
+}
+
+/// How far the latest re-resolution has come: read from the engine's figure at once (no read
+/// barrier, which would wait for the re-resolution itself, and no lock of the state).
+async fn rules_progress(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = state.access.workspace_for_token(&headers)?;
+    let progress = state
+        .reader
+        .identity_rules_progress(&workspace)
+        .map_err(source_error)?;
+    Ok(Json(json!({
+        "run": progress.run,
+        "cause": progress.cause,
+        "phase": progress.phase,
+        "records_done": progress.records_done,
+        "records_total": progress.records_total,
+        "started_at": progress.started_at_ms.map_or(Value::Null, crate::views::time),
+    })))
 }
 
 #[derive(Debug, Deserialize)]

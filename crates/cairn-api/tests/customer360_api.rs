@@ -219,6 +219,60 @@ async fn source_records_resolve_into_one_profile_with_a_360_view_lookups_and_exp
 }
 
 #[tokio::test]
+async fn deleting_a_record_takes_the_attributes_only_it_gave_off_the_profile() {
+    let server = start_with(options(), |state| state).await;
+    let (status, crm) = put_record(
+        &server,
+        "tok_acme",
+        "crm",
+        "c-1",
+        r#"{"first": "Jonathan", "last": "Smith", "mobile": "07911 123456", "tier": "gold",
+            "login": "crm-jon"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{crm}");
+    let (status, shop) = put_record(
+        &server,
+        "tok_acme",
+        "shop",
+        "s-9",
+        r#"{"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{shop}");
+    assert_eq!(shop["profile_id"], crm["profile_id"], "fuzzy name + phone");
+    let view_path = format!(
+        "/api/v1/profiles/{}/360",
+        crm["profile_id"].as_str().expect("id")
+    );
+    let (_, view) = get(&server, &view_path, "tok_acme").await;
+    assert_eq!(view["traits"]["tier"], "gold", "{view:#}");
+    assert_eq!(view["traits"]["firstName"], "Jonathan");
+
+    let (status, removed) = delete_record(&server, "tok_acme", "crm", "c-1").await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    let (status, view) = get(&server, &view_path, "tok_acme").await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["source_records"].as_array().map(Vec::len), Some(1));
+    assert!(view["traits"].get("tier").is_none(), "{view:#}");
+    assert_eq!(view["traits"]["firstName"], "Jonathon", "the shop's now");
+    assert_eq!(view["traits"]["lastName"], "Smyth");
+    assert_eq!(
+        view["reconciled"]["fields"]["first_name"]["provenance"]["source"],
+        "shop"
+    );
+    // The record's identifiers stay on the profile (events may have used them).
+    let (status, by_login) = get(
+        &server,
+        "/api/v1/profiles/lookup?user_id=crm-jon",
+        "tok_acme",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{by_login}");
+    assert_eq!(by_login["id"], crm["profile_id"]);
+}
+
+#[tokio::test]
 async fn bad_source_records_are_refused_with_stable_codes_and_nothing_is_stored() {
     let server = start_with(options(), |state| state).await;
     let cases: [(&str, &str, &str, StatusCode, &str); 6] = [
@@ -1121,4 +1175,109 @@ async fn a_rule_change_over_the_api_re_resolves_the_records_onto_profiles_and_ba
     .await;
     assert_eq!(status, StatusCode::OK, "{summary}");
     assert_eq!(summary["profiles_created"], 0, "{summary}");
+}
+
+#[tokio::test]
+async fn a_rule_change_shows_its_progress_over_the_api_while_it_runs() {
+    let gate = cairn_engine::Gate::default();
+    let server = start_with(
+        EngineOptions {
+            identity_gate: Some(gate.clone()),
+            ..options()
+        },
+        |state| state,
+    )
+    .await;
+    let (status, idle) = get(&server, "/api/v1/identity/rules/progress", "tok_acme").await;
+    assert_eq!(status, StatusCode::OK, "{idle}");
+    assert_eq!(
+        idle,
+        json!({"run": 0, "cause": null, "phase": "idle", "records_done": 0,
+               "records_total": 0, "started_at": null})
+    );
+    for (source, id, body) in [
+        (
+            "crm",
+            "c-1",
+            r#"{"first": "Jonathan", "mobile": "07911 123456"}"#,
+        ),
+        (
+            "shop",
+            "s-9",
+            r#"{"given": "Jonathon", "phone": "+44 7911 123456"}"#,
+        ),
+        (
+            "crm",
+            "c-3",
+            r#"{"first": "Robert", "email": "bob@example.com"}"#,
+        ),
+    ] {
+        let (status, placed) = put_record(&server, "tok_acme", source, id, body).await;
+        assert_eq!(status, StatusCode::OK, "{placed}");
+    }
+    let head = RULES.split("[[rule]]").next().expect("sources");
+    let proposed = format!(
+        "{head}[[rule]]\nname = \"email\"\ncriteria = [{{ field = \"email\", method = \"exact_normalized\" }}]\n"
+    );
+
+    // The applier holds after the first record; the PUT waits for the outcome meanwhile.
+    gate.close();
+    let base = server.base.clone();
+    let change = tokio::spawn(async move {
+        let response = common::client()
+            .put(format!("{base}/api/v1/identity/rules"))
+            .bearer_auth("tok_acme")
+            .header("content-type", "application/toml")
+            .body(proposed)
+            .send()
+            .await
+            .expect("request");
+        (
+            response.status(),
+            response.json::<Value>().await.expect("json"),
+        )
+    });
+    let held = {
+        let gate = gate.clone();
+        tokio::task::spawn_blocking(move || gate.wait_held(std::time::Duration::from_secs(10)))
+            .await
+            .expect("waited")
+    };
+    let running = get(&server, "/api/v1/identity/rules/progress", "tok_acme").await;
+    gate.open();
+    assert!(held, "the rule change reached its breakpoint");
+    let (status, running) = running;
+    assert_eq!(status, StatusCode::OK, "{running}");
+    assert_eq!(running["phase"], "resolving", "{running}");
+    assert_eq!(running["cause"], "api", "{running}");
+    assert_eq!(running["run"], 1, "{running}");
+    assert_eq!(running["records_total"], 3, "{running}");
+    let done = running["records_done"].as_u64().expect("count");
+    assert!(done > 0 && done < 3, "{running}");
+    assert_eq!(running["started_at"], json!(server.now_text()), "{running}");
+
+    // The PUT's answer is the summary, as before; then the figure reads finished.
+    let (status, summary) = change.await.expect("answered");
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    assert_eq!(summary["records"], 3, "{summary}");
+    assert_eq!(
+        summary["splits"].as_array().map(Vec::len),
+        Some(1),
+        "{summary}"
+    );
+    let (status, finished) = get(&server, "/api/v1/identity/rules/progress", "tok_acme").await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    assert_eq!(
+        finished,
+        json!({"run": 1, "cause": "api", "phase": "finished", "records_done": 3,
+               "records_total": 3, "started_at": server.now_text()})
+    );
+    let (status, body) = get(&server, "/api/v1/identity/rules/progress", "tok_globex").await;
+    assert_code(
+        status,
+        &body,
+        StatusCode::NOT_FOUND,
+        "identity_not_configured",
+        "globex",
+    );
 }

@@ -574,6 +574,7 @@ async fn the_openapi_document_describes_every_route_and_unknown_routes_are_json_
         "/api/v1/identity/unmerge",
         "/api/v1/identity/rules",
         "/api/v1/identity/rules/preview",
+        "/api/v1/identity/rules/progress",
     ] {
         assert!(paths.contains_key(path), "{path} is documented");
     }

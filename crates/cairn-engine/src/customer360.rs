@@ -1,6 +1,7 @@
 //! Customer 360 in the engine: each workspace's identity configuration, the checks a source record
-//! passes before it is written to the log, what readers see of a profile's source records, and
-//! the dry run of a rule change ([`preview_rules`]).
+//! passes before it is written to the log, what readers see of a profile's source records, the
+//! dry run of a rule change ([`preview_rules`]), and how far a re-resolution of a workspace's
+//! records has come ([`RulesProgress`]).
 //!
 //! Source records travel through the input log as commands ([`crate::journeys::Command`]'s
 //! `UpsertSourceRecord` / `RemoveSourceRecord`), so they apply in order with the events around them
@@ -16,20 +17,49 @@ use cairn_model::{ErrorCode, WorkspaceId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
-/// Every workspace's compiled identity configuration (ruleset with its sources). Workspaces
-/// without one keep exact identity only and refuse source records.
+/// Every workspace's compiled identity configuration (ruleset with its sources), and each one's
+/// [`RulesProgress`] figure (shared by every clone: whoever holds one reads the figure the engine
+/// started with it writes). Workspaces without a configuration keep exact identity only and refuse
+/// source records.
 #[derive(Clone, Default)]
-pub struct IdentityConfigs(pub Arc<BTreeMap<WorkspaceId, Arc<CompiledRuleset>>>);
+pub struct IdentityConfigs {
+    rulesets: Arc<BTreeMap<WorkspaceId, Arc<CompiledRuleset>>>,
+    progress: Arc<BTreeMap<WorkspaceId, Arc<RulesProgress>>>,
+}
 
 impl IdentityConfigs {
     pub fn new(configs: BTreeMap<WorkspaceId, Arc<CompiledRuleset>>) -> IdentityConfigs {
-        IdentityConfigs(Arc::new(configs))
+        let progress = configs
+            .keys()
+            .map(|workspace| (workspace.clone(), Arc::default()))
+            .collect();
+        IdentityConfigs {
+            rulesets: Arc::new(configs),
+            progress: Arc::new(progress),
+        }
     }
 
     pub fn get(&self, workspace: &WorkspaceId) -> Option<&Arc<CompiledRuleset>> {
-        self.0.get(workspace)
+        self.rulesets.get(workspace)
+    }
+
+    /// The configured workspaces and their rulesets, in workspace order.
+    pub fn iter(&self) -> impl Iterator<Item = (&WorkspaceId, &Arc<CompiledRuleset>)> {
+        self.rulesets.iter()
+    }
+
+    /// How far the workspace's latest re-resolution has come (read without the state's lock);
+    /// `None` for a workspace without an identity configuration.
+    pub fn rules_progress(&self, workspace: &WorkspaceId) -> Option<RulesProgressView> {
+        self.progress.get(workspace).map(|progress| progress.read())
+    }
+
+    /// The workspace's figure, for the applier to write.
+    pub(crate) fn progress_of(&self, workspace: &WorkspaceId) -> Arc<RulesProgress> {
+        self.progress.get(workspace).cloned().unwrap_or_default()
     }
 }
 
@@ -37,8 +67,143 @@ impl std::fmt::Debug for IdentityConfigs {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_list()
-            .entries(self.0.keys().map(WorkspaceId::as_str))
+            .entries(self.rulesets.keys().map(WorkspaceId::as_str))
             .finish()
+    }
+}
+
+/// What started a re-resolution of a workspace's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesCause {
+    /// A rule change through the log (`SetIdentityRules`, `PUT /api/v1/identity/rules`), applied
+    /// or replayed.
+    Api,
+    /// A start under a changed `identity_rules` file (the checkpoint's snapshot was refused).
+    Startup,
+}
+
+/// Where a re-resolution is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RulesPhase {
+    /// None has run since the engine started.
+    Idle,
+    /// The records are being re-resolved under the ruleset (`records_done` counts them).
+    Resolving,
+    /// Every record is resolved; the merges and splits are followed onto engine profiles.
+    Applying,
+    Finished,
+}
+
+/// One reading of a workspace's [`RulesProgress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RulesProgressView {
+    /// Re-resolutions started since the engine started (0: none; a replayed rule change counts).
+    pub run: u64,
+    pub cause: Option<RulesCause>,
+    pub phase: RulesPhase,
+    /// Records re-resolved so far (records the ruleset cannot map count: they were looked at).
+    pub records_done: u64,
+    pub records_total: u64,
+    /// The log time of the command that started it (for a rebuild at start: the time of the
+    /// latest record received, the time the rebuild applies at); `None` before the first run.
+    pub started_at_ms: Option<i64>,
+}
+
+/// How far a re-resolution of one workspace's records has come: written by the applier while it
+/// re-resolves (under the state's write lock), read by anyone without that lock. Observation only:
+/// nothing the applier decides reads it.
+///
+/// A run's start (run, cause, total, time) is written under a sequence number that is odd while
+/// it is written, so a reading never mixes two runs; `records_done` and `phase` then move on
+/// their own (each a single store).
+#[derive(Debug, Default)]
+pub struct RulesProgress {
+    sequence: AtomicU64,
+    run: AtomicU64,
+    cause: AtomicU8,
+    phase: AtomicU8,
+    done: AtomicU64,
+    total: AtomicU64,
+    started_at_ms: AtomicI64,
+}
+
+const CAUSE_API: u8 = 1;
+const CAUSE_STARTUP: u8 = 2;
+const PHASE_RESOLVING: u8 = 1;
+const PHASE_APPLYING: u8 = 2;
+const PHASE_FINISHED: u8 = 3;
+
+impl RulesProgress {
+    /// A run of `total` records starts at `now` (log time).
+    pub(crate) fn begin(&self, cause: RulesCause, total: usize, now: i64) {
+        self.sequence.fetch_add(1, Ordering::SeqCst);
+        self.run.fetch_add(1, Ordering::SeqCst);
+        let cause = match cause {
+            RulesCause::Api => CAUSE_API,
+            RulesCause::Startup => CAUSE_STARTUP,
+        };
+        self.cause.store(cause, Ordering::SeqCst);
+        self.total.store(total as u64, Ordering::SeqCst);
+        self.done.store(0, Ordering::SeqCst);
+        self.started_at_ms.store(now, Ordering::SeqCst);
+        self.phase.store(PHASE_RESOLVING, Ordering::SeqCst);
+        self.sequence.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One more record re-resolved.
+    pub(crate) fn record_done(&self) {
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Every record is resolved; the changes now follow onto profiles.
+    pub(crate) fn applying(&self) {
+        self.done
+            .store(self.total.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.phase.store(PHASE_APPLYING, Ordering::SeqCst);
+    }
+
+    pub(crate) fn finished(&self) {
+        self.phase.store(PHASE_FINISHED, Ordering::SeqCst);
+    }
+
+    /// The figure now (never a mix of two runs' starts).
+    pub fn read(&self) -> RulesProgressView {
+        loop {
+            let before = self.sequence.load(Ordering::SeqCst);
+            if before % 2 == 1 {
+                // The applier is between two stores of a run's start: a few instructions.
+                std::thread::yield_now();
+                continue;
+            }
+            let run = self.run.load(Ordering::SeqCst);
+            let cause = self.cause.load(Ordering::SeqCst);
+            let total = self.total.load(Ordering::SeqCst);
+            let started_at_ms = self.started_at_ms.load(Ordering::SeqCst);
+            let phase = self.phase.load(Ordering::SeqCst);
+            let done = self.done.load(Ordering::SeqCst);
+            if self.sequence.load(Ordering::SeqCst) != before {
+                continue;
+            }
+            return RulesProgressView {
+                run,
+                cause: match cause {
+                    CAUSE_API => Some(RulesCause::Api),
+                    CAUSE_STARTUP => Some(RulesCause::Startup),
+                    _ => None,
+                },
+                phase: match phase {
+                    PHASE_RESOLVING => RulesPhase::Resolving,
+                    PHASE_APPLYING => RulesPhase::Applying,
+                    PHASE_FINISHED => RulesPhase::Finished,
+                    _ => RulesPhase::Idle,
+                },
+                records_done: done.min(total),
+                records_total: total,
+                started_at_ms: (run > 0).then_some(started_at_ms),
+            };
+        }
     }
 }
 
@@ -207,11 +372,13 @@ pub(crate) fn resolve_stored(
 /// Resolves a workspace's records as received (oldest first) again under `compiled`, then its
 /// un-merges in the order they were made (each whose two records are both still there): what a
 /// rule change starts from, whether previewed, applied over the API or found at a restart. Returns
-/// the new resolver and the records `compiled` cannot map (they are left out).
+/// the new resolver and the records `compiled` cannot map (they are left out). `after_record` is
+/// called after each record (the applier counts them in its [`RulesProgress`]).
 pub(crate) fn re_resolve<'a>(
     compiled: Arc<CompiledRuleset>,
     records: impl IntoIterator<Item = (&'a RecordKey, &'a str)>,
     unmerges: &[(RecordKey, RecordKey)],
+    mut after_record: impl FnMut(),
 ) -> (cairn_identity::Resolver, Vec<UnmappedRecord>) {
     let mut resolver = cairn_identity::Resolver::with_compiled(compiled.clone());
     let mut unmapped = Vec::new();
@@ -223,6 +390,7 @@ pub(crate) fn re_resolve<'a>(
                 error,
             });
         }
+        after_record();
     }
     for (left, right) in unmerges {
         if resolver.record(left).is_some() && resolver.record(right).is_some() {
@@ -245,7 +413,7 @@ pub fn preview_rules(
         .records
         .iter()
         .map(|(key, fields)| (key, fields.as_str()));
-    let (resolver, unmapped) = re_resolve(proposed, records, &now.unmerges);
+    let (resolver, unmapped) = re_resolve(proposed, records, &now.unmerges, || {});
     RulesPreview {
         diff: cairn_identity::diff::diff_assignments(
             &now.assignments,

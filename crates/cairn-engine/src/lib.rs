@@ -80,6 +80,10 @@ pub struct EngineOptions {
     /// A breakpoint for tests: while the gate is closed, the checkpoint writer holds its copy
     /// before writing it (the applier goes on applying).
     pub checkpoint_gate: Option<Gate>,
+    /// A breakpoint for tests: while the gate is closed, a re-resolution of a workspace's records
+    /// (a rule change, or the rebuild at start under a changed file) holds after each record, on
+    /// the applier under the state's write lock (or inside [`Engine::start`]).
+    pub identity_gate: Option<Gate>,
     /// Customer 360: the workspaces' identity configurations (none: exact identity only).
     pub identity: customer360::IdentityConfigs,
     /// The activity items subscriptions want (none: no items are derived).
@@ -91,27 +95,52 @@ pub struct EngineOptions {
 /// A gate a test closes to hold a thread at a breakpoint and opens to let it go on.
 #[derive(Debug, Clone, Default)]
 pub struct Gate {
-    state: Arc<(parking_lot::Mutex<bool>, parking_lot::Condvar)>,
+    state: Arc<(parking_lot::Mutex<GateState>, parking_lot::Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    /// Threads held at the breakpoint now.
+    held: usize,
 }
 
 impl Gate {
     /// Closes the gate: the thread that waits on it stops at its next breakpoint.
     pub fn close(&self) {
-        *self.state.0.lock() = true;
+        self.state.0.lock().closed = true;
     }
 
     /// Opens the gate and wakes the waiting thread.
     pub fn open(&self) {
-        *self.state.0.lock() = false;
+        self.state.0.lock().closed = false;
         self.state.1.notify_all();
+    }
+
+    /// Waits until a thread is held at the breakpoint, up to `timeout`; returns whether one is.
+    pub fn wait_held(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut state = self.state.0.lock();
+        while state.held == 0 {
+            if self.state.1.wait_until(&mut state, deadline).timed_out() {
+                return state.held > 0;
+            }
+        }
+        true
     }
 
     /// Returns once the gate is open.
     pub(crate) fn pass(&self) {
-        let mut closed = self.state.0.lock();
-        while *closed {
-            self.state.1.wait(&mut closed);
+        let mut state = self.state.0.lock();
+        if !state.closed {
+            return;
         }
+        state.held += 1;
+        self.state.1.notify_all();
+        while state.closed {
+            self.state.1.wait(&mut state);
+        }
+        state.held -= 1;
     }
 }
 
@@ -130,6 +159,7 @@ impl Default for EngineOptions {
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,
             checkpoint_gate: None,
+            identity_gate: None,
             identity: customer360::IdentityConfigs::default(),
             activity: activity::ActivityWants::default(),
             federated: federated::FederatedSets::default(),
@@ -174,7 +204,7 @@ impl Engine {
             delivery,
         } = backend;
         let mut loaded = state::State::load(state.as_mut())?;
-        loaded.configure_identity(&options.identity);
+        loaded.configure_identity(&options.identity, options.identity_gate.as_ref());
         loaded.configure_activity(options.activity.clone());
         loaded.configure_federated(options.federated.clone());
         let checkpointed = loaded.applied_seq();
@@ -210,6 +240,7 @@ impl Engine {
         }
         .spawn()?;
         let tick_interval = options.tick_interval;
+        let identity_configs = options.identity.clone();
         let outbox_feed = applier::OutboxFeed::default();
         let checkpoints = checkpoint_writer::CheckpointWriter::spawn(
             state,
@@ -246,6 +277,7 @@ impl Engine {
                 progress: progress.clone(),
                 log: log_reader,
                 store: state_reader,
+                identity: identity_configs,
             },
             clock,
             metrics,

@@ -31,6 +31,8 @@ pub struct Reader {
     pub(crate) progress: Arc<Progress>,
     pub(crate) log: Arc<dyn LogReader>,
     pub(crate) store: Arc<dyn StateReader>,
+    /// The workspaces' identity configurations with their re-resolution progress figures.
+    pub(crate) identity: crate::customer360::IdentityConfigs,
 }
 
 impl Reader {
@@ -496,6 +498,18 @@ impl Reader {
         workspace: &WorkspaceId,
     ) -> Result<serde_json::Value, SourceError> {
         self.state.read().identity_rules(workspace)
+    }
+
+    /// How far the workspace's latest re-resolution (a rule change, or the rebuild at start under
+    /// a changed file) has come. No read barrier and no lock of the state: it answers while the
+    /// applier is re-resolving.
+    pub fn identity_rules_progress(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<crate::customer360::RulesProgressView, SourceError> {
+        self.identity
+            .rules_progress(workspace)
+            .ok_or_else(|| SourceError::NotConfigured(workspace.to_string()))
     }
 
     /// What applying `proposed` to the workspace would merge and split, with samples (a dry run:

@@ -30,6 +30,11 @@
 //!    declares one (keyed by the mapping's id field, usually `userId`): resolved like any record
 //!    (fuzzy rules included), its cluster maps onto the message's profile, or that profile merges
 //!    with the person the rules found.
+//! 7. When a record is removed, its profile's reconciled traits are recomputed from the records it
+//!    has left, with the code a split's keeping side uses: a trait only the removed record gave
+//!    leaves the profile (while the profile still holds that value: an event may have set it
+//!    since), one other records give too takes their reconciled value. The identifiers the record
+//!    brought stay on the profile: events may have used them, and those events stay there.
 //!
 //! The reconciled scalar attributes (names, birth date, custom traits, first email and phone) are
 //! written to the profile's traits at the record's apply time, so conditions and templates see
@@ -38,8 +43,8 @@
 
 use super::{Dirty, State};
 use crate::customer360::{
-    map_source_record, IdentityConfigs, ProfileIdentity, RecordPlacement, RecordsNow, SourceError,
-    SourceRecordView,
+    map_source_record, IdentityConfigs, ProfileIdentity, RecordPlacement, RecordsNow, RulesCause,
+    RulesProgress, SourceError, SourceRecordView,
 };
 use crate::journeys::command::CommandOutcome;
 use cairn_core::traits::apply_traits;
@@ -118,6 +123,10 @@ pub(crate) struct WorkspaceSources {
     file_fingerprint: u64,
     /// The ruleset set through the API, while it is the one in force.
     api_rules: Option<ApiRules>,
+    /// How far a re-resolution of the records has come (observation only; shared with readers).
+    progress: Arc<RulesProgress>,
+    /// A test's breakpoint after each record of a re-resolution ([`crate::EngineOptions`]).
+    breakpoint: Option<crate::Gate>,
     dirty: bool,
 }
 
@@ -144,6 +153,8 @@ impl WorkspaceSources {
             next_age: 0,
             unmerges: Vec::new(),
             api_rules: None,
+            progress: Arc::default(),
+            breakpoint: None,
             dirty: false,
         }
     }
@@ -428,26 +439,34 @@ fn golden_traits(golden: &GoldenRecord) -> Map<String, Value> {
 
 impl State {
     /// Sets the workspaces' identity configurations and restores their checkpointed state
-    /// (called once, before the first record is applied).
-    pub(crate) fn configure_identity(&mut self, configs: &IdentityConfigs) {
+    /// (called once, before the first record is applied). A rebuild under a changed ruleset
+    /// reports through the workspace's progress figure in `configs`; `breakpoint`: a test's
+    /// breakpoint after each record of a re-resolution.
+    pub(crate) fn configure_identity(
+        &mut self,
+        configs: &IdentityConfigs,
+        breakpoint: Option<&crate::Gate>,
+    ) {
         let mut stored = std::mem::take(&mut self.stored_identity);
-        for (workspace, compiled) in configs.0.iter() {
-            let sources = match stored.remove(workspace) {
+        for (workspace, compiled) in configs.iter() {
+            let (mut sources, rebuild) = match stored.remove(workspace) {
                 Some(bytes) => match WorkspaceSources::decode(compiled.clone(), &bytes) {
-                    Ok((sources, None)) => sources,
-                    Ok((mut sources, Some(before))) => {
-                        let now = sources.latest_receipt();
-                        let summary = self.re_resolve_workspace(&mut sources, &before, now, 0);
-                        tracing::info!(%workspace, %summary, "source records re-resolved under the changed ruleset");
-                        sources
-                    }
+                    Ok(decoded) => decoded,
                     Err(error) => {
                         tracing::error!(%workspace, %error, "the identity checkpoint cannot be read; starting empty");
-                        WorkspaceSources::new(compiled.clone())
+                        (WorkspaceSources::new(compiled.clone()), None)
                     }
                 },
-                None => WorkspaceSources::new(compiled.clone()),
+                None => (WorkspaceSources::new(compiled.clone()), None),
             };
+            sources.progress = configs.progress_of(workspace);
+            sources.breakpoint = breakpoint.cloned();
+            if let Some(before) = rebuild {
+                let now = sources.latest_receipt();
+                let summary =
+                    self.re_resolve_workspace(&mut sources, &before, now, 0, RulesCause::Startup);
+                tracing::info!(%workspace, %summary, "source records re-resolved under the changed ruleset");
+            }
             self.sources.insert(workspace.clone(), sources);
         }
         // A workspace whose configuration was removed keeps its stored state for a later start.
@@ -615,7 +634,8 @@ impl State {
         rank
     }
 
-    /// Removes a source record from the resolver; a profile it held together splits (rule 5).
+    /// Removes a source record from the resolver (rule 7): a profile it held together splits
+    /// (rule 5), and its profile's reconciled traits are recomputed from the records it has left.
     pub(crate) fn remove_source_record(
         &mut self,
         workspace: &WorkspaceId,
@@ -630,6 +650,14 @@ impl State {
         };
         let key = RecordKey::new(source, id);
         let before = sources.resolver.unified_id(&key).cloned();
+        // The profile and its reconciled traits with the record still there.
+        let profile = before
+            .as_ref()
+            .and_then(|id| sources.cluster_profile.get(id))
+            .map(|&rank| {
+                let rank = self.survivor(rank);
+                (rank, self.golden_traits_with(&sources, rank, &[]))
+            });
         let outcome = match sources.resolver.remove(&key) {
             None => {
                 CommandOutcome::refused(SourceError::RecordNotFound(key.to_string()).to_string())
@@ -642,6 +670,10 @@ impl State {
                     if sources.resolver.records_of(&before).is_empty() {
                         sources.unassign(&before);
                     }
+                }
+                if let Some((rank, traits_before)) = profile {
+                    let rank = self.survivor(rank);
+                    self.rewrite_golden_traits(&sources, rank, &traits_before, now);
                 }
                 CommandOutcome::done(format!("{key} removed"))
             }
@@ -734,7 +766,8 @@ impl State {
                     ruleset: text,
                     file_fingerprint: sources.file_fingerprint,
                 });
-                let summary = self.re_resolve_workspace(&mut sources, &before, now, samples);
+                let summary =
+                    self.re_resolve_workspace(&mut sources, &before, now, samples, RulesCause::Api);
                 CommandOutcome::done(summary.to_string())
             }
         };
@@ -748,23 +781,36 @@ impl State {
     /// clusters merge their profiles (rule 2), split ones split them (rule 5), profiles whose
     /// reconciled attributes changed get them. Records the ruleset cannot map are dropped.
     /// Answers the preview's summary (`merges`, `splits`, with up to `samples` records each, and
-    /// `unmapped`) with the engine's counts: `profiles_created`, `profiles_merged`.
+    /// `unmapped`) with the engine's counts: `profiles_created`, `profiles_merged`. The
+    /// workspace's progress figure follows it (`cause`, records done of total, phase); it is only
+    /// written here, never read.
     pub(super) fn re_resolve_workspace(
         &mut self,
         sources: &mut WorkspaceSources,
         before: &[(RecordKey, UnifiedId)],
         now: i64,
         samples: usize,
+        cause: RulesCause,
     ) -> Value {
+        let progress = sources.progress.clone();
+        let breakpoint = sources.breakpoint.clone();
         let mut stored: Vec<(&RecordKey, &StoredRecord)> = sources.records.iter().collect();
         stored.sort_by_key(|(_, record)| record.age);
+        progress.begin(cause, stored.len(), now);
         let (resolver, unmapped) = crate::customer360::re_resolve(
             sources.compiled.clone(),
             stored
                 .into_iter()
                 .map(|(key, record)| (key, record.fields.as_str())),
             &sources.unmerges,
+            || {
+                progress.record_done();
+                if let Some(gate) = &breakpoint {
+                    gate.pass();
+                }
+            },
         );
+        progress.applying();
         for record in &unmapped {
             tracing::warn!(source = %record.source, id = %record.id, error = %record.error, "a source record no longer maps; dropped");
             sources
@@ -822,6 +868,7 @@ impl State {
                 Value::from(self.merged_profiles() - merged_before),
             );
         }
+        progress.finished();
         summary
     }
 
@@ -1150,7 +1197,7 @@ impl State {
 
     /// Writes a profile's reconciled traits at `now`. A trait the profile's previous golden record
     /// (`before`) gave and its golden record now lacks is removed while the profile still holds
-    /// that value (a split took away the records it came from).
+    /// that value (a split or a removal took away the records it came from).
     fn rewrite_golden_traits(
         &mut self,
         sources: &WorkspaceSources,
@@ -1350,10 +1397,10 @@ mod tests {
         let rules = include_str!("../../../../tests/identity/crm-shop.toml");
         let workspace = WorkspaceId::new("acme");
         let mut state = State::default();
-        state.configure_identity(&IdentityConfigs::new(BTreeMap::from([(
-            workspace.clone(),
-            compiled(rules),
-        )])));
+        state.configure_identity(
+            &IdentityConfigs::new(BTreeMap::from([(workspace.clone(), compiled(rules))])),
+            None,
+        );
         for (source, id, fields) in [
             (
                 "crm",

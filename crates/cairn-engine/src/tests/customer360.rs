@@ -1,10 +1,12 @@
 //! Customer 360 on the apply path: source records through the log, fuzzy resolution into one
-//! profile, and merges of profiles that are enrolled in journeys (nothing sent twice).
+//! profile, merges of profiles that are enrolled in journeys (nothing sent twice), splits (an
+//! un-merge, a removed bridge, a new hub, a rule change) into engine profiles that replay and
+//! restore alike, a removed record's attributes, and the progress figure of a re-resolution.
 
 use super::journeys::{options, ws, World, CART};
 use crate::customer360::IdentityConfigs;
 use crate::journeys::Command;
-use crate::EngineOptions;
+use crate::{Clock, EngineOptions};
 use cairn_identity::compiled::CompiledRuleset;
 use cairn_identity::{DocumentFormat, RecordKey, Ruleset};
 use chrono::Duration;
@@ -507,6 +509,208 @@ fn removing_the_record_that_bridged_two_people_splits_them_again_and_again() {
     );
 }
 
+#[test]
+fn a_removed_record_takes_the_attributes_only_it_gave_off_its_profile() {
+    let world = World::start_with(identity_options());
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "mobile": "07911 123456",
+               "login": "crm-jon", "tier": "gold"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "family": "Smyth", "phone": "+44 7911 123456",
+               "mail": "jon@shop.example", "account": "shop-jon"}),
+    );
+    upsert(
+        &world,
+        "crm",
+        "c-5",
+        json!({"first": "Maria", "last": "Lee", "login": "crm-maria", "tier": "silver"}),
+    );
+    let jon = world.profile_id("crm-jon");
+    assert_eq!(world.profile_id("shop-jon"), jon, "fuzzy name + phone");
+    let traits = |user: &str| {
+        world
+            .engine
+            .reader()
+            .profile(&ws(), &world.profile_id(user))
+            .expect("profile")
+            .traits
+    };
+    let whole = traits("crm-jon");
+    assert_eq!(whole["firstName"], json!("Jonathan"), "the CRM wins");
+    assert_eq!(whole["tier"], json!("gold"));
+
+    let remove = |source: &str, id: &str| {
+        let outcome = world.command(Command::RemoveSourceRecord {
+            source: source.into(),
+            id: id.into(),
+        });
+        assert!(outcome.ok, "{outcome:?}");
+    };
+    remove("crm", "c-1");
+    let left = traits("crm-jon");
+    assert!(
+        left.get("tier").is_none(),
+        "only the removed record gave it: {left:?}"
+    );
+    assert_eq!(
+        left["firstName"],
+        json!("Jonathon"),
+        "now the shop's: {left:?}"
+    );
+    assert_eq!(left["lastName"], json!("Smyth"));
+    assert_eq!(left["email"], json!("jon@shop.example"), "the shop's stays");
+    assert_eq!(left["phone"], json!("+44 7911 123456"), "both gave it");
+    // Identifiers stay: the removed record's login still finds the profile.
+    assert_eq!(world.profile_id("crm-jon"), jon);
+    assert_eq!(placement(&world, "shop", "s-9").profile_id, jon);
+    let view = world
+        .engine
+        .reader()
+        .profile_identity(&ws(), &jon)
+        .expect("360");
+    assert_eq!(view.records.len(), 1);
+
+    // A profile's only record removed: every reconciled trait leaves.
+    remove("crm", "c-5");
+    let maria = traits("crm-maria");
+    for field in ["firstName", "lastName", "tier"] {
+        assert!(maria.get(field).is_none(), "{field}: {maria:?}");
+    }
+
+    let records = [("shop", "s-9")];
+    let users = ["crm-jon", "shop-jon", "crm-maria"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..identity_options()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(identity_options());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
+/// The test rules with phones watched for hubs: a phone held by more than two records is one.
+fn options_with_phone_hubs() -> EngineOptions {
+    let text = format!("{RULES}\n[hubs]\nmax_records = 2\nfields = [\"phone\"]\n");
+    let ruleset = Ruleset::parse(&text, DocumentFormat::Toml, "rules.toml").expect("rules");
+    let compiled = Arc::new(CompiledRuleset::new(ruleset).expect("compiles"));
+    EngineOptions {
+        identity: IdentityConfigs::new(BTreeMap::from([(ws(), compiled)])),
+        ..options()
+    }
+}
+
+#[test]
+fn a_phone_that_becomes_a_hub_splits_the_profile_it_held_together() {
+    let world = World::start_with(options_with_phone_hubs());
+    // Jon in the CRM and in the shop: one person through the fuzzy name and the phone alone.
+    upsert(
+        &world,
+        "crm",
+        "c-1",
+        json!({"first": "Jonathan", "last": "Smith", "mobile": "020 7946 0000",
+               "login": "crm-jon", "tier": "gold"}),
+    );
+    upsert(
+        &world,
+        "shop",
+        "s-9",
+        json!({"given": "Jonathon", "family": "Smyth", "phone": "+44 20 7946 0000",
+               "account": "shop-jon"}),
+    );
+    let whole = placement(&world, "crm", "c-1");
+    assert_eq!(
+        placement(&world, "shop", "s-9").profile_id,
+        whole.profile_id
+    );
+    assert_eq!(world.profile_id("shop-jon"), whole.profile_id);
+
+    // A third record with the same phone (it is the office's): the phone becomes a hub, the link
+    // that held only through it is withdrawn, and the engine splits the profile.
+    upsert(
+        &world,
+        "shop",
+        "s-20",
+        json!({"given": "Maria", "family": "Lee", "phone": "+442079460000",
+               "account": "shop-maria"}),
+    );
+    let crm = placement(&world, "crm", "c-1");
+    let shop = placement(&world, "shop", "s-9");
+    let maria = placement(&world, "shop", "s-20");
+    assert_eq!(
+        crm.profile_id, whole.profile_id,
+        "the older record's side keeps it"
+    );
+    assert_eq!(crm.unified_id, whole.unified_id);
+    assert_ne!(shop.unified_id, crm.unified_id);
+    assert_ne!(shop.profile_id, crm.profile_id, "a profile of its own");
+    assert_ne!(maria.profile_id, crm.profile_id);
+    assert_ne!(maria.profile_id, shop.profile_id);
+    assert_eq!(
+        world.profile_id("shop-jon"),
+        shop.profile_id,
+        "its user id moved"
+    );
+    assert_eq!(world.profile_id("crm-jon"), crm.profile_id);
+    let reader = world.engine.reader();
+    let explanation = reader
+        .explain_records(
+            &ws(),
+            &RecordKey::new("crm", "c-1"),
+            &RecordKey::new("shop", "s-9"),
+        )
+        .expect("explained");
+    assert!(!explanation.same_profile, "{explanation:?}");
+    assert_eq!(explanation.shared_hubs.len(), 1, "{explanation:?}");
+    assert_eq!(explanation.shared_hubs[0].field, "phone");
+    let kept = reader.profile(&ws(), &crm.profile_id).expect("kept");
+    let split_off = reader.profile(&ws(), &shop.profile_id).expect("split off");
+    assert_eq!(kept.traits["firstName"], json!("Jonathan"));
+    assert_eq!(kept.traits["tier"], json!("gold"));
+    assert_eq!(split_off.traits["firstName"], json!("Jonathon"));
+    assert!(
+        split_off.traits.get("tier").is_none(),
+        "{:?}",
+        split_off.traits
+    );
+    drop(reader);
+
+    // The same profiles after a replay of the log and after a restore from the checkpoint.
+    let records = [("crm", "c-1"), ("shop", "s-9"), ("shop", "s-20")];
+    let users = ["crm-jon", "shop-jon", "shop-maria"];
+    let before = identity_summary(&world, &records, &users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..options_with_phone_hubs()
+    });
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "replayed"
+    );
+    let world = world.restart_with(options_with_phone_hubs());
+    assert_eq!(
+        identity_summary(&world, &records, &users),
+        before,
+        "restored"
+    );
+}
+
 /// The test rules with one more rule (a changed file: its fingerprint differs).
 fn options_with_extra_rule() -> EngineOptions {
     let text = format!(
@@ -713,6 +917,145 @@ fn a_rule_change_through_the_log_merges_and_splits_profiles_and_stays_until_the_
     assert_eq!(rules["rule"][0]["name"], "first name and email", "{rules}");
 }
 
+/// Four records: Jon in the CRM and the shop (one person by name and phone), Robert and Bob (not).
+fn four_records(world: &World) {
+    for (source, id, fields) in [
+        (
+            "crm",
+            "c-1",
+            json!({"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}),
+        ),
+        (
+            "shop",
+            "s-9",
+            json!({"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}),
+        ),
+        (
+            "crm",
+            "c-3",
+            json!({"first": "Robert", "email": "bob@example.com", "login": "crm-bob"}),
+        ),
+        (
+            "shop",
+            "s-3",
+            json!({"given": "Bob", "mail": "Bob@Example.com", "account": "shop-bob"}),
+        ),
+    ] {
+        upsert(world, source, id, fields);
+    }
+}
+
+#[test]
+fn a_rule_change_shows_its_progress_while_it_runs_and_when_it_is_done() {
+    use crate::customer360::{RulesCause, RulesPhase};
+    let gate = crate::Gate::default();
+    let world = World::start_with(EngineOptions {
+        identity_gate: Some(gate.clone()),
+        ..identity_options()
+    });
+    let progress = || {
+        world
+            .engine
+            .reader()
+            .identity_rules_progress(&ws())
+            .expect("configured")
+    };
+    let idle = progress();
+    assert_eq!((idle.run, idle.phase), (0, RulesPhase::Idle), "{idle:?}");
+    assert_eq!(idle.started_at_ms, None);
+    four_records(&world);
+
+    // The applier stops after the first record, inside the state's write lock.
+    gate.close();
+    let at = world.clock.now();
+    let receipt = world
+        .engine
+        .ingestor()
+        .submit_command_blocking(
+            ws(),
+            &Command::SetIdentityRules {
+                ruleset: email_only_rules(),
+                samples: 0,
+            },
+            at,
+        )
+        .expect("committed");
+    let held = gate.wait_held(std::time::Duration::from_secs(10));
+    let running = progress();
+    gate.open();
+    assert!(held, "the re-resolution reached its breakpoint");
+    assert_eq!(running.run, 1, "{running:?}");
+    assert_eq!(running.cause, Some(RulesCause::Api));
+    assert_eq!(running.phase, RulesPhase::Resolving, "{running:?}");
+    assert_eq!(running.records_total, 4);
+    assert!(
+        running.records_done > 0 && running.records_done < running.records_total,
+        "{running:?}"
+    );
+    assert_eq!(running.started_at_ms, Some(at.timestamp_millis()));
+
+    let outcome = world
+        .engine
+        .reader()
+        .command_outcome(receipt.seq)
+        .expect("outcome");
+    assert!(outcome.ok, "{outcome:?}");
+    let done = progress();
+    assert_eq!(done.phase, RulesPhase::Finished, "{done:?}");
+    assert_eq!((done.records_done, done.records_total), (4, 4));
+    assert_eq!((done.run, done.cause), (1, Some(RulesCause::Api)));
+    assert_eq!(done.started_at_ms, Some(at.timestamp_millis()));
+    assert!(progress().run == 1, "reading the figure changes nothing");
+}
+
+#[test]
+fn a_rebuild_at_start_under_a_changed_file_reports_through_the_same_figure() {
+    use crate::customer360::{RulesCause, RulesPhase};
+    let world = World::start_with(identity_options());
+    four_records(&world);
+    let received = world.clock.now().timestamp_millis();
+    let gate = crate::Gate::default();
+    let options = EngineOptions {
+        identity_gate: Some(gate.clone()),
+        ..options_with_extra_rule()
+    };
+    // The figure is shared by every clone of the configuration: readable while the engine starts.
+    let configs = options.identity.clone();
+    gate.close();
+    let starting = std::thread::spawn(move || world.restart_with(options));
+    let held = gate.wait_held(std::time::Duration::from_secs(10));
+    let running = configs.rules_progress(&ws()).expect("configured");
+    gate.open();
+    let world = starting.join().expect("started");
+    assert!(held, "the rebuild reached its breakpoint");
+    assert_eq!(running.cause, Some(RulesCause::Startup), "{running:?}");
+    assert_eq!(running.phase, RulesPhase::Resolving, "{running:?}");
+    assert_eq!(running.records_total, 4);
+    assert!(
+        running.records_done > 0 && running.records_done < running.records_total,
+        "{running:?}"
+    );
+    let done = world
+        .engine
+        .reader()
+        .identity_rules_progress(&ws())
+        .expect("configured");
+    assert_eq!(done.phase, RulesPhase::Finished, "{done:?}");
+    assert_eq!((done.records_done, done.records_total), (4, 4));
+    assert_eq!((done.run, done.cause), (1, Some(RulesCause::Startup)));
+    assert_eq!(
+        done.started_at_ms,
+        Some(received),
+        "the rebuild's time: the latest record's"
+    );
+    // A workspace without identity rules has no figure.
+    assert!(world
+        .engine
+        .reader()
+        .identity_rules_progress(&cairn_model::WorkspaceId::new("other"))
+        .is_err());
+}
+
 #[test]
 fn a_workspace_without_identity_rules_refuses_source_records() {
     let world = World::start();
@@ -742,7 +1085,7 @@ fn source_record_apply_latency() {
         "Lee", "Smith", "Okafor", "Novak", "Garcia", "Khan", "Berg", "Sato",
     ];
     let mut state = crate::state::State::default();
-    state.configure_identity(&identity_options().identity);
+    state.configure_identity(&identity_options().identity, None);
     let mut seq = 0;
     let mut times = Vec::with_capacity(PEOPLE * 2);
     for person in 0..PEOPLE {
