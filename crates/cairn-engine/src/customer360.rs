@@ -17,8 +17,7 @@ use cairn_model::{ErrorCode, WorkspaceId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Every workspace's compiled identity configuration (ruleset with its sources), and each one's
 /// [`RulesProgress`] figure (shared by every clone: whoever holds one reads the figure the engine
@@ -114,96 +113,66 @@ pub struct RulesProgressView {
 /// How far a re-resolution of one workspace's records has come: written by the applier while it
 /// re-resolves (under the state's write lock), read by anyone without that lock. Observation only:
 /// nothing the applier decides reads it.
-///
-/// A run's start (run, cause, total, time) is written under a sequence number that is odd while
-/// it is written, so a reading never mixes two runs; `records_done` and `phase` then move on
-/// their own (each a single store).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RulesProgress {
-    sequence: AtomicU64,
-    run: AtomicU64,
-    cause: AtomicU8,
-    phase: AtomicU8,
-    done: AtomicU64,
-    total: AtomicU64,
-    started_at_ms: AtomicI64,
+    view: Mutex<RulesProgressView>,
 }
 
-const CAUSE_API: u8 = 1;
-const CAUSE_STARTUP: u8 = 2;
-const PHASE_RESOLVING: u8 = 1;
-const PHASE_APPLYING: u8 = 2;
-const PHASE_FINISHED: u8 = 3;
+impl Default for RulesProgress {
+    fn default() -> RulesProgress {
+        RulesProgress {
+            view: Mutex::new(RulesProgressView {
+                run: 0,
+                cause: None,
+                phase: RulesPhase::Idle,
+                records_done: 0,
+                records_total: 0,
+                started_at_ms: None,
+            }),
+        }
+    }
+}
 
 impl RulesProgress {
+    /// Changes the figure (a poisoned lock still holds a whole figure: each change is one store).
+    fn update(&self, change: impl FnOnce(&mut RulesProgressView)) {
+        change(&mut self.view.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
     /// A run of `total` records starts at `now` (log time).
     pub(crate) fn begin(&self, cause: RulesCause, total: usize, now: i64) {
-        self.sequence.fetch_add(1, Ordering::SeqCst);
-        self.run.fetch_add(1, Ordering::SeqCst);
-        let cause = match cause {
-            RulesCause::Api => CAUSE_API,
-            RulesCause::Startup => CAUSE_STARTUP,
-        };
-        self.cause.store(cause, Ordering::SeqCst);
-        self.total.store(total as u64, Ordering::SeqCst);
-        self.done.store(0, Ordering::SeqCst);
-        self.started_at_ms.store(now, Ordering::SeqCst);
-        self.phase.store(PHASE_RESOLVING, Ordering::SeqCst);
-        self.sequence.fetch_add(1, Ordering::SeqCst);
+        self.update(|view| {
+            *view = RulesProgressView {
+                run: view.run + 1,
+                cause: Some(cause),
+                phase: RulesPhase::Resolving,
+                records_done: 0,
+                records_total: total as u64,
+                started_at_ms: Some(now),
+            }
+        });
     }
 
     /// One more record re-resolved.
     pub(crate) fn record_done(&self) {
-        self.done.fetch_add(1, Ordering::SeqCst);
+        self.update(|view| view.records_done = (view.records_done + 1).min(view.records_total));
     }
 
     /// Every record is resolved; the changes now follow onto profiles.
     pub(crate) fn applying(&self) {
-        self.done
-            .store(self.total.load(Ordering::SeqCst), Ordering::SeqCst);
-        self.phase.store(PHASE_APPLYING, Ordering::SeqCst);
+        self.update(|view| {
+            view.records_done = view.records_total;
+            view.phase = RulesPhase::Applying;
+        });
     }
 
     pub(crate) fn finished(&self) {
-        self.phase.store(PHASE_FINISHED, Ordering::SeqCst);
+        self.update(|view| view.phase = RulesPhase::Finished);
     }
 
-    /// The figure now (never a mix of two runs' starts).
+    /// The figure now.
     pub fn read(&self) -> RulesProgressView {
-        loop {
-            let before = self.sequence.load(Ordering::SeqCst);
-            if before % 2 == 1 {
-                // The applier is between two stores of a run's start: a few instructions.
-                std::thread::yield_now();
-                continue;
-            }
-            let run = self.run.load(Ordering::SeqCst);
-            let cause = self.cause.load(Ordering::SeqCst);
-            let total = self.total.load(Ordering::SeqCst);
-            let started_at_ms = self.started_at_ms.load(Ordering::SeqCst);
-            let phase = self.phase.load(Ordering::SeqCst);
-            let done = self.done.load(Ordering::SeqCst);
-            if self.sequence.load(Ordering::SeqCst) != before {
-                continue;
-            }
-            return RulesProgressView {
-                run,
-                cause: match cause {
-                    CAUSE_API => Some(RulesCause::Api),
-                    CAUSE_STARTUP => Some(RulesCause::Startup),
-                    _ => None,
-                },
-                phase: match phase {
-                    PHASE_RESOLVING => RulesPhase::Resolving,
-                    PHASE_APPLYING => RulesPhase::Applying,
-                    PHASE_FINISHED => RulesPhase::Finished,
-                    _ => RulesPhase::Idle,
-                },
-                records_done: done.min(total),
-                records_total: total,
-                started_at_ms: (run > 0).then_some(started_at_ms),
-            };
-        }
+        *self.view.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
