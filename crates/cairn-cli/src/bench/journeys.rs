@@ -13,10 +13,11 @@
 //!    paced submitters; the time from submitting a batch to its outbox rows appearing in the
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
 //! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
-//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena)
-//!    and the state store's used pages are taken after each, with a checkpoint; the second delta minus the
-//!    first, per enrollment, is the cost of a waiting enrollment (the events' own cost, the same in
-//!    both, cancels out);
+//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena,
+//!    less SQLite's own allocations: its page caches are bounded and fill with whatever pages a
+//!    checkpoint touched) and the state store's used pages are taken after each, with a checkpoint
+//!    written and its copy freed; the second delta minus the first, per enrollment, is the cost of
+//!    a waiting enrollment (the events' own cost, the same in both, cancels out);
 //! 5. timers: for each size in `waiting`, that many enrollments wait (the first size's from phase
 //!    4, each later size armed afresh, several per profile), the clock moves past their time and
 //!    one tick fires them all (right after a checkpoint, so the periodic one does not stall it);
@@ -134,6 +135,21 @@ impl Plan {
         }
         Ok(plan)
     }
+
+    /// Latency probe events: whole batches at the offered rate.
+    fn latency_events(&self) -> u64 {
+        let events = (OFFERED_EVENTS_PER_S * self.latency.as_secs_f64()) as u64;
+        events.div_ceil(LATENCY_BATCH_EVENTS as u64) * LATENCY_BATCH_EVENTS as u64
+    }
+
+    /// Message ids submitted before the waiting-cost phase. The engine's message-id window is
+    /// bounded at this many: it remembers every id of the throughput and latency phases, as it
+    /// would by default, and from the waiting-cost phase on forgets the oldest as new ones come.
+    /// Its hash set grows by doubling, so one doubling falling inside that phase would otherwise
+    /// count several megabytes of de-duplication keys as the enrollments' memory.
+    fn ids_before_waiting(&self) -> usize {
+        usize::try_from(self.profiles + self.events + self.latency_events()).unwrap_or(usize::MAX)
+    }
 }
 
 pub fn run(args: JourneysArgs) -> anyhow::Result<()> {
@@ -155,7 +171,8 @@ struct Bench {
 }
 
 impl Bench {
-    fn start() -> anyhow::Result<Bench> {
+    /// `remembered_ids`: the message-id window's bound (see [`Plan::ids_before_waiting`]).
+    fn start(remembered_ids: usize) -> anyhow::Result<Bench> {
         let dir = tempfile::Builder::new()
             .prefix("cairn-bench-journeys-")
             .tempdir()
@@ -169,6 +186,7 @@ impl Bench {
             .with_context(|| format!("cannot open a store in {}", dir.path().display()))?;
         let options = EngineOptions {
             tick_interval: None,
+            dedupe_max_entries: remembered_ids,
             ..EngineOptions::default()
         };
         let engine =
@@ -353,6 +371,33 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
 }
 
+/// Heap bytes the engine's data structures hold now: the heap in use ([`heap_bytes`]) less what
+/// SQLite holds ([`sqlite_heap_bytes`]: its page caches, bounded by the store's cache sizes however
+/// many enrollments there are, and filled by whatever pages a checkpoint touched).
+fn engine_heap_bytes() -> u64 {
+    heap_bytes().saturating_sub(sqlite_heap_bytes())
+}
+
+/// Heap bytes SQLite has allocated now, every connection of the process (the bundled SQLite keeps
+/// this count: `SQLITE_DEFAULT_MEMSTATUS` is on).
+fn sqlite_heap_bytes() -> u64 {
+    let (mut current, mut highwater) = (0i64, 0i64);
+    // SAFETY: `sqlite3_status64` only writes the two counters it is given.
+    let status = unsafe {
+        rusqlite::ffi::sqlite3_status64(
+            rusqlite::ffi::SQLITE_STATUS_MEMORY_USED,
+            &mut current,
+            &mut highwater,
+            0,
+        )
+    };
+    if status == rusqlite::ffi::SQLITE_OK {
+        current.max(0) as u64
+    } else {
+        0
+    }
+}
+
 /// Heap bytes in use now, every arena counted (`mallinfo2`: bytes in allocated chunks, their
 /// headers included, plus `mmap`ed blocks): what the process's data structures hold, without the
 /// free memory the allocator keeps or the pages the kernel has not reclaimed. 0 off glibc.
@@ -430,13 +475,13 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 
     let phase = Instant::now();
     let reference_events_per_s = {
-        let mut reference = Bench::start()?;
+        let mut reference = Bench::start(plan.ids_before_waiting())?;
         let rate = reference.populate_and_mix(plan, "reference (no journeys)")?;
         reference.engine.shutdown();
         rate
     };
 
-    let mut bench = Bench::start()?;
+    let mut bench = Bench::start(plan.ids_before_waiting())?;
     let journeys = bench.publish_all()?;
     eprintln!("reference done in {:.1} s", phase.elapsed().as_secs_f64());
     let events_per_s = bench.populate_and_mix(plan, "10 journeys")?;
@@ -449,19 +494,20 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 
     // Waiting cost: the same number of events, once for no journey and once each arming a timer.
     let first = plan.waiting[0];
-    eprintln!("waiting cost: {first} events for no journey, then {first} timer enrollments");
+    eprintln!("waiting cost: {first} events for no journey");
     // Past every timer the earlier phases could have set to fire within the timer probe's wait.
     let armed_at = bench.clock.now() + chrono::Duration::seconds(1);
     bench.clock.set(armed_at);
     let disk_0 = bench.state_bytes()?;
-    let ram_0 = heap_bytes();
+    let ram_0 = engine_heap_bytes();
     bench.feed(first, |factory, n| factory.noise(n))?;
     let disk_1 = bench.state_bytes()?;
-    let ram_1 = heap_bytes();
+    let ram_1 = engine_heap_bytes();
     let timers_before = bench.waiting_timers();
+    eprintln!("waiting cost: {first} timer enrollments");
     bench.feed(first, |factory, n| factory.timer(n))?;
     let disk_2 = bench.state_bytes()?;
-    let ram_2 = heap_bytes();
+    let ram_2 = engine_heap_bytes();
     let armed = bench.waiting_timers() - timers_before;
     if armed != first as i64 {
         bail!("{first} timer events armed {armed} timers");
@@ -527,8 +573,7 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 fn latency_phase(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Latency> {
     let reader = bench.engine.reader();
     let workspace = WorkspaceId::new(WORKSPACE);
-    let total_events = (OFFERED_EVENTS_PER_S * plan.latency.as_secs_f64()) as u64;
-    let batches = total_events.div_ceil(LATENCY_BATCH_EVENTS as u64) as usize;
+    let batches = (plan.latency_events() / LATENCY_BATCH_EVENTS as u64) as usize;
     // Profile ids of the probe users, to match outbox rows (which carry the profile id) to batches.
     // A profile may get several probes (when there are fewer profiles than probes): in order.
     let mut batch_of: HashMap<String, VecDeque<usize>> = HashMap::new();
