@@ -14,8 +14,9 @@
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
 //! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
 //!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena,
-//!    less SQLite's own allocations: its page caches are bounded and fill with whatever pages a
-//!    checkpoint touched) and the state store's used pages are taken after each, with a checkpoint
+//!    less SQLite's own allocations, whose page caches are bounded and fill with whatever pages a
+//!    checkpoint touched, and less the message-id window, which grows by doubling) and the state
+//!    store's used pages are taken after each, with a checkpoint
 //!    written and its copy freed; the second delta minus the first, per enrollment, is the cost of
 //!    a waiting enrollment (the events' own cost, the same in both, cancels out);
 //! 5. timers: for each size in `waiting`, that many enrollments wait (the first size's from phase
@@ -141,15 +142,6 @@ impl Plan {
         let events = (OFFERED_EVENTS_PER_S * self.latency.as_secs_f64()) as u64;
         events.div_ceil(LATENCY_BATCH_EVENTS as u64) * LATENCY_BATCH_EVENTS as u64
     }
-
-    /// Message ids submitted before the waiting-cost phase. The engine's message-id window is
-    /// bounded at this many: it remembers every id of the throughput and latency phases, as it
-    /// would by default, and from the waiting-cost phase on forgets the oldest as new ones come.
-    /// Its hash set grows by doubling, so one doubling falling inside that phase would otherwise
-    /// count several megabytes of de-duplication keys as the enrollments' memory.
-    fn ids_before_waiting(&self) -> usize {
-        usize::try_from(self.profiles + self.events + self.latency_events()).unwrap_or(usize::MAX)
-    }
 }
 
 pub fn run(args: JourneysArgs) -> anyhow::Result<()> {
@@ -171,8 +163,7 @@ struct Bench {
 }
 
 impl Bench {
-    /// `remembered_ids`: the message-id window's bound (see [`Plan::ids_before_waiting`]).
-    fn start(remembered_ids: usize) -> anyhow::Result<Bench> {
+    fn start() -> anyhow::Result<Bench> {
         let dir = tempfile::Builder::new()
             .prefix("cairn-bench-journeys-")
             .tempdir()
@@ -186,7 +177,6 @@ impl Bench {
             .with_context(|| format!("cannot open a store in {}", dir.path().display()))?;
         let options = EngineOptions {
             tick_interval: None,
-            dedupe_max_entries: remembered_ids,
             ..EngineOptions::default()
         };
         let engine =
@@ -298,6 +288,17 @@ impl Bench {
         Ok(started.elapsed().as_secs_f64())
     }
 
+    /// Heap bytes the engine's state holds now: the heap in use ([`heap_bytes`]) less what SQLite
+    /// holds ([`sqlite_heap_bytes`]: page caches bounded by the store's cache sizes, filled by
+    /// whatever pages a checkpoint touched) and less the message-id window (its hash set grows by
+    /// doubling: one doubling inside a phase would count megabytes of de-duplication keys).
+    fn engine_heap_bytes(&self) -> u64 {
+        let window = self.engine.metrics().dedupe_window_bytes.get().max(0) as u64;
+        heap_bytes()
+            .saturating_sub(sqlite_heap_bytes())
+            .saturating_sub(window)
+    }
+
     fn waiting_timers(&self) -> i64 {
         self.engine.metrics().timers_waiting.get()
     }
@@ -369,13 +370,6 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
             .with_context(|| format!("PRAGMA {name} on {}", path.display()))
     };
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
-}
-
-/// Heap bytes the engine's data structures hold now: the heap in use ([`heap_bytes`]) less what
-/// SQLite holds ([`sqlite_heap_bytes`]: its page caches, bounded by the store's cache sizes however
-/// many enrollments there are, and filled by whatever pages a checkpoint touched).
-fn engine_heap_bytes() -> u64 {
-    heap_bytes().saturating_sub(sqlite_heap_bytes())
 }
 
 /// Heap bytes SQLite has allocated now, every connection of the process (the bundled SQLite keeps
@@ -475,13 +469,13 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 
     let phase = Instant::now();
     let reference_events_per_s = {
-        let mut reference = Bench::start(plan.ids_before_waiting())?;
+        let mut reference = Bench::start()?;
         let rate = reference.populate_and_mix(plan, "reference (no journeys)")?;
         reference.engine.shutdown();
         rate
     };
 
-    let mut bench = Bench::start(plan.ids_before_waiting())?;
+    let mut bench = Bench::start()?;
     let journeys = bench.publish_all()?;
     eprintln!("reference done in {:.1} s", phase.elapsed().as_secs_f64());
     let events_per_s = bench.populate_and_mix(plan, "10 journeys")?;
@@ -499,15 +493,15 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
     let armed_at = bench.clock.now() + chrono::Duration::seconds(1);
     bench.clock.set(armed_at);
     let disk_0 = bench.state_bytes()?;
-    let ram_0 = engine_heap_bytes();
+    let ram_0 = bench.engine_heap_bytes();
     bench.feed(first, |factory, n| factory.noise(n))?;
     let disk_1 = bench.state_bytes()?;
-    let ram_1 = engine_heap_bytes();
+    let ram_1 = bench.engine_heap_bytes();
     let timers_before = bench.waiting_timers();
     eprintln!("waiting cost: {first} timer enrollments");
     bench.feed(first, |factory, n| factory.timer(n))?;
     let disk_2 = bench.state_bytes()?;
-    let ram_2 = engine_heap_bytes();
+    let ram_2 = bench.engine_heap_bytes();
     let armed = bench.waiting_timers() - timers_before;
     if armed != first as i64 {
         bail!("{first} timer events armed {armed} timers");
