@@ -4,9 +4,8 @@
 //! It is the single writer of every partition's state. It waits for the log writer to commit,
 //! reads the new records back from the log (the same path a replay after a crash takes, so there is
 //! only one), decodes them and applies them under the state's write lock, a chunk at a time so
-//! readers get in between. Every `checkpoint_interval` (or, when checkpoints are slow to write,
-//! every three times the last one's write: see [`CHECKPOINT_PACING`]), or when enough timeline
-//! entries are pending, it copies what changed — a few thousand profiles per hold of the write lock, between
+//! readers get in between. Every `checkpoint_interval`, or when enough timeline entries are
+//! pending, it copies what changed — a few thousand profiles per hold of the write lock, between
 //! applying steps, then the rest at once — and hands the copy to the [`crate::checkpoint_writer`], which
 //! has the store commit it with the copy's log position and then forgets what was written, while
 //! the applier goes on applying. On shutdown it applies everything committed and writes a last
@@ -32,16 +31,6 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// A checkpoint copy that has copied this many times the profiles dirty when it began is finished
 /// at once (under a load that dirties profiles faster than rounds copy them).
 const MAX_COPY_FACTOR: usize = 3;
-/// A checkpoint begins no sooner than this many times the last one took to write, counted from
-/// the last one's beginning: the writer's disk traffic (which slows the log's commits on the same
-/// disk) takes at most about a third of the time, however large the state.
-const CHECKPOINT_PACING: u32 = 3;
-
-/// Whether the periodic checkpoint is due: `since_last` since the last one began, which took
-/// `last_write` to write.
-fn checkpoint_due(since_last: Duration, interval: Duration, last_write: Duration) -> bool {
-    since_last >= interval.max(last_write.saturating_mul(CHECKPOINT_PACING))
-}
 
 /// A checkpoint being copied, a round at a time between applying steps.
 struct Building {
@@ -140,11 +129,7 @@ impl Applier {
             let requested = self.progress.checkpoint_requested()
                 && self.progress.applied() >= self.progress.committed();
             if requested
-                || checkpoint_due(
-                    last_checkpoint.elapsed(),
-                    self.options.checkpoint_interval,
-                    self.checkpoints.last_write(),
-                )
+                || last_checkpoint.elapsed() >= self.options.checkpoint_interval
                 || pending >= self.options.checkpoint_max_pending_events
             {
                 building =
@@ -292,21 +277,5 @@ impl Applier {
             copy,
             answers_requests: building.answers_requests,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slow_checkpoint_writes_space_the_next_ones_out() {
-        let second = Duration::from_secs(1);
-        let interval = second * 10;
-        assert!(!checkpoint_due(second * 9, interval, Duration::ZERO));
-        assert!(checkpoint_due(second * 10, interval, second * 2));
-        // A write that took 5 s: the next checkpoint waits 15 s.
-        assert!(!checkpoint_due(second * 14, interval, second * 5));
-        assert!(checkpoint_due(second * 15, interval, second * 5));
     }
 }

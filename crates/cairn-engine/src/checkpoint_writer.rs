@@ -34,8 +34,6 @@ pub(crate) struct CheckpointWriter {
     progress: Arc<Progress>,
     /// The log position of the last committed checkpoint.
     committed: Arc<AtomicU64>,
-    /// How long the last write took (ms).
-    last_write_ms: Arc<AtomicU64>,
 }
 
 impl CheckpointWriter {
@@ -49,14 +47,12 @@ impl CheckpointWriter {
     ) -> std::io::Result<CheckpointWriter> {
         let (jobs, receiver) = std::sync::mpsc::channel();
         let committed = Arc::new(AtomicU64::new(checkpointed));
-        let last_write_ms = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             store,
             state,
             progress: progress.clone(),
             metrics,
             committed: committed.clone(),
-            last_write_ms: last_write_ms.clone(),
             gate,
         };
         let thread = std::thread::Builder::new()
@@ -67,13 +63,7 @@ impl CheckpointWriter {
             thread: Some(thread),
             progress,
             committed,
-            last_write_ms,
         })
-    }
-
-    /// How long the last checkpoint took to write (zero before the first).
-    pub(crate) fn last_write(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.last_write_ms.load(Ordering::Acquire))
     }
 
     /// The log position of the last committed checkpoint.
@@ -124,7 +114,6 @@ struct Writer {
     progress: Arc<Progress>,
     metrics: Arc<Metrics>,
     committed: Arc<AtomicU64>,
-    last_write_ms: Arc<AtomicU64>,
     gate: Option<crate::Gate>,
 }
 
@@ -165,8 +154,6 @@ impl Writer {
                 self.metrics.checkpoint_failures.inc();
             }
         }
-        let took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_write_ms.store(took_ms, Ordering::Release);
         // Freed here, not under the state's lock (a copy can hold a million rows), and before the
         // requests it answers hear of it: whoever asked for a checkpoint finds no copy alive.
         drop(copy);

@@ -61,9 +61,7 @@ pub struct EngineOptions {
     pub dedupe_window: Duration,
     /// Most message ids remembered (about 50 bytes of memory each); the oldest are forgotten first.
     pub dedupe_max_entries: usize,
-    /// Time between two state checkpoints (bounds the replay after a crash); longer while
-    /// checkpoints are slow to write (three times the last write, so the writer's disk traffic
-    /// leaves the log's commits alone two thirds of the time).
+    /// Longest time between two state checkpoints (bounds the replay after a crash).
     pub checkpoint_interval: Duration,
     /// A checkpoint is also written once this many timeline entries wait for one.
     pub checkpoint_max_pending_events: usize,
