@@ -139,7 +139,7 @@ impl Writer {
         let profiles = copy.checkpoint.profiles.len();
         match self.store.checkpoint(&copy.checkpoint) {
             Ok(()) => {
-                self.state.write().checkpoint_committed(copy);
+                self.state.write().checkpoint_committed(&copy);
                 self.committed.store(applied_seq, Ordering::Release);
                 self.metrics.checkpoints.inc();
                 self.metrics
@@ -154,6 +154,9 @@ impl Writer {
                 self.metrics.checkpoint_failures.inc();
             }
         }
+        // Freed here, not under the state's lock (a copy can hold a million rows), and before the
+        // requests it answers hear of it: whoever asked for a checkpoint finds no copy alive.
+        drop(copy);
         if let Some(upto) = answers_requests {
             self.progress.checkpoint_written(upto);
         }

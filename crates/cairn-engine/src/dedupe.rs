@@ -59,6 +59,17 @@ impl RecentMessageIds {
         self.keys.len()
     }
 
+    /// Heap the window's tables hold, from their capacities (the hash set's power-of-two buckets,
+    /// 7/8 of them usable, with a control byte each; the queue's slots).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let buckets = match self.keys.capacity() {
+            0 => 0,
+            capacity => (capacity * 8 / 7).next_power_of_two(),
+        };
+        buckets * (std::mem::size_of::<u128>() + 1)
+            + self.order.capacity() * std::mem::size_of::<(i64, u128)>()
+    }
+
     /// Remembers `key`, received at `received_ms`, and forgets what fell out of the window.
     pub(crate) fn insert(&mut self, key: u128, received_ms: i64) {
         if self.keys.insert(key) {
@@ -152,5 +163,21 @@ mod tests {
         );
         group.commit_into(&mut recent);
         assert!(!GroupClaims::default().claim(&recent, key(&acme, "m1"), 5));
+    }
+
+    #[test]
+    fn the_window_reports_the_heap_its_tables_hold() {
+        let mut recent = RecentMessageIds::new(1_000, 10_000);
+        assert_eq!(recent.heap_bytes(), 0);
+        for n in 0..1_000u128 {
+            recent.insert(n, 0);
+        }
+        let bytes = recent.heap_bytes();
+        // At least 17 bytes a key in the set and 32 in the queue; at most four times that.
+        assert!((49_000..=4 * 49_000).contains(&bytes), "{bytes}");
+        for n in 1_000..1_100u128 {
+            recent.insert(n, 0);
+        }
+        assert!(recent.heap_bytes() >= bytes, "tables do not shrink");
     }
 }

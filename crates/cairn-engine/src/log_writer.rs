@@ -136,6 +136,9 @@ impl LogWriterThread {
         match result {
             Ok(()) => {
                 claims.commit_into(&mut self.recent);
+                self.metrics
+                    .dedupe_window_bytes
+                    .set(i64::try_from(self.recent.heap_bytes()).unwrap_or(i64::MAX));
                 let accepted: usize = receipts.iter().map(|r| r.accepted).sum();
                 let logged: u64 = records.iter().map(|record| u64::from(record.count)).sum();
                 let duplicates: usize = receipts.iter().map(|r| r.duplicates).sum();

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub checkpoint_failures: Counter,
     /// Timer index entries (waiting enrollments, audience re-evaluations, left-behind entries).
     pub timers_waiting: Gauge,
+    /// Heap the message-id de-duplication window holds (bytes, from its tables' capacities).
+    pub dedupe_window_bytes: Gauge,
     /// Dispatcher: messages by channel and outcome (`sent`, `failed`, `retried`, `dead`).
     pub deliveries: Family<Vec<(String, String)>, Counter>,
     /// Dispatcher: messages left in doubt by a crash or a timeout, by channel and policy
@@ -75,6 +77,7 @@ impl Metrics {
         let checkpoint_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let checkpoint_failures = Counter::default();
         let timers_waiting = Gauge::default();
+        let dedupe_window_bytes = Gauge::default();
         let deliveries = Family::<Vec<(String, String)>, Counter>::default();
         let deliveries_in_doubt = Family::<Vec<(String, String)>, Counter>::default();
         let delivery_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 20));
@@ -165,6 +168,11 @@ impl Metrics {
             timers_waiting.clone(),
         );
         registry.register(
+            "dedupe_window_bytes",
+            "Heap the message-id de-duplication window holds, in bytes",
+            dedupe_window_bytes.clone(),
+        );
+        registry.register(
             "deliveries",
             "Messages the dispatcher handled, by channel and outcome",
             deliveries.clone(),
@@ -202,6 +210,7 @@ impl Metrics {
             checkpoint_seconds,
             checkpoint_failures,
             timers_waiting,
+            dedupe_window_bytes,
             deliveries,
             deliveries_in_doubt,
             delivery_seconds,

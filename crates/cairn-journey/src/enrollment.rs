@@ -111,8 +111,10 @@ impl Enrollment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnrollmentData {
     /// `journey.*`: `{"entered_at", "trigger", "steps": {"<step id>": {...}}}`.
+    #[serde(default, with = "crate::json_text")]
     pub journey: Option<Value>,
     /// `event.*` for decision splits: the entry event, then the last awaited event.
+    #[serde(default, with = "crate::json_text")]
     pub current_event: Option<Value>,
     /// Sends that an engagement split looks at.
     pub sends: Vec<SendRecord>,

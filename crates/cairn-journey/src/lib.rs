@@ -19,6 +19,7 @@ pub mod enrollment;
 pub mod event;
 pub mod explain;
 pub mod ids;
+pub mod json_text;
 pub mod local_time;
 pub mod merge;
 pub mod orchestrate;

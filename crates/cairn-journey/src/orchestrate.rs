@@ -152,12 +152,15 @@ impl ProfileJourneys {
         {
             Some(position) => position,
             None => {
-                self.history.push(EntryHistory {
-                    journey_id: journey_id.clone(),
-                    entries: 0,
-                    last_entered_at_ms: i64::MIN,
-                    last_ended_at_ms: None,
-                });
+                push_exact(
+                    &mut self.history,
+                    EntryHistory {
+                        journey_id: journey_id.clone(),
+                        entries: 0,
+                        last_entered_at_ms: i64::MIN,
+                        last_ended_at_ms: OptionalMs::NONE,
+                    },
+                );
                 self.history.len() - 1
             }
         };
@@ -165,13 +168,56 @@ impl ProfileJourneys {
     }
 }
 
-/// A profile's entries into one journey.
+/// Pushes with room for exactly one more item when full: a profile's lists stay short (a few
+/// enrollments, one history entry per journey), and millions of profiles each keeping room for
+/// four would cost more than the items.
+fn push_exact<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(1);
+    }
+    list.push(item);
+}
+
+/// A profile's entries into one journey (40 bytes: millions of profiles keep a few each).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntryHistory {
     pub journey_id: Arc<str>,
     pub entries: u32,
     pub last_entered_at_ms: i64,
-    pub last_ended_at_ms: Option<i64>,
+    pub last_ended_at_ms: OptionalMs,
+}
+
+/// An optional instant (ms) in 8 bytes where `Option<i64>` takes 16: `i64::MIN` stands for none,
+/// so it orders like the `Option` (none first). Written as an optional number, as the `Option` was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OptionalMs(i64);
+
+impl OptionalMs {
+    /// No instant.
+    pub const NONE: OptionalMs = OptionalMs(i64::MIN);
+
+    /// The instant, if any.
+    pub fn get(self) -> Option<i64> {
+        (self != OptionalMs::NONE).then_some(self.0)
+    }
+}
+
+impl From<Option<i64>> for OptionalMs {
+    fn from(instant: Option<i64>) -> OptionalMs {
+        instant.map_or(OptionalMs::NONE, OptionalMs)
+    }
+}
+
+impl serde::Serialize for OptionalMs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OptionalMs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<i64>::deserialize(deserializer).map(OptionalMs::from)
+    }
 }
 
 /// An input for one profile.
@@ -436,8 +482,12 @@ fn retire_ended(journeys: &JourneySet, profile: &mut ProfileJourneys, now_ms: i6
         }
         false
     });
+    if profile.enrollments.is_empty() {
+        // Give the buffer back: most profiles spend most of their time in no journey.
+        profile.enrollments = Vec::new();
+    }
     for journey_id in ended_journeys {
-        profile.history_entry(&journey_id).last_ended_at_ms = Some(now_ms);
+        profile.history_entry(&journey_id).last_ended_at_ms = Some(now_ms).into();
     }
 }
 
@@ -529,9 +579,59 @@ pub fn try_enter(
     history.entries = history.entries.saturating_add(1);
     history.last_entered_at_ms = now;
     if enrollment.is_active() {
-        profile.enrollments.push(enrollment);
+        push_exact(&mut profile.enrollments, enrollment);
     } else {
-        history.last_ended_at_ms = Some(now);
+        history.last_ended_at_ms = Some(now).into();
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_history_fits_in_40_bytes_and_reads_its_older_form() {
+        assert_eq!(std::mem::size_of::<EntryHistory>(), 40);
+        let history = EntryHistory {
+            journey_id: "welcome".into(),
+            entries: 2,
+            last_entered_at_ms: 5,
+            last_ended_at_ms: OptionalMs::NONE,
+        };
+        let text = serde_json::to_string(&history).expect("json");
+        assert_eq!(
+            text,
+            r#"{"journey_id":"welcome","entries":2,"last_entered_at_ms":5,"last_ended_at_ms":null}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<EntryHistory>(&text).ok(),
+            Some(history.clone())
+        );
+        let ended = EntryHistory {
+            last_ended_at_ms: Some(9).into(),
+            ..history
+        };
+        let text = serde_json::to_string(&ended).expect("json");
+        assert!(text.ends_with(r#""last_ended_at_ms":9}"#), "{text}");
+        assert_eq!(
+            serde_json::from_str::<EntryHistory>(&text).ok(),
+            Some(ended)
+        );
+        // Ordered like the Option it replaced: none first.
+        assert!(OptionalMs::NONE < OptionalMs::from(Some(i64::MIN + 1)));
+        assert_eq!(
+            OptionalMs::from(Some(3)).max(OptionalMs::NONE).get(),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn lists_grow_by_exactly_one() {
+        let mut list: Vec<u64> = Vec::new();
+        for item in 0..5 {
+            push_exact(&mut list, item);
+            assert_eq!(list.capacity(), list.len());
+        }
+    }
 }

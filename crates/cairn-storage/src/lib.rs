@@ -143,6 +143,16 @@ pub enum ProfileWrite {
     },
 }
 
+impl ProfileWrite {
+    /// The profile written.
+    pub fn rank(&self) -> u32 {
+        match self {
+            ProfileWrite::Full(row) => row.rank,
+            ProfileWrite::Counters { rank, .. } | ProfileWrite::Extra { rank, .. } => *rank,
+        }
+    }
+}
+
 /// A message a journey decided to send, as kept for the dispatcher and the profile's history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {

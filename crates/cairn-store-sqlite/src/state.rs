@@ -153,7 +153,12 @@ impl StateStore for SqliteState {
                         "UPDATE profiles SET event_count = ?2, updated_at = ?3 WHERE rank = ?1",
                     )
                     .map_err(backend)?;
-                for write in &checkpoint.profiles {
+                // In rank order, each page of the table is visited once and in turn, not at
+                // random (a page the cache let go of would be read and logged again). The sort is
+                // stable: a profile copied twice keeps its later write last.
+                let mut order: Vec<usize> = (0..checkpoint.profiles.len()).collect();
+                order.sort_by_key(|&index| checkpoint.profiles[index].rank());
+                for write in order.into_iter().map(|index| &checkpoint.profiles[index]) {
                     match write {
                         ProfileWrite::Full(row) => full
                             .execute(params![
@@ -280,7 +285,17 @@ fn write_traces(transaction: &rusqlite::Transaction<'_>, rows: &[TraceRow]) -> S
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(backend)?;
-    for row in rows {
+    // In key order (stable: equal keys keep their order), so inserts land next to each other.
+    let mut order: Vec<&TraceRow> = rows.iter().collect();
+    order.sort_by(|a, b| {
+        (a.profile_rank, &a.journey_id, a.enrollment, a.position).cmp(&(
+            b.profile_rank,
+            &b.journey_id,
+            b.enrollment,
+            b.position,
+        ))
+    });
+    for row in order {
         insert
             .execute(params![
                 row.profile_rank,

@@ -13,10 +13,12 @@
 //!    paced submitters; the time from submitting a batch to its outbox rows appearing in the
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
 //! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
-//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena)
-//!    and the state store's used pages are taken after each, with a checkpoint; the second delta minus the
-//!    first, per enrollment, is the cost of a waiting enrollment (the events' own cost, the same in
-//!    both, cancels out);
+//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena,
+//!    less SQLite's own allocations, whose page caches are bounded and fill with whatever pages a
+//!    checkpoint touched, and less the message-id window, which grows by doubling) and the state
+//!    store's used pages are taken after each, with a checkpoint
+//!    written and its copy freed; the second delta minus the first, per enrollment, is the cost of
+//!    a waiting enrollment (the events' own cost, the same in both, cancels out);
 //! 5. timers: for each size in `waiting`, that many enrollments wait (the first size's from phase
 //!    4, each later size armed afresh, several per profile), the clock moves past their time and
 //!    one tick fires them all (right after a checkpoint, so the periodic one does not stall it);
@@ -133,6 +135,12 @@ impl Plan {
             bail!("the first --waiting size cannot exceed --profiles (one enrollment per profile)");
         }
         Ok(plan)
+    }
+
+    /// Latency probe events: whole batches at the offered rate.
+    fn latency_events(&self) -> u64 {
+        let events = (OFFERED_EVENTS_PER_S * self.latency.as_secs_f64()) as u64;
+        events.div_ceil(LATENCY_BATCH_EVENTS as u64) * LATENCY_BATCH_EVENTS as u64
     }
 }
 
@@ -280,6 +288,17 @@ impl Bench {
         Ok(started.elapsed().as_secs_f64())
     }
 
+    /// Heap bytes the engine's state holds now: the heap in use ([`heap_bytes`]) less what SQLite
+    /// holds ([`sqlite_heap_bytes`]: page caches bounded by the store's cache sizes, filled by
+    /// whatever pages a checkpoint touched) and less the message-id window (its hash set grows by
+    /// doubling: one doubling inside a phase would count megabytes of de-duplication keys).
+    fn engine_heap_bytes(&self) -> u64 {
+        let window = self.engine.metrics().dedupe_window_bytes.get().max(0) as u64;
+        heap_bytes()
+            .saturating_sub(sqlite_heap_bytes())
+            .saturating_sub(window)
+    }
+
     fn waiting_timers(&self) -> i64 {
         self.engine.metrics().timers_waiting.get()
     }
@@ -351,6 +370,26 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
             .with_context(|| format!("PRAGMA {name} on {}", path.display()))
     };
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
+}
+
+/// Heap bytes SQLite has allocated now, every connection of the process (the bundled SQLite keeps
+/// this count: `SQLITE_DEFAULT_MEMSTATUS` is on).
+fn sqlite_heap_bytes() -> u64 {
+    let (mut current, mut highwater) = (0i64, 0i64);
+    // SAFETY: `sqlite3_status64` only writes the two counters it is given.
+    let status = unsafe {
+        rusqlite::ffi::sqlite3_status64(
+            rusqlite::ffi::SQLITE_STATUS_MEMORY_USED,
+            &mut current,
+            &mut highwater,
+            0,
+        )
+    };
+    if status == rusqlite::ffi::SQLITE_OK {
+        current.max(0) as u64
+    } else {
+        0
+    }
 }
 
 /// Heap bytes in use now, every arena counted (`mallinfo2`: bytes in allocated chunks, their
@@ -449,19 +488,20 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 
     // Waiting cost: the same number of events, once for no journey and once each arming a timer.
     let first = plan.waiting[0];
-    eprintln!("waiting cost: {first} events for no journey, then {first} timer enrollments");
+    eprintln!("waiting cost: {first} events for no journey");
     // Past every timer the earlier phases could have set to fire within the timer probe's wait.
     let armed_at = bench.clock.now() + chrono::Duration::seconds(1);
     bench.clock.set(armed_at);
     let disk_0 = bench.state_bytes()?;
-    let ram_0 = heap_bytes();
+    let ram_0 = bench.engine_heap_bytes();
     bench.feed(first, |factory, n| factory.noise(n))?;
     let disk_1 = bench.state_bytes()?;
-    let ram_1 = heap_bytes();
+    let ram_1 = bench.engine_heap_bytes();
     let timers_before = bench.waiting_timers();
+    eprintln!("waiting cost: {first} timer enrollments");
     bench.feed(first, |factory, n| factory.timer(n))?;
     let disk_2 = bench.state_bytes()?;
-    let ram_2 = heap_bytes();
+    let ram_2 = bench.engine_heap_bytes();
     let armed = bench.waiting_timers() - timers_before;
     if armed != first as i64 {
         bail!("{first} timer events armed {armed} timers");
@@ -527,8 +567,7 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
 fn latency_phase(bench: &mut Bench, plan: &Plan) -> anyhow::Result<Latency> {
     let reader = bench.engine.reader();
     let workspace = WorkspaceId::new(WORKSPACE);
-    let total_events = (OFFERED_EVENTS_PER_S * plan.latency.as_secs_f64()) as u64;
-    let batches = total_events.div_ceil(LATENCY_BATCH_EVENTS as u64) as usize;
+    let batches = (plan.latency_events() / LATENCY_BATCH_EVENTS as u64) as usize;
     // Profile ids of the probe users, to match outbox rows (which carry the profile id) to batches.
     // A profile may get several probes (when there are fewer profiles than probes): in order.
     let mut batch_of: HashMap<String, VecDeque<usize>> = HashMap::new();

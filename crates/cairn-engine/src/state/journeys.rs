@@ -940,7 +940,7 @@ impl State {
                             "journey": &*history.journey_id,
                             "entries": history.entries,
                             "last_entered_at": time(history.last_entered_at_ms),
-                            "last_ended_at": history.last_ended_at_ms.map(time),
+                            "last_ended_at": history.last_ended_at_ms.get().map(time),
                         })
                     })
                     .collect()

@@ -58,8 +58,9 @@ pub(crate) struct ProfileJourneyState {
     pub audience_timers: Vec<(u32, i64)>,
     /// Next position in this profile's trace rows.
     pub trace_position: u32,
-    /// Consent per channel and subscription group.
-    #[serde(default)]
+    /// Consent per channel and subscription group (its statuses are internally tagged, which only
+    /// JSON reads back: JSON text in the binary checkpoint form).
+    #[serde(default, with = "cairn_journey::json_text")]
     pub consent: cairn_delivery::ConsentState,
     /// Recent sends, for frequency caps.
     #[serde(
@@ -143,21 +144,39 @@ impl ProfileRecord {
     }
 }
 
-/// The first byte of an LZ4-compressed journey state in a checkpoint (older checkpoints hold the
+/// The first byte of a journey state in a checkpoint: the postcard form (binary, varint integers;
+/// the few fields only JSON can read back are carried as JSON text, see
+/// [`cairn_journey::json_text`]).
+const BINARY_JOURNEY_STATE: u8 = 0x02;
+/// The first byte of an LZ4-compressed JSON journey state (older checkpoints; the oldest hold the
 /// plain JSON, which starts with `{`).
 const COMPRESSED_JOURNEY_STATE: u8 = 0x01;
 
-/// A profile's journey state as checkpointed: JSON (the trigger events it keeps are JSON), LZ4-compressed.
+/// A profile's journey state as checkpointed: [`BINARY_JOURNEY_STATE`], then postcard. Should
+/// postcard refuse a value, the compressed JSON form is written instead (it reads back the same).
 fn encode_journey_state(state: &ProfileJourneyState) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(128);
+    bytes.push(BINARY_JOURNEY_STATE);
+    postcard::to_extend(state, bytes).unwrap_or_else(|error| {
+        tracing::warn!(%error, "a journey state is checkpointed as compressed JSON");
+        encode_journey_state_json(state)
+    })
+}
+
+/// The older checkpoint form: [`COMPRESSED_JOURNEY_STATE`], then LZ4-compressed JSON.
+fn encode_journey_state_json(state: &ProfileJourneyState) -> Vec<u8> {
     let json = serde_json::to_vec(state).unwrap_or_default();
     let mut bytes = vec![COMPRESSED_JOURNEY_STATE];
     bytes.extend(lz4_flex::compress_prepend_size(&json));
     bytes
 }
 
-/// Reads a checkpointed journey state, compressed or (from older checkpoints) plain.
+/// Reads a checkpointed journey state: binary, or (from older checkpoints) compressed or plain JSON.
 fn decode_journey_state(bytes: &[u8]) -> Result<ProfileJourneyState, String> {
     match bytes.split_first() {
+        Some((&BINARY_JOURNEY_STATE, binary)) => {
+            postcard::from_bytes(binary).map_err(|error| error.to_string())
+        }
         Some((&COMPRESSED_JOURNEY_STATE, compressed)) => {
             let json = lz4_flex::decompress_size_prepended(compressed)
                 .map_err(|error| error.to_string())?;
@@ -165,6 +184,19 @@ fn decode_journey_state(bytes: &[u8]) -> Result<ProfileJourneyState, String> {
         }
         _ => serde_json::from_slice(bytes).map_err(|error| error.to_string()),
     }
+}
+
+/// Removes the first `count` items (at most all) of a pending list and returns how many went; an
+/// emptied list gives its buffer back, so a million profiles do not each keep room for the last
+/// checkpoint's entries.
+fn forget_prefix<T>(list: &mut Vec<T>, count: usize) -> usize {
+    let count = count.min(list.len());
+    if count == list.len() {
+        *list = Vec::new();
+    } else {
+        list.drain(..count);
+    }
+    count
 }
 
 /// Per workspace: which profile an identifier or an id points to.
@@ -574,16 +606,13 @@ impl State {
     /// is kept: only the copied prefix of each pending list goes (a merge since moves an absorbed
     /// profile's pending traces and messages onto the survivor, where a later checkpoint writes them
     /// again — the store ignores or replaces rows it has).
-    pub(crate) fn checkpoint_committed(&mut self, copy: CheckpointCopy) {
-        for (rank, (entries, traces, outbox)) in copy.copied {
+    pub(crate) fn checkpoint_committed(&mut self, copy: &CheckpointCopy) {
+        for (&rank, &(entries, traces, outbox)) in &copy.copied {
             let record = self.record_mut(rank);
-            let entries = entries.min(record.pending_timeline.len());
-            record.pending_timeline.drain(..entries);
+            let entries = forget_prefix(&mut record.pending_timeline, entries);
             if let Some(state) = &mut record.journey {
-                let traces = traces.min(state.pending_traces.len());
-                state.pending_traces.drain(..traces);
-                let outbox = outbox.min(state.pending_outbox.len());
-                state.pending_outbox.drain(..outbox);
+                forget_prefix(&mut state.pending_traces, traces);
+                forget_prefix(&mut state.pending_outbox, outbox);
             }
             self.pending_timeline -= entries;
         }
@@ -606,19 +635,70 @@ impl State {
 #[cfg(test)]
 mod journey_state_tests {
     use super::*;
+    use cairn_journey::{Enrollment, EnrollmentId, JourneyKey, StepIndex};
 
-    #[test]
-    fn journey_states_are_checkpointed_compressed_and_plain_json_still_reads() {
-        let state = ProfileJourneyState {
+    /// A state with every kind of field filled: JSON values in an enrollment, consent, history.
+    fn filled() -> ProfileJourneyState {
+        let mut enrollment = Enrollment::new(EnrollmentId(41), JourneyKey(3), StepIndex(2), 1_000);
+        enrollment.wake_at_ms = 61_000;
+        enrollment.data_mut().journey = Some(serde_json::json!({"steps": {"ask": {"ok": true}}}));
+        enrollment.data_mut().current_event = Some(serde_json::json!({"event": "Order Completed"}));
+        let mut state = ProfileJourneyState {
             audiences: vec![1, 2, 3],
+            audience_timers: vec![(2, 99_000)],
             trace_position: 7,
+            undeliverable: vec!["gone@example.com".into()],
             ..ProfileJourneyState::default()
         };
-        let bytes = encode_journey_state(&state);
-        assert_eq!(bytes[0], COMPRESSED_JOURNEY_STATE);
-        assert_eq!(decode_journey_state(&bytes), Ok(state.clone()));
-        let plain = serde_json::to_vec(&state).expect("json");
-        assert_eq!(decode_journey_state(&plain), Ok(state));
+        state.journeys.enrollments.push(enrollment);
+        state.history.record(
+            "Order Completed",
+            500,
+            crate::journeys::history::Tracking {
+                window_ms: Some(10_000),
+            },
+            900,
+        );
+        state
+            .consent
+            .apply(cairn_delivery::ConsentChange::GlobalUnsubscribe, 800);
+        state
+    }
+
+    #[test]
+    fn journey_states_are_checkpointed_binary_and_older_forms_still_read() {
+        for state in [ProfileJourneyState::default(), filled()] {
+            let bytes = encode_journey_state(&state);
+            assert_eq!(bytes[0], BINARY_JOURNEY_STATE);
+            assert_eq!(decode_journey_state(&bytes), Ok(state.clone()));
+            let compressed = encode_journey_state_json(&state);
+            assert_eq!(compressed[0], COMPRESSED_JOURNEY_STATE);
+            assert!(compressed.len() > bytes.len(), "the binary form is smaller");
+            assert_eq!(decode_journey_state(&compressed), Ok(state.clone()));
+            let plain = serde_json::to_vec(&state).expect("json");
+            assert_eq!(decode_journey_state(&plain), Ok(state));
+        }
         assert!(decode_journey_state(&[COMPRESSED_JOURNEY_STATE, 9, 9]).is_err());
+        assert!(decode_journey_state(&[BINARY_JOURNEY_STATE, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_json_checkpoint_from_before_the_binary_form_reads() {
+        // Written by the LZ4-JSON version: the enrollment's `journey` data is a JSON object.
+        let json = br#"{"journeys":{"enrollments":[{"id":5,"entered_at_ms":10,"wake_at_ms":20,"data":{"journey":{"k":1},"current_event":null,"sends":[],"visits":[]},"journey":2,"step":1,"status":"waiting"}],"history":[]},"history":{"names":[]},"audiences":[],"audience_timers":[],"trace_position":3,"consent":{"global_unsubscribe":null,"channels":[{"status":"unknown"},{"status":"unknown"},{"status":"unknown"},{"status":"unknown"}],"groups":[]},"sends":[],"delayed":[],"undeliverable":[]}"#;
+        let state = decode_journey_state(json).expect("plain JSON reads");
+        let enrollment = &state.journeys.enrollments[0];
+        assert_eq!(enrollment.wake_at_ms, 20);
+        assert_eq!(
+            enrollment
+                .data
+                .as_ref()
+                .and_then(|data| data.journey.clone()),
+            Some(serde_json::json!({"k": 1}))
+        );
+        assert_eq!(state.trace_position, 3);
+        let mut compressed = vec![COMPRESSED_JOURNEY_STATE];
+        compressed.extend(lz4_flex::compress_prepend_size(json));
+        assert_eq!(decode_journey_state(&compressed), Ok(state));
     }
 }
