@@ -180,8 +180,9 @@ pub struct TraceRow {
     /// Order within the enrollment's trace.
     pub position: u32,
     pub at_ms: i64,
-    /// The decision as JSON.
-    pub entry: String,
+    /// The decision, encoded by the engine (opaque to the store, written as a blob). Rows written
+    /// by older builds hold JSON text; the store returns its UTF-8 bytes.
+    pub entry: Vec<u8>,
 }
 
 /// One event on a profile's timeline.

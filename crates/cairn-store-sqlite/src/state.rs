@@ -310,6 +310,20 @@ fn write_traces(transaction: &rusqlite::Transaction<'_>, rows: &[TraceRow]) -> S
     Ok(())
 }
 
+/// A stored trace entry's bytes: a blob, or (rows written by older builds) JSON text.
+fn trace_entry(value: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<Vec<u8>> {
+    match value {
+        rusqlite::types::ValueRef::Blob(bytes) | rusqlite::types::ValueRef::Text(bytes) => {
+            Ok(bytes.to_vec())
+        }
+        other => Err(rusqlite::Error::InvalidColumnType(
+            5,
+            "entry".into(),
+            other.data_type(),
+        )),
+    }
+}
+
 fn outbox_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
         message_id: row.get(0)?,
@@ -397,7 +411,7 @@ impl StateReader for SqliteStateReader {
                             enrollment: row.get::<_, i64>(2)? as u64,
                             position: row.get(3)?,
                             at_ms: row.get(4)?,
-                            entry: row.get(5)?,
+                            entry: trace_entry(row.get_ref(5)?)?,
                         })
                     })
                     .map_err(backend)?

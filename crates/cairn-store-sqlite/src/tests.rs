@@ -215,7 +215,7 @@ fn checkpoints_keep_engine_state_outbox_traces_registries_and_counters() {
         enrollment: 7,
         position,
         at_ms: 10,
-        entry: format!("{{\"n\":{position}}}"),
+        entry: format!("{{\"n\":{position}}}").into_bytes(),
     };
     {
         let mut backend = open(dir.path()).expect("open");
@@ -291,4 +291,44 @@ fn checkpoints_keep_engine_state_outbox_traces_registries_and_counters() {
         "in order within the enrollment"
     );
     assert!(reader.traces(&[1], "other").expect("traces").is_empty());
+}
+
+#[test]
+fn trace_entries_written_as_text_by_older_builds_read_as_their_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(open(dir.path()).expect("open"));
+    {
+        // A row as older builds wrote it: the decision as JSON text.
+        let connection = rusqlite::Connection::open(dir.path().join("state.db")).expect("sqlite");
+        connection
+            .execute(
+                "INSERT INTO traces (profile, journey, enrollment, position, at, entry)
+                 VALUES (1, 'welcome', 7, 0, 10, '{\"k\":1}')",
+                [],
+            )
+            .expect("insert");
+    }
+    let mut backend = open(dir.path()).expect("reopen");
+    let binary = TraceRow {
+        profile_rank: 1,
+        journey_id: "welcome".into(),
+        enrollment: 7,
+        position: 1,
+        at_ms: 11,
+        entry: vec![1, 0, 0xff],
+    };
+    backend
+        .state
+        .checkpoint(&Checkpoint {
+            applied_seq: 1,
+            traces: vec![binary.clone()],
+            ..Checkpoint::default()
+        })
+        .expect("checkpoint");
+    let traces = backend
+        .state_reader
+        .traces(&[1], "welcome")
+        .expect("traces");
+    let entries: Vec<&[u8]> = traces.iter().map(|row| row.entry.as_slice()).collect();
+    assert_eq!(entries, [&b"{\"k\":1}"[..], &[1, 0, 0xff][..]]);
 }

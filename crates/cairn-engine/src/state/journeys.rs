@@ -77,7 +77,8 @@ pub(crate) struct JourneyView {
 }
 
 /// A trace entry as stored: the version key, the step index and the decision (the explanation in
-/// words is rendered when the trace is read).
+/// words is rendered when the trace is read). This is the JSON form, which rows written by older
+/// builds hold; new rows are written in [`BinaryEntry`]'s form.
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct StoredDecision {
     #[serde(rename = "k")]
@@ -88,20 +89,114 @@ pub(crate) struct StoredDecision {
     decision: cairn_journey::effects::Decision,
 }
 
+/// The first byte of a trace entry in the binary form (a JSON entry starts with `{`).
+const BINARY_TRACE_ENTRY: u8 = 0x01;
+
+/// A trace entry in the binary form: [`BINARY_TRACE_ENTRY`], then this in postcard (positional,
+/// varint integers). Every enrollment records entering and, in most journeys, a fixed-duration
+/// wait; those two are positional. Any other decision is carried as its JSON text ([`Decision`] is
+/// internally tagged, which postcard cannot read back).
+///
+/// [`Decision`]: cairn_journey::effects::Decision
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct BinaryEntry {
+    key: u32,
+    step: u16,
+    decision: CompactDecision,
+}
+
+/// A decision in [`BinaryEntry`]. Variants are only ever appended: their index is the stored tag.
+#[derive(Debug, Serialize, serde::Deserialize)]
+enum CompactDecision {
+    /// The decision as JSON text.
+    Json(String),
+    /// [`Decision::Entered`](cairn_journey::effects::Decision::Entered).
+    Entered { trigger: Option<String> },
+    /// [`Decision::Wait`](cairn_journey::effects::Decision::Wait) with
+    /// [`WaitReason::Duration`](cairn_journey::effects::WaitReason::Duration).
+    DurationWait {
+        until_ms: i64,
+        duration_ms: i64,
+        passed: bool,
+    },
+}
+
+impl CompactDecision {
+    fn of(decision: &cairn_journey::effects::Decision) -> CompactDecision {
+        use cairn_journey::effects::{Decision, WaitReason};
+        match decision {
+            Decision::Entered { trigger } => CompactDecision::Entered {
+                trigger: trigger.clone(),
+            },
+            Decision::Wait {
+                until_ms,
+                reason: WaitReason::Duration { duration_ms },
+                passed,
+            } => CompactDecision::DurationWait {
+                until_ms: *until_ms,
+                duration_ms: *duration_ms,
+                passed: *passed,
+            },
+            other => CompactDecision::Json(serde_json::to_string(other).unwrap_or_default()),
+        }
+    }
+
+    fn decision(self) -> Option<cairn_journey::effects::Decision> {
+        use cairn_journey::effects::{Decision, WaitReason};
+        match self {
+            CompactDecision::Json(text) => serde_json::from_str(&text).ok(),
+            CompactDecision::Entered { trigger } => Some(Decision::Entered { trigger }),
+            CompactDecision::DurationWait {
+                until_ms,
+                duration_ms,
+                passed,
+            } => Some(Decision::Wait {
+                until_ms,
+                reason: WaitReason::Duration { duration_ms },
+                passed,
+            }),
+        }
+    }
+}
+
 impl StoredDecision {
-    fn encode(entry: &cairn_journey::effects::TraceEntry) -> String {
-        serde_json::to_string(&StoredDecision {
+    /// The stored form of a trace entry: [`BINARY_TRACE_ENTRY`], then [`BinaryEntry`] in postcard.
+    fn encode(entry: &cairn_journey::effects::TraceEntry) -> Vec<u8> {
+        let binary = BinaryEntry {
             key: entry.journey.0,
             step: entry.step.0,
-            decision: entry.decision.clone(),
+            decision: CompactDecision::of(&entry.decision),
+        };
+        postcard::to_extend(&binary, vec![BINARY_TRACE_ENTRY]).unwrap_or_else(|error| {
+            tracing::warn!(%error, "a trace entry is stored as JSON");
+            serde_json::to_vec(&StoredDecision {
+                key: entry.journey.0,
+                step: entry.step.0,
+                decision: entry.decision.clone(),
+            })
+            .unwrap_or_default()
         })
-        .unwrap_or_default()
+    }
+
+    /// Reads a stored trace entry: the binary form, or (older rows) JSON.
+    fn decode(bytes: &[u8]) -> Option<StoredDecision> {
+        match bytes.split_first() {
+            Some((&BINARY_TRACE_ENTRY, binary)) => {
+                let binary: BinaryEntry = postcard::from_bytes(binary).ok()?;
+                Some(StoredDecision {
+                    key: binary.key,
+                    step: binary.step,
+                    decision: binary.decision.decision()?,
+                })
+            }
+            _ => serde_json::from_slice(bytes).ok(),
+        }
     }
 
     /// The trace entry of a stored row, as the API shows it: time, version, step id, decision and
     /// its explanation in words.
     pub(crate) fn view(row: &TraceRow, registry: &Registry) -> Value {
-        let Ok(stored) = serde_json::from_str::<StoredDecision>(&row.entry) else {
+        let Some(stored) = StoredDecision::decode(&row.entry) else {
             return json!({"at": time(row.at_ms), "enrollment": row.enrollment, "decision": null});
         };
         let key = JourneyKey(stored.key);
@@ -651,7 +746,7 @@ impl State {
             };
             activity::of_effects(&self.activity, &subject, &registry.live, effects)
         };
-        let traces: Vec<(String, u64, i64, String)> = effects
+        let traces: Vec<(String, u64, i64, Vec<u8>)> = effects
             .trace
             .iter()
             .filter_map(|entry| {
@@ -1016,5 +1111,112 @@ impl State {
     /// A workspace's registry, for readers.
     pub(crate) fn registry(&self, workspace: &WorkspaceId) -> Option<&Registry> {
         self.registries.get(workspace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_journey::effects::{Decision, TraceEntry, WaitReason};
+    use cairn_journey::enrollment::EndReason;
+    use cairn_journey::StepIndex;
+
+    fn row(entry: Vec<u8>) -> TraceRow {
+        TraceRow {
+            profile_rank: 1,
+            journey_id: "welcome".into(),
+            enrollment: 7,
+            position: 0,
+            at_ms: 1_000,
+            entry,
+        }
+    }
+
+    fn trace(decision: Decision) -> TraceEntry {
+        TraceEntry {
+            enrollment: EnrollmentId(7),
+            journey: JourneyKey(3),
+            step: StepIndex(2),
+            at_ms: 1_000,
+            decision,
+        }
+    }
+
+    /// The JSON form older builds stored.
+    fn older_form(entry: &TraceEntry) -> Vec<u8> {
+        serde_json::to_vec(&StoredDecision {
+            key: entry.journey.0,
+            step: entry.step.0,
+            decision: entry.decision.clone(),
+        })
+        .expect("json")
+    }
+
+    #[test]
+    fn trace_entries_are_stored_binary_and_read_like_the_older_json_rows() {
+        let registry = Registry::default();
+        let decisions = [
+            Decision::Entered {
+                trigger: Some("Signed Up".into()),
+            },
+            Decision::Entered { trigger: None },
+            Decision::Wait {
+                until_ms: 1_765_000_000_000,
+                reason: WaitReason::Duration {
+                    duration_ms: 86_400_000,
+                },
+                passed: false,
+            },
+            Decision::Wait {
+                until_ms: -5,
+                reason: WaitReason::DateTime,
+                passed: true,
+            },
+            Decision::Ended {
+                reason: EndReason::Completed,
+            },
+            Decision::WaitOver,
+        ];
+        for decision in decisions {
+            let entry = trace(decision);
+            let binary = StoredDecision::encode(&entry);
+            let json = older_form(&entry);
+            assert_eq!(binary.first(), Some(&BINARY_TRACE_ENTRY));
+            assert!(binary.len() <= json.len(), "{binary:?} vs {json:?}");
+            let decoded = StoredDecision::decode(&binary).expect("binary decodes");
+            assert_eq!(
+                (decoded.key, decoded.step, &decoded.decision),
+                (3, 2, &entry.decision)
+            );
+            assert_eq!(
+                StoredDecision::view(&row(binary), &registry),
+                StoredDecision::view(&row(json), &registry)
+            );
+        }
+    }
+
+    #[test]
+    fn the_two_decisions_of_a_waiting_enrollment_are_positional() {
+        let entered = StoredDecision::encode(&trace(Decision::Entered {
+            trigger: Some("Signed Up".into()),
+        }));
+        let wait = StoredDecision::encode(&trace(Decision::Wait {
+            until_ms: 1_765_000_000_000,
+            reason: WaitReason::Duration {
+                duration_ms: 86_400_000,
+            },
+            passed: false,
+        }));
+        // Tag, key, step, variant, then the fields: no names, no JSON.
+        assert_eq!(entered.len(), 1 + 1 + 1 + 1 + 1 + 1 + "Signed Up".len());
+        assert!(wait.len() <= 20, "{} bytes", wait.len());
+    }
+
+    #[test]
+    fn an_unreadable_trace_entry_shows_no_decision() {
+        let view = StoredDecision::view(&row(vec![BINARY_TRACE_ENTRY, 0xff]), &Registry::default());
+        assert_eq!(view["decision"], Value::Null);
+        let view = StoredDecision::view(&row(b"not json".to_vec()), &Registry::default());
+        assert_eq!(view["decision"], Value::Null);
     }
 }
