@@ -937,7 +937,7 @@ impl State {
                     .iter()
                     .map(|history| {
                         json!({
-                            "journey": &*history.journey_id,
+                            "journey": &*history.journey_id.text(),
                             "entries": history.entries,
                             "last_entered_at": time(history.last_entered_at_ms),
                             "last_ended_at": history.last_ended_at_ms.get().map(time),
