@@ -12,6 +12,7 @@ use crate::effects::Effects;
 use crate::enrollment::Enrollment;
 use crate::event::{DeliveryResult, Event};
 use crate::ids::{EnrollmentId, JourneyKey};
+use crate::journey_name::JourneyName;
 use crate::runtime::{apply, Context, Evaluation, Input, LiveJourney};
 use serde_json::Value;
 use smallvec::SmallVec;
@@ -139,23 +140,25 @@ pub struct ProfileJourneys {
 impl ProfileJourneys {
     /// The entry history of a journey id.
     pub fn history_of(&self, journey_id: &str) -> Option<&EntryHistory> {
+        let name = JourneyName::lookup(journey_id)?;
         self.history
             .iter()
-            .find(|history| &*history.journey_id == journey_id)
+            .find(|history| history.journey_id == name)
     }
 
-    fn history_entry(&mut self, journey_id: &Arc<str>) -> &mut EntryHistory {
+    fn history_entry(&mut self, journey_id: &str) -> &mut EntryHistory {
+        let name = JourneyName::intern(journey_id);
         let position = match self
             .history
             .iter()
-            .position(|history| history.journey_id == *journey_id)
+            .position(|history| history.journey_id == name)
         {
             Some(position) => position,
             None => {
                 push_exact(
                     &mut self.history,
                     EntryHistory {
-                        journey_id: journey_id.clone(),
+                        journey_id: name,
                         entries: 0,
                         last_entered_at_ms: i64::MIN,
                         last_ended_at_ms: OptionalMs::NONE,
@@ -178,10 +181,11 @@ fn push_exact<T>(list: &mut Vec<T>, item: T) {
     list.push(item);
 }
 
-/// A profile's entries into one journey (40 bytes: millions of profiles keep a few each).
+/// A profile's entries into one journey (24 bytes: millions of profiles keep a few each). The
+/// journey id is interned ([`JourneyName`]) and written as its text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntryHistory {
-    pub journey_id: Arc<str>,
+    pub journey_id: JourneyName,
     pub entries: u32,
     pub last_entered_at_ms: i64,
     pub last_ended_at_ms: OptionalMs,
@@ -591,8 +595,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_history_fits_in_40_bytes_and_reads_its_older_form() {
-        assert_eq!(std::mem::size_of::<EntryHistory>(), 40);
+    fn an_entry_history_fits_in_24_bytes_and_reads_its_older_form() {
+        assert_eq!(std::mem::size_of::<EntryHistory>(), 24);
         let history = EntryHistory {
             journey_id: "welcome".into(),
             entries: 2,

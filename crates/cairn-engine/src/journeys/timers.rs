@@ -1,21 +1,24 @@
 //! Durable timers' in-memory index: what is due when, without scanning every enrollment.
 //!
 //! Timers are kept in buckets of one second (a `BTreeMap` from second to a vector of compact
-//! entries), so a waiting enrollment costs 16 bytes here however far away its timer is. Entries are
-//! never removed when a timer moves or is cleared: the entry is left behind and ignored when it comes
-//! due, because the owner (the enrollment, the audience membership) no longer has that time. Firing
-//! takes the due buckets and hands back entries whose time has come, in time order.
+//! entries), so a waiting enrollment costs 8 bytes here however far away its timer is: the profile's
+//! rank, the kind of owner and the millisecond. The owner (the enrollment, the audience membership)
+//! is found on the profile by its wake-up time when the timer fires. Entries are never removed when a
+//! timer moves or is cleared: the entry is left behind and ignored when it comes due, because no
+//! owner on the profile has that time any more. Firing takes the due buckets and hands back each due
+//! (instant, profile, kind) once, in time order.
 //!
 //! The index itself is not checkpointed: it is rebuilt at start from the checkpointed enrollments.
 
 use std::collections::BTreeMap;
 
-/// What a timer wakes: an enrollment, a profile's audience membership, or a profile's delayed
-/// messages (quiet hours, frequency caps).
+/// What a timer wakes on its profile: the enrollments, the audience memberships or the delayed
+/// messages (quiet hours, frequency caps) whose wake-up time is the timer's instant. The entry does
+/// not say which enrollment or audience: the owner is found on the profile by its wake-up time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Wake {
-    Enrollment(u64),
-    Audience(u32),
+    Enrollment,
+    Audience,
     Delivery,
 }
 
@@ -27,44 +30,33 @@ pub(crate) struct TimerEntry {
     pub wake: Wake,
 }
 
-/// The compact stored form: 16 bytes.
+/// The compact stored form, 8 bytes: the rank in the high 32 bits, the kind in bits 10–11 and the
+/// milliseconds into the bucket's second in bits 0–9.
 #[derive(Debug, Clone, Copy)]
-struct Packed {
-    /// Milliseconds into the bucket's second.
-    offset_ms: u16,
-    /// Tag in the top two bits: 00 enrollment (id below), 10 audience (index below), 01 delivery.
-    target: u64,
-    rank: u32,
-}
+struct Packed(u64);
 
-const AUDIENCE_TAG: u64 = 1 << 63;
-const DELIVERY_TAG: u64 = 1 << 62;
-const TAGS: u64 = AUDIENCE_TAG | DELIVERY_TAG;
+const OFFSET_BITS: u32 = 10;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 
 impl Packed {
     fn of(entry: TimerEntry) -> Packed {
-        Packed {
-            offset_ms: entry.at_ms.rem_euclid(1000) as u16,
-            target: match entry.wake {
-                Wake::Enrollment(id) => {
-                    debug_assert!(id & TAGS == 0, "enrollment ids stay below 2^62");
-                    id
-                }
-                Wake::Audience(audience) => AUDIENCE_TAG | u64::from(audience),
-                Wake::Delivery => DELIVERY_TAG,
-            },
-            rank: entry.rank,
-        }
+        let kind: u64 = match entry.wake {
+            Wake::Enrollment => 0,
+            Wake::Audience => 1,
+            Wake::Delivery => 2,
+        };
+        let offset = entry.at_ms.rem_euclid(1000) as u64;
+        Packed((u64::from(entry.rank) << 32) | (kind << OFFSET_BITS) | offset)
     }
 
     fn entry(self, second: i64) -> TimerEntry {
         TimerEntry {
-            at_ms: second * 1000 + i64::from(self.offset_ms),
-            rank: self.rank,
-            wake: match self.target & TAGS {
-                AUDIENCE_TAG => Wake::Audience((self.target & !TAGS) as u32),
-                DELIVERY_TAG => Wake::Delivery,
-                _ => Wake::Enrollment(self.target),
+            at_ms: second * 1000 + (self.0 & OFFSET_MASK) as i64,
+            rank: (self.0 >> 32) as u32,
+            wake: match (self.0 >> OFFSET_BITS) & 0b11 {
+                0 => Wake::Enrollment,
+                1 => Wake::Audience,
+                _ => Wake::Delivery,
             },
         }
     }
@@ -100,7 +92,8 @@ impl Timers {
     }
 
     /// Removes and returns every timer due at or before `now_ms` (or strictly before, when
-    /// `inclusive` is false), in time order; later timers of the same second stay.
+    /// `inclusive` is false), in time order, each (instant, profile, kind) once (the entry stands for
+    /// every owner on the profile with that wake-up time); later timers of the same second stay.
     pub(crate) fn take_due(&mut self, now_ms: i64, inclusive: bool) -> Vec<TimerEntry> {
         let is_due = |at_ms: i64| {
             if inclusive {
@@ -140,6 +133,7 @@ impl Timers {
             break;
         }
         due.sort_unstable();
+        due.dedup();
         due
     }
 }
@@ -149,12 +143,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn at(at_ms: i64, id: u64) -> TimerEntry {
+    fn at(at_ms: i64, rank: u32) -> TimerEntry {
         TimerEntry {
             at_ms,
-            rank: 1,
-            wake: Wake::Enrollment(id),
+            rank,
+            wake: Wake::Enrollment,
         }
+    }
+
+    #[test]
+    fn an_entry_is_8_bytes() {
+        assert_eq!(std::mem::size_of::<Packed>(), 8);
+        let entry = TimerEntry {
+            at_ms: -1_001,
+            rank: u32::MAX,
+            wake: Wake::Delivery,
+        };
+        assert_eq!(Packed::of(entry).entry(-2), entry);
     }
 
     #[test]
@@ -166,7 +171,7 @@ mod tests {
         timers.add(TimerEntry {
             at_ms: 3_000,
             rank: 9,
-            wake: Wake::Audience(4),
+            wake: Wake::Audience,
         });
         timers.add(TimerEntry {
             at_ms: 4_000,
@@ -180,12 +185,39 @@ mod tests {
             [1_000, 3_000, 4_000, 5_200]
         );
         assert_eq!(due[2].wake, Wake::Delivery);
-        assert_eq!(due[1].wake, Wake::Audience(4));
+        assert_eq!(due[1].wake, Wake::Audience);
         assert_eq!(due[1].rank, 9);
         assert_eq!(timers.len(), 1);
         assert!(timers.take_due(5_700, false).is_empty(), "strictly before");
         assert_eq!(timers.take_due(5_700, true), vec![at(5_700, 1)]);
         assert_eq!(timers.next_due_ms(), None);
+    }
+
+    #[test]
+    fn two_owners_of_one_profile_due_at_the_same_instant_come_back_once() {
+        let mut timers = Timers::default();
+        timers.add(at(2_500, 7));
+        timers.add(at(2_500, 7));
+        timers.add(at(2_500, 8));
+        timers.add(TimerEntry {
+            at_ms: 2_500,
+            rank: 7,
+            wake: Wake::Audience,
+        });
+        let due = timers.take_due(3_000, true);
+        assert_eq!(
+            due,
+            vec![
+                at(2_500, 7),
+                TimerEntry {
+                    at_ms: 2_500,
+                    rank: 7,
+                    wake: Wake::Audience,
+                },
+                at(2_500, 8),
+            ]
+        );
+        assert_eq!(timers.len(), 0);
     }
 
     proptest! {
@@ -196,8 +228,8 @@ mod tests {
             steps in proptest::collection::vec(0i64..5_000, 1..30),
         ) {
             let mut timers = Timers::default();
-            for (id, time) in times.iter().enumerate() {
-                timers.add(at(*time, id as u64));
+            for (rank, time) in times.iter().enumerate() {
+                timers.add(at(*time, rank as u32));
             }
             let mut now = -6_000;
             let mut fired = Vec::new();
@@ -207,15 +239,16 @@ mod tests {
                 prop_assert!(due.windows(2).all(|pair| pair[0] <= pair[1]));
                 for entry in due {
                     prop_assert!(entry.at_ms <= now);
+                    prop_assert_eq!(entry.at_ms, times[entry.rank as usize]);
                     fired.push(entry);
                 }
             }
             fired.extend(timers.take_due(i64::MAX / 2, true));
             prop_assert_eq!(fired.len(), times.len());
             prop_assert_eq!(timers.len(), 0);
-            let mut ids: Vec<u64> = fired.iter().map(|e| match e.wake { Wake::Enrollment(id) => id, Wake::Audience(_) | Wake::Delivery => u64::MAX }).collect();
-            ids.sort_unstable();
-            prop_assert_eq!(ids, (0..times.len() as u64).collect::<Vec<_>>());
+            let mut ranks: Vec<u32> = fired.iter().map(|e| e.rank).collect();
+            ranks.sort_unstable();
+            prop_assert_eq!(ranks, (0..times.len() as u32).collect::<Vec<_>>());
         }
     }
 }

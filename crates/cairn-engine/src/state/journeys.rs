@@ -501,36 +501,71 @@ impl State {
         }
     }
 
-    /// A due timer: its enrollment's wait is over, or an audience membership may have changed.
+    /// A due timer: the waits of the profile's enrollments with that wake-up time are over (in
+    /// enrollment id order), or the audience memberships with that time may have changed (in audience
+    /// order). An owner whose timer moved or ended since left the entry behind, and is not woken.
     fn fire(&mut self, entry: TimerEntry, now: i64) {
         let rank = self.survivor(entry.rank);
         match entry.wake {
-            Wake::Enrollment(id) => {
-                let current = self.record(rank).journey.as_ref().is_some_and(|state| {
-                    state.journeys.enrollments.iter().any(|enrollment| {
-                        enrollment.id.0 == id && enrollment.timer() == Some(entry.at_ms)
-                    })
-                });
-                // A timer that moved or whose enrollment ended left this entry behind.
-                if current {
-                    self.run_input(
-                        rank,
-                        ProfileInput::Timer {
-                            enrollment: EnrollmentId(id),
-                        },
-                        now,
-                    );
-                    self.settle(rank, now);
-                }
-            }
-            Wake::Audience(index) => {
-                let current = self
+            Wake::Enrollment => {
+                let mut due: Vec<u64> = self
                     .record(rank)
                     .journey
                     .as_ref()
-                    .is_some_and(|state| state.audience_timers.contains(&(index, entry.at_ms)));
-                if current {
-                    self.evaluate_audiences(rank, now, Some(index));
+                    .map(|state| {
+                        state
+                            .journeys
+                            .enrollments
+                            .iter()
+                            .filter(|enrollment| enrollment.timer() == Some(entry.at_ms))
+                            .map(|enrollment| enrollment.id.0)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                due.sort_unstable();
+                for id in due {
+                    // An earlier wake-up of this profile may have ended or moved this one.
+                    let current = self.record(rank).journey.as_ref().is_some_and(|state| {
+                        state.journeys.enrollments.iter().any(|enrollment| {
+                            enrollment.id.0 == id && enrollment.timer() == Some(entry.at_ms)
+                        })
+                    });
+                    if current {
+                        self.run_input(
+                            rank,
+                            ProfileInput::Timer {
+                                enrollment: EnrollmentId(id),
+                            },
+                            now,
+                        );
+                        self.settle(rank, now);
+                    }
+                }
+            }
+            Wake::Audience => {
+                let mut due: Vec<u32> = self
+                    .record(rank)
+                    .journey
+                    .as_ref()
+                    .map(|state| {
+                        state
+                            .audience_timers
+                            .iter()
+                            .filter(|(_, at_ms)| *at_ms == entry.at_ms)
+                            .map(|(index, _)| *index)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                due.sort_unstable();
+                due.dedup();
+                for index in due {
+                    let current =
+                        self.record(rank).journey.as_ref().is_some_and(|state| {
+                            state.audience_timers.contains(&(index, entry.at_ms))
+                        });
+                    if current {
+                        self.evaluate_audiences(rank, now, Some(index));
+                    }
                 }
             }
             Wake::Delivery => self.wake_delayed(rank, now),
@@ -728,7 +763,7 @@ impl State {
                 self.timers.add(TimerEntry {
                     at_ms,
                     rank,
-                    wake: Wake::Enrollment(change.enrollment.0),
+                    wake: Wake::Enrollment,
                 });
             }
         }
@@ -828,11 +863,11 @@ impl State {
         let Some(change) = self.audience_change(rank, &workspace, now, only) else {
             return false;
         };
-        for &(index, at_ms) in &change.new_timers {
+        for &(_, at_ms) in &change.new_timers {
             self.timers.add(TimerEntry {
                 at_ms,
                 rank,
-                wake: Wake::Audience(index),
+                wake: Wake::Audience,
             });
         }
         if let Some(registry) = self.registries.get_mut(&workspace) {
@@ -1032,7 +1067,7 @@ impl State {
                     .iter()
                     .map(|history| {
                         json!({
-                            "journey": &*history.journey_id,
+                            "journey": &*history.journey_id.text(),
                             "entries": history.entries,
                             "last_entered_at": time(history.last_entered_at_ms),
                             "last_ended_at": history.last_ended_at_ms.get().map(time),

@@ -389,15 +389,15 @@ impl State {
                     self.timers.add(TimerEntry {
                         at_ms,
                         rank: record.rank,
-                        wake: Wake::Enrollment(enrollment.id.0),
+                        wake: Wake::Enrollment,
                     });
                 }
             }
-            for &(audience, at_ms) in &state.audience_timers {
+            for &(_, at_ms) in &state.audience_timers {
                 self.timers.add(TimerEntry {
                     at_ms,
                     rank: record.rank,
-                    wake: Wake::Audience(audience),
+                    wake: Wake::Audience,
                 });
             }
             for delayed in &state.delayed {

@@ -459,3 +459,31 @@ steps:
     world.pass(Duration::days(8));
     assert!(members(&world).is_empty());
 }
+
+/// A journey that waits an hour after `Signed Up` and sends one email with template `template`.
+fn tip(id: &str, template: &str) -> String {
+    format!(
+        "id: {id}\nname: {id}\nentry:\n  event:\n    name: Signed Up\nstart: wait\nsteps:\n  \
+         - id: wait\n    type: wait\n    duration: 1h\n    next: tip\n  \
+         - id: tip\n    type: send\n    channel: email\n    template: {template}\n    next: done\n  \
+         - id: done\n    type: exit\n"
+    )
+}
+
+#[test]
+fn two_enrollments_of_one_profile_due_at_the_same_instant_each_fire_once() {
+    let mut world = World::start();
+    world.publish(&tip("tip-a", "a"));
+    world.publish(&tip("tip-b", "b"));
+    world.track("ann", "Signed Up", json!({}));
+    world.pass(Duration::minutes(59));
+    assert!(world.messages("ann").is_empty(), "not due yet");
+    world.pass(Duration::minutes(2));
+    let email = |template: &str| ("email".to_string(), template.to_string());
+    let mut sent = world.messages("ann");
+    sent.sort();
+    assert_eq!(sent, vec![email("a"), email("b")]);
+    world = world.restart();
+    world.pass(Duration::days(1));
+    assert_eq!(world.messages("ann").len(), 2, "no timer fires twice");
+}
