@@ -257,6 +257,25 @@ fn identify_traits_are_web_records_resolved_by_the_fuzzy_rules_on_the_ingest_pat
     assert_ne!(world.profile_id("w-6"), crm.profile_id);
 }
 
+/// Restarts `world` twice — after a crash (no checkpoint at shutdown: the log replays) and from a
+/// checkpoint — and asserts that the records and users land on the same profiles as before.
+fn same_after_replay_and_restore(
+    world: World,
+    options: fn() -> EngineOptions,
+    records: &[(&str, &str)],
+    users: &[&str],
+) -> World {
+    let before = identity_summary(&world, records, users);
+    let world = world.restart_with(EngineOptions {
+        checkpoint_on_shutdown: false,
+        ..options()
+    });
+    assert_eq!(identity_summary(&world, records, users), before, "replayed");
+    let world = world.restart_with(options());
+    assert_eq!(identity_summary(&world, records, users), before, "restored");
+    world
+}
+
 /// What a test compares across a restart: each record's unified id and profile, each user's
 /// profile, and those profiles' traits and identifiers.
 fn identity_summary(world: &World, records: &[(&str, &str)], users: &[&str]) -> Value {
@@ -398,22 +417,7 @@ fn an_unmerge_splits_the_engine_profile_and_the_split_off_side_starts_afresh() {
     // Checkpoint and restore, then a crash and a replay of the log: the same profiles.
     let records = [("crm", "c-1"), ("shop", "s-9")];
     let users = ["crm-jon", "shop-jon"];
-    let before = identity_summary(&world, &records, &users);
-    let world = world.restart_with(EngineOptions {
-        checkpoint_on_shutdown: false,
-        ..identity_options()
-    });
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "replayed"
-    );
-    let world = world.restart_with(identity_options());
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "restored"
-    );
+    same_after_replay_and_restore(world, identity_options, &records, &users);
 }
 
 #[test]
@@ -491,22 +495,7 @@ fn removing_the_record_that_bridged_two_people_splits_them_again_and_again() {
 
     let records = [("crm", "c-1"), ("shop", "s-1")];
     let users = ["crm-jon", "shop-jon"];
-    let before = identity_summary(&world, &records, &users);
-    let world = world.restart_with(EngineOptions {
-        checkpoint_on_shutdown: false,
-        ..identity_options()
-    });
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "replayed"
-    );
-    let world = world.restart_with(identity_options());
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "restored"
-    );
+    same_after_replay_and_restore(world, identity_options, &records, &users);
 }
 
 #[test]
@@ -586,22 +575,7 @@ fn a_removed_record_takes_the_attributes_only_it_gave_off_its_profile() {
 
     let records = [("shop", "s-9")];
     let users = ["crm-jon", "shop-jon", "crm-maria"];
-    let before = identity_summary(&world, &records, &users);
-    let world = world.restart_with(EngineOptions {
-        checkpoint_on_shutdown: false,
-        ..identity_options()
-    });
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "replayed"
-    );
-    let world = world.restart_with(identity_options());
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "restored"
-    );
+    same_after_replay_and_restore(world, identity_options, &records, &users);
 }
 
 /// The test rules with phones watched for hubs: a phone held by more than two records is one.
@@ -693,22 +667,7 @@ fn a_phone_that_becomes_a_hub_splits_the_profile_it_held_together() {
     // The same profiles after a replay of the log and after a restore from the checkpoint.
     let records = [("crm", "c-1"), ("shop", "s-9"), ("shop", "s-20")];
     let users = ["crm-jon", "shop-jon", "shop-maria"];
-    let before = identity_summary(&world, &records, &users);
-    let world = world.restart_with(EngineOptions {
-        checkpoint_on_shutdown: false,
-        ..options_with_phone_hubs()
-    });
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "replayed"
-    );
-    let world = world.restart_with(options_with_phone_hubs());
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "restored"
-    );
+    same_after_replay_and_restore(world, options_with_phone_hubs, &records, &users);
 }
 
 /// The test rules with one more rule (a changed file: its fingerprint differs).
@@ -876,24 +835,9 @@ fn a_rule_change_through_the_log_merges_and_splits_profiles_and_stays_until_the_
         ("shop", "s-4"),
     ];
     let users = ["crm-jon", "shop-jon", "crm-bob", "shop-bob"];
-    let before = identity_summary(&world, &records, &users);
     // A crash: the log replays the rule change; then a restart from the checkpoint: the rules set
     // through the log stay in force while the file is unchanged.
-    let world = world.restart_with(EngineOptions {
-        checkpoint_on_shutdown: false,
-        ..identity_options()
-    });
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "replayed"
-    );
-    let world = world.restart_with(identity_options());
-    assert_eq!(
-        identity_summary(&world, &records, &users),
-        before,
-        "restored"
-    );
+    let world = same_after_replay_and_restore(world, identity_options, &records, &users);
     let rules = world.engine.reader().identity_rules(&ws()).expect("rules");
     assert_eq!(rules["rule"][0]["name"], "email", "{rules}");
 
