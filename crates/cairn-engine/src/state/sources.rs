@@ -826,8 +826,7 @@ impl State {
             &after.into_iter().collect(),
         );
         let profiles_before = self.profiles.len();
-        let merged_before = self.merged_profiles();
-        self.follow_merges(sources, &merges, now);
+        let profiles_merged = self.follow_merges(sources, &merges, now);
         self.follow_splits(sources, &splits, now);
         let mut gone: Vec<UnifiedId> = sources
             .cluster_profile
@@ -863,21 +862,10 @@ impl State {
                 "profiles_created".into(),
                 Value::from(self.profiles.len() - profiles_before),
             );
-            summary.insert(
-                "profiles_merged".into(),
-                Value::from(self.merged_profiles() - merged_before),
-            );
+            summary.insert("profiles_merged".into(), Value::from(profiles_merged));
         }
         progress.finished();
         summary
-    }
-
-    /// How many profiles merged into another.
-    fn merged_profiles(&self) -> usize {
-        self.profiles
-            .iter()
-            .filter(|record| record.merged_into.is_some())
-            .count()
     }
 
     /// The workspace's active ruleset (sources, rules, protection, reconciliation).
@@ -897,8 +885,15 @@ impl State {
         self.follow_splits(sources, &resolution.split, now);
     }
 
-    /// Rule 2: clusters the resolver merged merge their profiles.
-    fn follow_merges(&mut self, sources: &mut WorkspaceSources, merges: &[Merge], now: i64) {
+    /// Rule 2: clusters the resolver merged merge their profiles. Returns how many profiles merged
+    /// into another.
+    fn follow_merges(
+        &mut self,
+        sources: &mut WorkspaceSources,
+        merges: &[Merge],
+        now: i64,
+    ) -> usize {
+        let mut merged = 0;
         for merge in merges {
             let from = sources
                 .unassign(&merge.from)
@@ -912,11 +907,13 @@ impl State {
                     let (survivor, loser) = (from.min(into), from.max(into));
                     self.merge(loser, survivor, now);
                     sources.assign(&merge.into, survivor);
+                    merged += 1;
                 }
                 (Some(from), None) => sources.assign(&merge.into, from),
                 _ => {}
             }
         }
+        merged
     }
 
     /// Rule 5: a cluster the resolver split splits its profile. Per split cluster (`from`): the

@@ -761,30 +761,7 @@ fn email_only_rules() -> Value {
 #[test]
 fn a_rule_change_through_the_log_merges_and_splits_profiles_and_stays_until_the_file_changes() {
     let world = World::start_with(identity_options());
-    for (source, id, fields) in [
-        (
-            "crm",
-            "c-1",
-            json!({"first": "Jonathan", "mobile": "07911 123456", "login": "crm-jon"}),
-        ),
-        (
-            "shop",
-            "s-9",
-            json!({"given": "Jonathon", "phone": "+44 7911 123456", "account": "shop-jon"}),
-        ),
-        (
-            "crm",
-            "c-3",
-            json!({"first": "Robert", "email": "bob@example.com", "login": "crm-bob"}),
-        ),
-        (
-            "shop",
-            "s-3",
-            json!({"given": "Bob", "mail": "Bob@Example.com", "account": "shop-bob"}),
-        ),
-    ] {
-        upsert(&world, source, id, fields);
-    }
+    four_records(&world);
     let jon = world.profile_id("crm-jon");
     let bob = world.profile_id("crm-bob");
     assert_eq!(world.profile_id("shop-jon"), jon, "fuzzy name + phone");
