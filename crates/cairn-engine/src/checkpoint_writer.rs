@@ -8,8 +8,9 @@
 //! ([`crate::state::State::finish_checkpoint`]), and hands the copy over; one copy is in flight at
 //! a time ([`crate::progress::Progress`] says which). Once
 //! the store committed it, the writer has the state forget what was written (the copied prefixes of
-//! each profile's pending timeline, traces and outbox); if the store failed, it marks everything
-//! the copy held dirty again, so the next checkpoint writes it.
+//! each profile's pending timeline, traces and outbox), a few thousand profiles per hold of the
+//! lock, freeing the emptied buffers after each; if the store failed, it marks everything the copy
+//! held dirty again, so the next checkpoint writes it.
 
 use crate::metrics::Metrics;
 use crate::progress::Progress;
@@ -20,6 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Profiles whose written pending lists are forgotten under one hold of the state's lock.
+const FORGET_PART_PROFILES: usize = 5_000;
 
 /// A copy to write, and the checkpoint requests it answers.
 pub(crate) struct Job {
@@ -139,7 +143,10 @@ impl Writer {
         let profiles = copy.checkpoint.profiles.len();
         match self.store.checkpoint(&copy.checkpoint) {
             Ok(()) => {
-                self.state.write().checkpoint_committed(&copy);
+                for part in copy.written().chunks(FORGET_PART_PROFILES) {
+                    let released = self.state.write().forget_written(part);
+                    drop(released);
+                }
                 self.committed.store(applied_seq, Ordering::Release);
                 self.metrics.checkpoints.inc();
                 self.metrics

@@ -25,6 +25,7 @@ pub mod local_time;
 pub mod merge;
 pub mod orchestrate;
 pub mod parse;
+pub mod profile_journeys;
 pub mod profile_path;
 pub mod random_split;
 pub mod runtime;

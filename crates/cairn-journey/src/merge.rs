@@ -4,7 +4,8 @@
 //! Rule: for each journey (by journey id, across versions) in which both profiles are enrolled, the
 //! enrollment that entered first survives (ties: the lower enrollment id) and the other ends with
 //! `merged`. Journeys with `concurrent` re-entry keep both. Enrollment ids do not change, so message
-//! ids (derived from them) do not either: nothing already sent is sent again. Entry histories add up.
+//! ids (derived from them) do not either: nothing already sent is sent again. Entry histories add up
+//! (the enrollment that ended counts as an entry that ended).
 
 use crate::compiled::ReEntryRule;
 use crate::effects::{Effects, EndDetail};
@@ -25,6 +26,7 @@ pub fn merge_profiles(
         |key| -> Option<Arc<str>> { journeys.get(key).map(|live| live.journey.id.clone()) };
     for mut incoming in absorbed.enrollments {
         if !incoming.is_active() {
+            survivor.record_ended(journeys, &incoming, now_ms);
             continue;
         }
         let incoming_id = journey_id_of(incoming.journey);
@@ -43,18 +45,16 @@ pub fn merge_profiles(
             })
             .flatten();
         match rival {
-            None => survivor.enrollments.push(incoming),
+            None => survivor.add_enrollment(incoming),
             Some(position) => {
                 let existing = &mut survivor.enrollments[position];
                 let incoming_first =
                     (incoming.entered_at_ms, incoming.id) < (existing.entered_at_ms, existing.id);
-                let (loser, winner_id) = if incoming_first {
-                    let winner_id = incoming.id;
+                if incoming_first {
                     std::mem::swap(existing, &mut incoming);
-                    (&mut incoming, winner_id)
-                } else {
-                    (&mut incoming, existing.id)
-                };
+                }
+                let winner_id = existing.id;
+                let loser = &mut incoming;
                 if let Some(live) = journeys.get(loser.journey) {
                     end_enrollment(
                         live,
@@ -65,22 +65,9 @@ pub fn merge_profiles(
                         effects,
                     );
                 }
+                survivor.record_ended(journeys, loser, now_ms);
             }
         }
     }
-    for history in absorbed.history {
-        match survivor
-            .history
-            .iter_mut()
-            .find(|existing| existing.journey_id == history.journey_id)
-        {
-            Some(existing) => {
-                existing.entries = existing.entries.saturating_add(history.entries);
-                existing.last_entered_at_ms =
-                    existing.last_entered_at_ms.max(history.last_entered_at_ms);
-                existing.last_ended_at_ms = existing.last_ended_at_ms.max(history.last_ended_at_ms);
-            }
-            None => survivor.history.push(history),
-        }
-    }
+    survivor.absorb_history(absorbed.history);
 }

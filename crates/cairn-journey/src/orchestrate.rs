@@ -12,12 +12,13 @@ use crate::effects::Effects;
 use crate::enrollment::Enrollment;
 use crate::event::{DeliveryResult, Event};
 use crate::ids::{EnrollmentId, JourneyKey};
-use crate::journey_name::JourneyName;
 use crate::runtime::{apply, Context, Evaluation, Input, LiveJourney};
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+pub use crate::profile_journeys::{EntryHistory, OptionalMs, ProfileJourneys};
 
 /// The published journeys with the indexes that route inputs to them.
 #[derive(Debug, Clone, Default)]
@@ -125,102 +126,6 @@ impl JourneySet {
             .flatten()
             .chain(self.on_any_event.iter())
             .copied()
-    }
-}
-
-/// One profile's journey state: active enrollments and the entry history for re-entry rules.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ProfileJourneys {
-    /// Active (waiting or held) enrollments; ended ones are removed by [`handle`].
-    pub enrollments: Vec<Enrollment>,
-    /// Per journey id (across versions).
-    pub history: Vec<EntryHistory>,
-}
-
-impl ProfileJourneys {
-    /// The entry history of a journey id.
-    pub fn history_of(&self, journey_id: &str) -> Option<&EntryHistory> {
-        let name = JourneyName::lookup(journey_id)?;
-        self.history
-            .iter()
-            .find(|history| history.journey_id == name)
-    }
-
-    fn history_entry(&mut self, journey_id: &str) -> &mut EntryHistory {
-        let name = JourneyName::intern(journey_id);
-        let position = match self
-            .history
-            .iter()
-            .position(|history| history.journey_id == name)
-        {
-            Some(position) => position,
-            None => {
-                push_exact(
-                    &mut self.history,
-                    EntryHistory {
-                        journey_id: name,
-                        entries: 0,
-                        last_entered_at_ms: i64::MIN,
-                        last_ended_at_ms: OptionalMs::NONE,
-                    },
-                );
-                self.history.len() - 1
-            }
-        };
-        &mut self.history[position]
-    }
-}
-
-/// Pushes with room for exactly one more item when full: a profile's lists stay short (a few
-/// enrollments, one history entry per journey), and millions of profiles each keeping room for
-/// four would cost more than the items.
-fn push_exact<T>(list: &mut Vec<T>, item: T) {
-    if list.len() == list.capacity() {
-        list.reserve_exact(1);
-    }
-    list.push(item);
-}
-
-/// A profile's entries into one journey (24 bytes: millions of profiles keep a few each). The
-/// journey id is interned ([`JourneyName`]) and written as its text.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EntryHistory {
-    pub journey_id: JourneyName,
-    pub entries: u32,
-    pub last_entered_at_ms: i64,
-    pub last_ended_at_ms: OptionalMs,
-}
-
-/// An optional instant (ms) in 8 bytes where `Option<i64>` takes 16: `i64::MIN` stands for none,
-/// so it orders like the `Option` (none first). Written as an optional number, as the `Option` was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OptionalMs(i64);
-
-impl OptionalMs {
-    /// No instant.
-    pub const NONE: OptionalMs = OptionalMs(i64::MIN);
-
-    /// The instant, if any.
-    pub fn get(self) -> Option<i64> {
-        (self != OptionalMs::NONE).then_some(self.0)
-    }
-}
-
-impl From<Option<i64>> for OptionalMs {
-    fn from(instant: Option<i64>) -> OptionalMs {
-        instant.map_or(OptionalMs::NONE, OptionalMs)
-    }
-}
-
-impl serde::Serialize for OptionalMs {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.get().serialize(serializer)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for OptionalMs {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Option::<i64>::deserialize(deserializer).map(OptionalMs::from)
     }
 }
 
@@ -471,27 +376,21 @@ fn check_profile_criteria(
     }
 }
 
-/// Removes ended enrollments, noting when each journey was last left.
+/// Removes ended enrollments, folding each into its journey's entry history.
 fn retire_ended(journeys: &JourneySet, profile: &mut ProfileJourneys, now_ms: i64) {
     if profile.enrollments.iter().all(Enrollment::is_active) {
         return;
     }
-    let mut ended_journeys: SmallVec<[Arc<str>; 2]> = SmallVec::new();
-    profile.enrollments.retain(|enrollment| {
-        if enrollment.is_active() {
-            return true;
-        }
-        if let Some(live) = journeys.get(enrollment.journey) {
-            ended_journeys.push(live.journey.id.clone());
-        }
-        false
-    });
+    let ended: SmallVec<[Enrollment; 2]> = profile
+        .enrollments
+        .extract_if(.., |enrollment| !enrollment.is_active())
+        .collect();
     if profile.enrollments.is_empty() {
         // Give the buffer back: most profiles spend most of their time in no journey.
         profile.enrollments = Vec::new();
     }
-    for journey_id in ended_journeys {
-        profile.history_entry(&journey_id).last_ended_at_ms = Some(now_ms).into();
+    for enrollment in &ended {
+        profile.record_ended(journeys, enrollment, now_ms);
     }
 }
 
@@ -539,7 +438,7 @@ pub fn try_enter(
                     other.journey.id == journey.id
                 })
     });
-    let history = profile.history_of(&journey.id);
+    let history = profile.history_of(journeys, &journey.id);
     match journey.re_entry {
         ReEntryRule::Once if history.is_some_and(|history| history.entries > 0) => {
             return Err(EntryRefusal::AlreadyEntered);
@@ -579,63 +478,10 @@ pub fn try_enter(
         context,
         effects,
     );
-    let history = profile.history_entry(&journey.id);
-    history.entries = history.entries.saturating_add(1);
-    history.last_entered_at_ms = now;
     if enrollment.is_active() {
-        push_exact(&mut profile.enrollments, enrollment);
+        profile.add_enrollment(enrollment);
     } else {
-        history.last_ended_at_ms = Some(now).into();
+        profile.record_ended(journeys, &enrollment, now);
     }
     Ok(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_entry_history_fits_in_24_bytes_and_reads_its_older_form() {
-        assert_eq!(std::mem::size_of::<EntryHistory>(), 24);
-        let history = EntryHistory {
-            journey_id: "welcome".into(),
-            entries: 2,
-            last_entered_at_ms: 5,
-            last_ended_at_ms: OptionalMs::NONE,
-        };
-        let text = serde_json::to_string(&history).expect("json");
-        assert_eq!(
-            text,
-            r#"{"journey_id":"welcome","entries":2,"last_entered_at_ms":5,"last_ended_at_ms":null}"#
-        );
-        assert_eq!(
-            serde_json::from_str::<EntryHistory>(&text).ok(),
-            Some(history.clone())
-        );
-        let ended = EntryHistory {
-            last_ended_at_ms: Some(9).into(),
-            ..history
-        };
-        let text = serde_json::to_string(&ended).expect("json");
-        assert!(text.ends_with(r#""last_ended_at_ms":9}"#), "{text}");
-        assert_eq!(
-            serde_json::from_str::<EntryHistory>(&text).ok(),
-            Some(ended)
-        );
-        // Ordered like the Option it replaced: none first.
-        assert!(OptionalMs::NONE < OptionalMs::from(Some(i64::MIN + 1)));
-        assert_eq!(
-            OptionalMs::from(Some(3)).max(OptionalMs::NONE).get(),
-            Some(3)
-        );
-    }
-
-    #[test]
-    fn lists_grow_by_exactly_one() {
-        let mut list: Vec<u64> = Vec::new();
-        for item in 0..5 {
-            push_exact(&mut list, item);
-            assert_eq!(list.capacity(), list.len());
-        }
-    }
 }

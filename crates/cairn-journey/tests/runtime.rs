@@ -759,6 +759,61 @@ fn re_entry_rules_while_enrolled_and_after() {
 }
 
 #[test]
+fn a_waiting_enrollment_is_its_own_entry_record_until_it_ends() {
+    let mut harness = Harness::new(goal_journey("concurrent"), json!({}));
+    harness.event("2025-01-01T10:00:00Z", "Start", json!({}));
+    harness.event("2025-01-01T11:00:00Z", "Start", json!({}));
+    // Two waiting and no stored record (waiting costs no history), yet both count as entries.
+    assert!(harness.state.history.is_empty());
+    let entry_view = |harness: &Harness| {
+        harness
+            .state
+            .history_of(&harness.journeys, "j")
+            .map(|history| {
+                (
+                    history.entries,
+                    history.last_entered_at_ms,
+                    history.last_ended_at_ms.get(),
+                )
+            })
+    };
+    assert_eq!(
+        entry_view(&harness),
+        Some((2, ms("2025-01-01T11:00:00Z"), None))
+    );
+    assert_eq!(harness.state.history_of(&harness.journeys, "other"), None);
+    // The first one's wait ends, it sends and exits: it is folded into the stored record.
+    harness.next_timer();
+    assert_eq!(harness.state.enrollments.len(), 1);
+    assert_eq!(harness.state.history.len(), 1);
+    assert_eq!(harness.state.history[0].entries, 1);
+    let ended_at = ms("2025-01-02T10:00:00Z");
+    assert_eq!(
+        entry_view(&harness),
+        Some((2, ms("2025-01-01T11:00:00Z"), Some(ended_at)))
+    );
+    assert_eq!(harness.state.histories(&harness.journeys).len(), 1);
+    // A checkpoint from before counted the waiting enrollment in the record from its entry; once
+    // converted it reads the same.
+    let mut older = harness.state.clone();
+    older.history[0].entries = 2;
+    older.history[0].last_entered_at_ms = ms("2025-01-01T11:00:00Z");
+    older.uncount_enrollments(&harness.journeys);
+    assert_eq!(
+        older.histories(&harness.journeys),
+        harness.state.histories(&harness.journeys)
+    );
+    // A record left with no entries goes.
+    let mut waiting_only = ProfileJourneys {
+        enrollments: harness.state.enrollments.clone(),
+        history: vec![harness.state.history[0]],
+    };
+    waiting_only.history[0].entries = 1;
+    waiting_only.uncount_enrollments(&harness.journeys);
+    assert!(waiting_only.history.is_empty());
+}
+
+#[test]
 fn a_profile_merge_keeps_the_earlier_enrollment_and_never_resends() {
     let compiled = journey(
         "id: j\nname: J\nentry: {event: {name: Start}}\nstart: s\nsteps:\n  - {id: s, type: send, channel: email, template: first, next: w}\n  - {id: w, type: wait, duration: 1d, next: t}\n  - {id: t, type: send, channel: email, template: second, next: x}\n  - {id: x, type: exit}\n",
@@ -786,7 +841,14 @@ fn a_profile_merge_keeps_the_earlier_enrollment_and_never_resends() {
         EndDetail::MergedInto(older_entry.entered[0].enrollment)
     );
     assert_eq!(older.state.enrollments.len(), 1);
-    assert_eq!(older.state.history[0].entries, 2);
+    assert_eq!(older.state.history[0].entries, 1, "the entry that ended");
+    assert_eq!(
+        older
+            .state
+            .history_of(&older.journeys, "j")
+            .map(|history| history.entries),
+        Some(2)
+    );
     // The survivor continues with its own ids: its second message is new, its first is never re-sent.
     let (_, next) = older.next_timer();
     assert_eq!(

@@ -1057,25 +1057,25 @@ impl State {
 
     /// A profile's entry history per journey id: (journey, entries, last entered, last ended).
     pub(crate) fn entry_history_of(&self, rank: u32) -> Vec<Value> {
-        self.record(rank)
-            .journey
-            .as_ref()
-            .map(|state| {
-                state
-                    .journeys
-                    .history
-                    .iter()
-                    .map(|history| {
-                        json!({
-                            "journey": &*history.journey_id.text(),
-                            "entries": history.entries,
-                            "last_entered_at": time(history.last_entered_at_ms),
-                            "last_ended_at": history.last_ended_at_ms.get().map(time),
-                        })
-                    })
-                    .collect()
+        let record = self.record(rank);
+        let (Some(state), Some(registry)) =
+            (&record.journey, self.registries.get(&record.workspace))
+        else {
+            return Vec::new();
+        };
+        state
+            .journeys
+            .histories(&registry.live)
+            .iter()
+            .map(|history| {
+                json!({
+                    "journey": &*history.journey_id.text(),
+                    "entries": history.entries,
+                    "last_entered_at": time(history.last_entered_at_ms),
+                    "last_ended_at": history.last_ended_at_ms.get().map(time),
+                })
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// Pending (not yet checkpointed) traces of the ranks in a journey.

@@ -146,11 +146,23 @@ impl ProfileRecord {
 
 /// The first byte of a journey state in a checkpoint: the postcard form (binary, varint integers;
 /// the few fields only JSON can read back are carried as JSON text, see
-/// [`cairn_journey::json_text`]).
-const BINARY_JOURNEY_STATE: u8 = 0x02;
-/// The first byte of an LZ4-compressed JSON journey state (older checkpoints; the oldest hold the
-/// plain JSON, which starts with `{`).
-const COMPRESSED_JOURNEY_STATE: u8 = 0x01;
+/// [`cairn_journey::json_text`]), with an entry history of ended entries only.
+const BINARY_JOURNEY_STATE: u8 = 0x03;
+/// The first byte of the LZ4-compressed JSON form, written should postcard refuse a value.
+const COMPRESSED_JOURNEY_STATE: u8 = 0x04;
+/// Older checkpoints' binary form, whose entry history counted enrollments from their entry.
+const COUNTING_BINARY_JOURNEY_STATE: u8 = 0x02;
+/// Older checkpoints' compressed JSON form, counting likewise (the oldest hold plain JSON, which
+/// starts with `{`).
+const COUNTING_COMPRESSED_JOURNEY_STATE: u8 = 0x01;
+
+/// Whether a checkpointed entry history counted the enrollments too (see
+/// [`cairn_journey::profile_journeys`]): such a history is converted once the journeys are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HistoryForm {
+    EndedOnly,
+    CountsEnrollments,
+}
 
 /// A profile's journey state as checkpointed: [`BINARY_JOURNEY_STATE`], then postcard. Should
 /// postcard refuse a value, the compressed JSON form is written instead (it reads back the same).
@@ -163,7 +175,7 @@ fn encode_journey_state(state: &ProfileJourneyState) -> Vec<u8> {
     })
 }
 
-/// The older checkpoint form: [`COMPRESSED_JOURNEY_STATE`], then LZ4-compressed JSON.
+/// The compressed form: [`COMPRESSED_JOURNEY_STATE`], then LZ4-compressed JSON.
 fn encode_journey_state_json(state: &ProfileJourneyState) -> Vec<u8> {
     let json = serde_json::to_vec(state).unwrap_or_default();
     let mut bytes = vec![COMPRESSED_JOURNEY_STATE];
@@ -171,32 +183,83 @@ fn encode_journey_state_json(state: &ProfileJourneyState) -> Vec<u8> {
     bytes
 }
 
-/// Reads a checkpointed journey state: binary, or (from older checkpoints) compressed or plain JSON.
-fn decode_journey_state(bytes: &[u8]) -> Result<ProfileJourneyState, String> {
+/// Reads a checkpointed journey state in any form it was ever written in, and says which history
+/// form it holds.
+fn decode_journey_state(bytes: &[u8]) -> Result<(ProfileJourneyState, HistoryForm), String> {
+    let binary = |bytes| postcard::from_bytes(bytes).map_err(|error| error.to_string());
+    let compressed = |bytes| {
+        let json = lz4_flex::decompress_size_prepended(bytes).map_err(|error| error.to_string())?;
+        serde_json::from_slice(&json).map_err(|error| error.to_string())
+    };
     match bytes.split_first() {
-        Some((&BINARY_JOURNEY_STATE, binary)) => {
-            postcard::from_bytes(binary).map_err(|error| error.to_string())
+        Some((&BINARY_JOURNEY_STATE, rest)) => Ok((binary(rest)?, HistoryForm::EndedOnly)),
+        Some((&COMPRESSED_JOURNEY_STATE, rest)) => Ok((compressed(rest)?, HistoryForm::EndedOnly)),
+        Some((&COUNTING_BINARY_JOURNEY_STATE, rest)) => {
+            Ok((binary(rest)?, HistoryForm::CountsEnrollments))
         }
-        Some((&COMPRESSED_JOURNEY_STATE, compressed)) => {
-            let json = lz4_flex::decompress_size_prepended(compressed)
-                .map_err(|error| error.to_string())?;
-            serde_json::from_slice(&json).map_err(|error| error.to_string())
+        Some((&COUNTING_COMPRESSED_JOURNEY_STATE, rest)) => {
+            Ok((compressed(rest)?, HistoryForm::CountsEnrollments))
         }
-        _ => serde_json::from_slice(bytes).map_err(|error| error.to_string()),
+        _ => serde_json::from_slice(bytes)
+            .map(|state| (state, HistoryForm::CountsEnrollments))
+            .map_err(|error| error.to_string()),
     }
 }
 
+/// A checkpointed journey state rewritten as the older writer kept it: binary, with each enrollment
+/// counted in its journey's history record from its entry (all of them in `journey_id`).
+#[cfg(test)]
+pub(crate) fn as_counting_checkpoint(extra: &[u8], journey_id: &str) -> Vec<u8> {
+    let (mut state, _) = decode_journey_state(extra).expect("a journey state");
+    for enrollment in state.journeys.enrollments.clone() {
+        let name = cairn_journey::JourneyName::intern(journey_id);
+        match state
+            .journeys
+            .history
+            .iter_mut()
+            .find(|history| history.journey_id == name)
+        {
+            Some(history) => {
+                history.entries += 1;
+                history.last_entered_at_ms =
+                    history.last_entered_at_ms.max(enrollment.entered_at_ms);
+            }
+            None => state
+                .journeys
+                .history
+                .push(cairn_journey::orchestrate::EntryHistory {
+                    journey_id: name,
+                    entries: 1,
+                    last_entered_at_ms: enrollment.entered_at_ms,
+                    last_ended_at_ms: cairn_journey::orchestrate::OptionalMs::NONE,
+                }),
+        }
+    }
+    postcard::to_extend(&state, vec![COUNTING_BINARY_JOURNEY_STATE]).expect("postcard")
+}
+
 /// Removes the first `count` items (at most all) of a pending list and returns how many went; an
-/// emptied list gives its buffer back, so a million profiles do not each keep room for the last
-/// checkpoint's entries.
-fn forget_prefix<T>(list: &mut Vec<T>, count: usize) -> usize {
+/// emptied list gives its buffer back (into `released`, to be freed off the state's lock), so a
+/// million profiles do not each keep room for the last checkpoint's entries.
+fn forget_prefix<T>(list: &mut Vec<T>, count: usize, released: &mut Vec<Vec<T>>) -> usize {
     let count = count.min(list.len());
     if count == list.len() {
-        *list = Vec::new();
+        if list.capacity() > 0 {
+            released.push(std::mem::take(list));
+        }
     } else {
         list.drain(..count);
     }
     count
+}
+
+/// Buffers a committed checkpoint emptied, taken out under the state's lock and freed after it
+/// (a checkpoint can empty millions).
+#[derive(Default)]
+pub(crate) struct Released {
+    timelines: Vec<Vec<(i64, u64)>>,
+    traces: Vec<Vec<TraceRow>>,
+    outbox: Vec<Vec<OutboxRow>>,
 }
 
 /// Per workspace: which profile an identifier or an id points to.
@@ -234,9 +297,26 @@ pub(crate) struct Applied {
 #[derive(Default)]
 pub(crate) struct CheckpointCopy {
     pub checkpoint: Checkpoint,
-    /// Per profile: how many of its pending timeline entries, traces and outbox messages are in
-    /// the copy (a profile copied again in a later round adds only what came since).
-    copied: HashMap<u32, (usize, usize, usize)>,
+    /// Per profile: how much of its pending lists is in the copy (a profile copied again in a later
+    /// round adds only what came since).
+    copied: HashMap<u32, Written>,
+}
+
+/// How many of a profile's pending timeline entries, traces and outbox messages a copy holds.
+pub(crate) type Written = (usize, usize, usize);
+
+impl CheckpointCopy {
+    /// What the copy holds of each profile's pending lists, in rank order (the order profiles lie
+    /// in memory).
+    pub(crate) fn written(&self) -> Vec<(u32, Written)> {
+        let mut written: Vec<(u32, Written)> = self
+            .copied
+            .iter()
+            .map(|(&rank, &counts)| (rank, counts))
+            .collect();
+        written.sort_unstable_by_key(|&(rank, _)| rank);
+        written
+    }
 }
 
 /// Names of the engine-wide counters in checkpoints.
@@ -355,9 +435,14 @@ impl State {
         let journey = if row.extra.is_empty() {
             None
         } else {
-            Some(Box::new(decode_journey_state(&row.extra).map_err(
-                |error| corrupt(format!("profile {} journeys: {error}", row.id)),
-            )?))
+            let (mut state, form) = decode_journey_state(&row.extra)
+                .map_err(|error| corrupt(format!("profile {} journeys: {error}", row.id)))?;
+            if form == HistoryForm::CountsEnrollments {
+                if let Some(registry) = self.registries.get(&row.workspace) {
+                    state.journeys.uncount_enrollments(&registry.live);
+                }
+            }
+            Some(Box::new(state))
         };
         self.profiles.push(ProfileRecord {
             rank: row.rank,
@@ -602,20 +687,27 @@ impl State {
         !self.dirty.is_empty() || self.sources.values().any(|sources| sources.is_dirty())
     }
 
-    /// The store committed `copy`: forget what it wrote. What was applied after the copy was taken
-    /// is kept: only the copied prefix of each pending list goes (a merge since moves an absorbed
-    /// profile's pending traces and messages onto the survivor, where a later checkpoint writes them
-    /// again — the store ignores or replaces rows it has).
-    pub(crate) fn checkpoint_committed(&mut self, copy: &CheckpointCopy) {
-        for (&rank, &(entries, traces, outbox)) in &copy.copied {
+    /// The store committed `copy`: forget what it wrote, a part at a time ([`CheckpointCopy::written`]
+    /// in slices), so the applier never waits long for the lock. What was applied after the copy was
+    /// taken is kept: only the copied prefix of each pending list goes (a merge since moves an
+    /// absorbed profile's pending traces and messages onto the survivor, where a later checkpoint
+    /// writes them again — the store ignores or replaces rows it has).
+    pub(crate) fn forget_written(&mut self, part: &[(u32, Written)]) -> Released {
+        let mut released = Released::default();
+        for &(rank, (entries, traces, outbox)) in part {
             let record = self.record_mut(rank);
-            let entries = forget_prefix(&mut record.pending_timeline, entries);
+            let entries = forget_prefix(
+                &mut record.pending_timeline,
+                entries,
+                &mut released.timelines,
+            );
             if let Some(state) = &mut record.journey {
-                forget_prefix(&mut state.pending_traces, traces);
-                forget_prefix(&mut state.pending_outbox, outbox);
+                forget_prefix(&mut state.pending_traces, traces, &mut released.traces);
+                forget_prefix(&mut state.pending_outbox, outbox, &mut released.outbox);
             }
             self.pending_timeline -= entries;
         }
+        released
     }
 
     /// The store did not commit `copy`: everything it held is written by the next checkpoint.
@@ -667,16 +759,33 @@ mod journey_state_tests {
 
     #[test]
     fn journey_states_are_checkpointed_binary_and_older_forms_still_read() {
+        use HistoryForm::{CountsEnrollments, EndedOnly};
         for state in [ProfileJourneyState::default(), filled()] {
             let bytes = encode_journey_state(&state);
             assert_eq!(bytes[0], BINARY_JOURNEY_STATE);
-            assert_eq!(decode_journey_state(&bytes), Ok(state.clone()));
+            assert_eq!(decode_journey_state(&bytes), Ok((state.clone(), EndedOnly)));
             let compressed = encode_journey_state_json(&state);
             assert_eq!(compressed[0], COMPRESSED_JOURNEY_STATE);
             assert!(compressed.len() > bytes.len(), "the binary form is smaller");
-            assert_eq!(decode_journey_state(&compressed), Ok(state.clone()));
+            assert_eq!(
+                decode_journey_state(&compressed),
+                Ok((state.clone(), EndedOnly))
+            );
+            // The forms from before histories left enrollments out read, and say so.
+            let mut counting = bytes.clone();
+            counting[0] = COUNTING_BINARY_JOURNEY_STATE;
+            assert_eq!(
+                decode_journey_state(&counting),
+                Ok((state.clone(), CountsEnrollments))
+            );
+            let mut counting = compressed.clone();
+            counting[0] = COUNTING_COMPRESSED_JOURNEY_STATE;
+            assert_eq!(
+                decode_journey_state(&counting),
+                Ok((state.clone(), CountsEnrollments))
+            );
             let plain = serde_json::to_vec(&state).expect("json");
-            assert_eq!(decode_journey_state(&plain), Ok(state));
+            assert_eq!(decode_journey_state(&plain), Ok((state, CountsEnrollments)));
         }
         assert!(decode_journey_state(&[COMPRESSED_JOURNEY_STATE, 9, 9]).is_err());
         assert!(decode_journey_state(&[BINARY_JOURNEY_STATE, 0xff]).is_err());
@@ -686,7 +795,8 @@ mod journey_state_tests {
     fn a_json_checkpoint_from_before_the_binary_form_reads() {
         // Written by the LZ4-JSON version: the enrollment's `journey` data is a JSON object.
         let json = br#"{"journeys":{"enrollments":[{"id":5,"entered_at_ms":10,"wake_at_ms":20,"data":{"journey":{"k":1},"current_event":null,"sends":[],"visits":[]},"journey":2,"step":1,"status":"waiting"}],"history":[]},"history":{"names":[]},"audiences":[],"audience_timers":[],"trace_position":3,"consent":{"global_unsubscribe":null,"channels":[{"status":"unknown"},{"status":"unknown"},{"status":"unknown"},{"status":"unknown"}],"groups":[]},"sends":[],"delayed":[],"undeliverable":[]}"#;
-        let state = decode_journey_state(json).expect("plain JSON reads");
+        let (state, form) = decode_journey_state(json).expect("plain JSON reads");
+        assert_eq!(form, HistoryForm::CountsEnrollments);
         let enrollment = &state.journeys.enrollments[0];
         assert_eq!(enrollment.wake_at_ms, 20);
         assert_eq!(
@@ -697,8 +807,8 @@ mod journey_state_tests {
             Some(serde_json::json!({"k": 1}))
         );
         assert_eq!(state.trace_position, 3);
-        let mut compressed = vec![COMPRESSED_JOURNEY_STATE];
+        let mut compressed = vec![COUNTING_COMPRESSED_JOURNEY_STATE];
         compressed.extend(lz4_flex::compress_prepend_size(json));
-        assert_eq!(decode_journey_state(&compressed), Ok(state));
+        assert_eq!(decode_journey_state(&compressed), Ok((state, form)));
     }
 }

@@ -487,3 +487,62 @@ fn two_enrollments_of_one_profile_due_at_the_same_instant_each_fire_once() {
     world.pass(Duration::days(1));
     assert_eq!(world.messages("ann").len(), 2, "no timer fires twice");
 }
+
+#[test]
+fn a_checkpoint_whose_history_counted_waiting_enrollments_restores_the_same_history() {
+    let world = World::start();
+    world.publish(&tip("tip-a", "a"));
+    world.track("ann", "Signed Up", json!({}));
+    let history = |world: &World| {
+        world
+            .engine
+            .reader()
+            .profile_journeys(&ws(), &world.profile_id("ann"))
+            .expect("profile")["history"]
+            .clone()
+    };
+    let waiting = history(&world);
+    assert_eq!(waiting[0]["entries"], 1, "{waiting}");
+    assert_eq!(waiting[0]["last_ended_at"], Value::Null);
+    // Stop (with a last checkpoint) and rewrite ann's journey state as the older writer kept it.
+    let World {
+        _dir,
+        engine,
+        clock,
+    } = world;
+    drop(engine);
+    let database = rusqlite::Connection::open(_dir.path().join(cairn_store_sqlite::STATE_FILE))
+        .expect("state.db");
+    let (rank, extra): (i64, Vec<u8>) = database
+        .query_row(
+            "SELECT rank, extra FROM profiles WHERE length(extra) > 0",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("ann's journey state");
+    database
+        .execute(
+            "UPDATE profiles SET extra = ?2 WHERE rank = ?1",
+            rusqlite::params![rank, crate::state::as_counting_checkpoint(&extra, "tip-a")],
+        )
+        .expect("rewritten");
+    drop(database);
+    let world = World {
+        engine: Engine::start(
+            options(),
+            cairn_store_sqlite::open(_dir.path()).expect("store"),
+            clock.clone(),
+        )
+        .expect("engine"),
+        _dir,
+        clock,
+    };
+    assert_eq!(history(&world), waiting, "the entry is counted once");
+    world.pass(Duration::hours(2));
+    let ended = history(&world);
+    assert_eq!(ended[0]["entries"], 1, "{ended}");
+    assert_ne!(ended[0]["last_ended_at"], Value::Null);
+    world.track("ann", "Signed Up", json!({}));
+    assert_eq!(history(&world), ended, "`once`: no second entry");
+    assert_eq!(world.messages("ann"), vec![("email".into(), "a".into())]);
+}
