@@ -154,7 +154,7 @@ impl Default for EngineOptions {
             dedupe_max_entries: 10_000_000,
             checkpoint_interval: Duration::from_secs(10),
             checkpoint_max_pending_events: 2_000_000,
-            checkpoint_round_profiles: 5_000,
+            checkpoint_round_profiles: 2_000,
             checkpoint_on_shutdown: true,
             tick_interval: Some(Duration::from_millis(200)),
             log_gate: None,

@@ -4,10 +4,10 @@
 //! for engagement splits, visit counts for sends inside loops) lives in [`EnrollmentData`] behind an
 //! `Option<Box<..>>` that stays `None` unless the compiled journey needs it.
 
+use crate::cached_json::CachedJson;
 use crate::document::Engagement;
 use crate::ids::{EnrollmentId, JourneyKey, StepIndex};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// No timer is set.
 pub const NO_TIMER: i64 = i64::MAX;
@@ -111,11 +111,11 @@ impl Enrollment {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EnrollmentData {
     /// `journey.*`: `{"entered_at", "trigger", "steps": {"<step id>": {...}}}`.
-    #[serde(default, with = "crate::json_text")]
-    pub journey: Option<Value>,
+    #[serde(default)]
+    pub journey: Option<CachedJson>,
     /// `event.*` for decision splits: the entry event, then the last awaited event.
-    #[serde(default, with = "crate::json_text")]
-    pub current_event: Option<Value>,
+    #[serde(default)]
+    pub current_event: Option<CachedJson>,
     /// Sends that an engagement split looks at.
     pub sends: Vec<SendRecord>,
     /// How often each step inside a loop was entered (the attempt in message ids).

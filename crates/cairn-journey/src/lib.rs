@@ -8,6 +8,7 @@
 //!
 //! The crate is pure: no I/O and no clock reads; time always comes with the input.
 
+pub mod cached_json;
 pub mod catalog;
 pub mod compiled;
 pub mod cron_schedule;

@@ -5,6 +5,7 @@
 //! exit criteria are checked first on every input. The same inputs in the same order give the same
 //! effects (message ids derive from the enrollment id, the step and the attempt).
 
+use crate::cached_json::CachedJson;
 use crate::compiled::{
     AwaitSpec, CompiledCriterion, CompiledJourney, ProfileOperation, SendSpec, StepKind,
 };
@@ -351,7 +352,12 @@ impl Run<'_, '_> {
     }
 
     fn journey_data(&self) -> Option<&Value> {
-        self.enrollment.data.as_ref()?.journey.as_ref()
+        self.enrollment
+            .data
+            .as_ref()?
+            .journey
+            .as_ref()
+            .map(CachedJson::get)
     }
 
     /// Records `journey.steps.<step id>.<field>` when the journey reads journey fields.
@@ -367,7 +373,8 @@ impl Run<'_, '_> {
         let data = self.enrollment.data_mut();
         let journey = data
             .journey
-            .get_or_insert_with(|| Value::Object(Map::new()));
+            .get_or_insert_with(|| Value::Object(Map::new()).into())
+            .get_mut();
         if let Value::Object(fields) = journey {
             let steps = fields
                 .entry("steps")
@@ -401,10 +408,10 @@ impl Run<'_, '_> {
                     .unwrap_or(Value::Null);
                 fields.insert("trigger".to_owned(), trigger_value);
                 fields.insert("steps".to_owned(), Value::Object(Map::new()));
-                enrollment_data.journey = Some(Value::Object(fields));
+                enrollment_data.journey = Some(Value::Object(fields).into());
             }
             if needs.current_event {
-                enrollment_data.current_event = trigger.map(|event| event.message.clone());
+                enrollment_data.current_event = trigger.map(|event| event.message.clone().into());
             }
             self.enrollment.data = Some(Box::new(enrollment_data));
         }
@@ -469,7 +476,7 @@ impl Run<'_, '_> {
             });
             self.record_outcome("received", Value::Bool(true));
             if self.journey.needs.current_event {
-                self.enrollment.data_mut().current_event = Some(event.message.clone());
+                self.enrollment.data_mut().current_event = Some(event.message.clone().into());
             }
             self.enrollment.wake_at_ms = NO_TIMER;
             self.move_to(on_event);
@@ -1137,6 +1144,7 @@ impl Run<'_, '_> {
                     .data
                     .as_ref()
                     .and_then(|data| data.current_event.as_ref())
+                    .map(CachedJson::get)
             }),
             journey: self.journey_data(),
             history: self.context.history,

@@ -13,9 +13,11 @@ use rusqlite::{params, Connection};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Page cache of the state writer's connection, in MiB: checkpoints insert timeline entries all
-/// over the index, so a large cache keeps its interior pages in memory.
-const WRITER_CACHE_MIB: u32 = 256;
+/// Page cache of the state writer's connection, in MiB: enough for the interior pages of the
+/// tables a checkpoint writes in key order, small enough that a large checkpoint spills its pages
+/// to the WAL while it runs (where the WAL thread has them written back) instead of writing them
+/// all at its commit, whose fsync the log's commits would queue behind.
+const WRITER_CACHE_MIB: u32 = 64;
 
 /// The state's single writer.
 pub struct SqliteState {

@@ -12,11 +12,12 @@
 //! 3. latency: probe events for an entry → send journey offered at a fixed rate (10,000/s) by four
 //!    paced submitters; the time from submitting a batch to its outbox rows appearing in the
 //!    engine's outbox feed (`event_to_outbox_p50_ms` / `_p99_ms`);
-//! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles, then one timer
-//!    probe event each (an enrollment waiting 10 minutes). The heap in use (`mallinfo2`, every arena,
-//!    less SQLite's own allocations, whose page caches are bounded and fill with whatever pages a
-//!    checkpoint touched, and less the message-id window, which grows by doubling) and the state
-//!    store's used pages are taken after each, with a checkpoint
+//! 4. waiting cost: one event no journey looks at for each of `waiting[0]` profiles (twice: the
+//!    first round grows what grows once, such as lists of changed profiles, and is not measured),
+//!    then one timer probe event each (an enrollment waiting 10 minutes). The Rust heap in use (jemalloc's
+//!    `stats.allocated`; SQLite allocates through glibc, so its page caches, which fill with
+//!    whatever pages a checkpoint touched, are not in it), less the message-id window, which grows
+//!    by doubling, and the state store's used pages are taken after each, with a checkpoint
 //!    written and its copy freed; the second delta minus the first, per enrollment, is the cost of
 //!    a waiting enrollment (the events' own cost, the same in both, cancels out);
 //! 5. timers: for each size in `waiting`, that many enrollments wait (the first size's from phase
@@ -288,15 +289,15 @@ impl Bench {
         Ok(started.elapsed().as_secs_f64())
     }
 
-    /// Heap bytes the engine's state holds now: the heap in use ([`heap_bytes`]) less what SQLite
-    /// holds ([`sqlite_heap_bytes`]: page caches bounded by the store's cache sizes, filled by
-    /// whatever pages a checkpoint touched) and less the message-id window (its hash set grows by
-    /// doubling: one doubling inside a phase would count megabytes of de-duplication keys).
-    fn engine_heap_bytes(&self) -> u64 {
+    /// Heap bytes the engine's state holds now: the Rust heap in use
+    /// ([`crate::allocator::allocated_bytes`]; SQLite's page caches are not in it) less the
+    /// message-id window (its hash set grows by doubling: one doubling inside a phase would count
+    /// megabytes of de-duplication keys).
+    fn engine_heap_bytes(&self) -> anyhow::Result<u64> {
         let window = self.engine.metrics().dedupe_window_bytes.get().max(0) as u64;
-        heap_bytes()
-            .saturating_sub(sqlite_heap_bytes())
-            .saturating_sub(window)
+        let heap = crate::allocator::allocated_bytes()
+            .context("jemalloc does not report the bytes allocated")?;
+        Ok(heap.saturating_sub(window))
     }
 
     fn waiting_timers(&self) -> i64 {
@@ -370,42 +371,6 @@ fn used_bytes(path: &Path) -> anyhow::Result<u64> {
             .with_context(|| format!("PRAGMA {name} on {}", path.display()))
     };
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
-}
-
-/// Heap bytes SQLite has allocated now, every connection of the process (the bundled SQLite keeps
-/// this count: `SQLITE_DEFAULT_MEMSTATUS` is on).
-fn sqlite_heap_bytes() -> u64 {
-    let (mut current, mut highwater) = (0i64, 0i64);
-    // SAFETY: `sqlite3_status64` only writes the two counters it is given.
-    let status = unsafe {
-        rusqlite::ffi::sqlite3_status64(
-            rusqlite::ffi::SQLITE_STATUS_MEMORY_USED,
-            &mut current,
-            &mut highwater,
-            0,
-        )
-    };
-    if status == rusqlite::ffi::SQLITE_OK {
-        current.max(0) as u64
-    } else {
-        0
-    }
-}
-
-/// Heap bytes in use now, every arena counted (`mallinfo2`: bytes in allocated chunks, their
-/// headers included, plus `mmap`ed blocks): what the process's data structures hold, without the
-/// free memory the allocator keeps or the pages the kernel has not reclaimed. 0 off glibc.
-fn heap_bytes() -> u64 {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: `mallinfo2` has no preconditions; it locks each arena while it sums it.
-        let info = unsafe { libc::mallinfo2() };
-        (info.uordblks + info.hblkhd) as u64
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        0
-    }
 }
 
 /// The latency phase's figures.
@@ -486,22 +451,25 @@ fn measure(plan: &Plan) -> anyhow::Result<JourneysReport> {
     );
     let latency = latency_phase(&mut bench, plan)?;
 
-    // Waiting cost: the same number of events, once for no journey and once each arming a timer.
+    // Waiting cost: the same number of events, once for no journey and once each arming a timer,
+    // after a first round for no journey that grows whatever grows once per event (lists of changed
+    // profiles keep their capacity), so the measured rounds differ by the enrollments alone.
     let first = plan.waiting[0];
-    eprintln!("waiting cost: {first} events for no journey");
+    eprintln!("waiting cost: {first} events for no journey, twice");
+    bench.feed(first, |factory, n| factory.noise(n))?;
     // Past every timer the earlier phases could have set to fire within the timer probe's wait.
     let armed_at = bench.clock.now() + chrono::Duration::seconds(1);
     bench.clock.set(armed_at);
     let disk_0 = bench.state_bytes()?;
-    let ram_0 = bench.engine_heap_bytes();
+    let ram_0 = bench.engine_heap_bytes()?;
     bench.feed(first, |factory, n| factory.noise(n))?;
     let disk_1 = bench.state_bytes()?;
-    let ram_1 = bench.engine_heap_bytes();
+    let ram_1 = bench.engine_heap_bytes()?;
     let timers_before = bench.waiting_timers();
     eprintln!("waiting cost: {first} timer enrollments");
     bench.feed(first, |factory, n| factory.timer(n))?;
     let disk_2 = bench.state_bytes()?;
-    let ram_2 = bench.engine_heap_bytes();
+    let ram_2 = bench.engine_heap_bytes()?;
     let armed = bench.waiting_timers() - timers_before;
     if armed != first as i64 {
         bail!("{first} timer events armed {armed} timers");

@@ -733,8 +733,10 @@ mod journey_state_tests {
     fn filled() -> ProfileJourneyState {
         let mut enrollment = Enrollment::new(EnrollmentId(41), JourneyKey(3), StepIndex(2), 1_000);
         enrollment.wake_at_ms = 61_000;
-        enrollment.data_mut().journey = Some(serde_json::json!({"steps": {"ask": {"ok": true}}}));
-        enrollment.data_mut().current_event = Some(serde_json::json!({"event": "Order Completed"}));
+        enrollment.data_mut().journey =
+            Some(serde_json::json!({"steps": {"ask": {"ok": true}}}).into());
+        enrollment.data_mut().current_event =
+            Some(serde_json::json!({"event": "Order Completed"}).into());
         let mut state = ProfileJourneyState {
             audiences: vec![1, 2, 3],
             audience_timers: vec![(2, 99_000)],
@@ -804,7 +806,7 @@ mod journey_state_tests {
                 .data
                 .as_ref()
                 .and_then(|data| data.journey.clone()),
-            Some(serde_json::json!({"k": 1}))
+            Some(serde_json::json!({"k": 1}).into())
         );
         assert_eq!(state.trace_position, 3);
         let mut compressed = vec![COUNTING_COMPRESSED_JOURNEY_STATE];
