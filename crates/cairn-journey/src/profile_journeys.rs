@@ -76,10 +76,12 @@ impl ProfileJourneys {
         let Some(live) = journeys.get(enrollment.journey) else {
             return;
         };
-        let history = self.history_entry(&live.journey.id);
-        history.entries = history.entries.saturating_add(1);
-        history.last_entered_at_ms = history.last_entered_at_ms.max(enrollment.entered_at_ms);
-        history.last_ended_at_ms = history.last_ended_at_ms.max(Some(now_ms).into());
+        self.add_entries(EntryHistory {
+            journey_id: JourneyName::intern(&live.journey.id),
+            entries: 1,
+            last_entered_at_ms: enrollment.entered_at_ms,
+            last_ended_at_ms: Some(now_ms).into(),
+        });
     }
 
     /// Converts a history written when records counted enrollments from their entry (checkpoints
@@ -104,39 +106,27 @@ impl ProfileJourneys {
         self.history.retain(|history| history.entries > 0);
     }
 
-    /// Adds another profile's ended entries (a merge): counts add up, times widen.
+    /// Adds another profile's ended entries (a merge).
     pub fn absorb_history(&mut self, other: Vec<EntryHistory>) {
         for theirs in other {
-            match self
-                .history
-                .iter_mut()
-                .find(|ours| ours.journey_id == theirs.journey_id)
-            {
-                Some(ours) => {
-                    ours.entries = ours.entries.saturating_add(theirs.entries);
-                    ours.last_entered_at_ms =
-                        ours.last_entered_at_ms.max(theirs.last_entered_at_ms);
-                    ours.last_ended_at_ms = ours.last_ended_at_ms.max(theirs.last_ended_at_ms);
-                }
-                None => push_exact(&mut self.history, theirs),
-            }
+            self.add_entries(theirs);
         }
     }
 
-    fn history_entry(&mut self, journey_id: &str) -> &mut EntryHistory {
-        let name = JourneyName::intern(journey_id);
-        let position = match self
+    /// Adds entries into one journey to its stored record: counts add up, times widen.
+    pub fn add_entries(&mut self, theirs: EntryHistory) {
+        match self
             .history
-            .iter()
-            .position(|history| history.journey_id == name)
+            .iter_mut()
+            .find(|ours| ours.journey_id == theirs.journey_id)
         {
-            Some(position) => position,
-            None => {
-                push_exact(&mut self.history, EntryHistory::none(journey_id));
-                self.history.len() - 1
+            Some(ours) => {
+                ours.entries = ours.entries.saturating_add(theirs.entries);
+                ours.last_entered_at_ms = ours.last_entered_at_ms.max(theirs.last_entered_at_ms);
+                ours.last_ended_at_ms = ours.last_ended_at_ms.max(theirs.last_ended_at_ms);
             }
-        };
-        &mut self.history[position]
+            None => push_exact(&mut self.history, theirs),
+        }
     }
 }
 

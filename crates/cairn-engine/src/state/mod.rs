@@ -212,28 +212,14 @@ fn decode_journey_state(bytes: &[u8]) -> Result<(ProfileJourneyState, HistoryFor
 pub(crate) fn as_counting_checkpoint(extra: &[u8], journey_id: &str) -> Vec<u8> {
     let (mut state, _) = decode_journey_state(extra).expect("a journey state");
     for enrollment in state.journeys.enrollments.clone() {
-        let name = cairn_journey::JourneyName::intern(journey_id);
-        match state
+        state
             .journeys
-            .history
-            .iter_mut()
-            .find(|history| history.journey_id == name)
-        {
-            Some(history) => {
-                history.entries += 1;
-                history.last_entered_at_ms =
-                    history.last_entered_at_ms.max(enrollment.entered_at_ms);
-            }
-            None => state
-                .journeys
-                .history
-                .push(cairn_journey::orchestrate::EntryHistory {
-                    journey_id: name,
-                    entries: 1,
-                    last_entered_at_ms: enrollment.entered_at_ms,
-                    last_ended_at_ms: cairn_journey::orchestrate::OptionalMs::NONE,
-                }),
-        }
+            .add_entries(cairn_journey::orchestrate::EntryHistory {
+                journey_id: cairn_journey::JourneyName::intern(journey_id),
+                entries: 1,
+                last_entered_at_ms: enrollment.entered_at_ms,
+                last_ended_at_ms: cairn_journey::orchestrate::OptionalMs::NONE,
+            });
     }
     postcard::to_extend(&state, vec![COUNTING_BINARY_JOURNEY_STATE]).expect("postcard")
 }

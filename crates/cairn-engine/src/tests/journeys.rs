@@ -61,12 +61,18 @@ impl World {
 
     /// Stops the engine (with its last checkpoint) and starts it again on the same store.
     pub(super) fn restart_with(self, options: EngineOptions) -> World {
+        self.restart_after(options, |_| {})
+    }
+
+    /// Stops the engine, lets `change` alter the stopped store's directory, and starts it again.
+    fn restart_after(self, options: EngineOptions, change: impl FnOnce(&std::path::Path)) -> World {
         let World {
             _dir,
             engine,
             clock,
         } = self;
         drop(engine);
+        change(_dir.path());
         let engine = Engine::start(
             options,
             cairn_store_sqlite::open(_dir.path()).expect("store"),
@@ -275,23 +281,7 @@ fn timers_and_enrollments_survive_a_crash_and_fire_once_after_the_replay() {
         checkpoint_on_shutdown: false,
         ..options()
     };
-    let World {
-        _dir,
-        engine,
-        clock,
-    } = world;
-    drop(engine);
-    let engine = Engine::start(
-        options,
-        cairn_store_sqlite::open(_dir.path()).expect("store"),
-        clock.clone(),
-    )
-    .expect("engine");
-    world = World {
-        _dir,
-        engine,
-        clock,
-    };
+    world = world.restart_with(options);
     world.pass(Duration::minutes(61));
     assert_eq!(world.messages("bob"), vec![email()]);
     world = world.restart();
@@ -505,38 +495,23 @@ fn a_checkpoint_whose_history_counted_waiting_enrollments_restores_the_same_hist
     assert_eq!(waiting[0]["entries"], 1, "{waiting}");
     assert_eq!(waiting[0]["last_ended_at"], Value::Null);
     // Stop (with a last checkpoint) and rewrite ann's journey state as the older writer kept it.
-    let World {
-        _dir,
-        engine,
-        clock,
-    } = world;
-    drop(engine);
-    let database = rusqlite::Connection::open(_dir.path().join(cairn_store_sqlite::STATE_FILE))
-        .expect("state.db");
-    let (rank, extra): (i64, Vec<u8>) = database
-        .query_row(
-            "SELECT rank, extra FROM profiles WHERE length(extra) > 0",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("ann's journey state");
-    database
-        .execute(
-            "UPDATE profiles SET extra = ?2 WHERE rank = ?1",
-            rusqlite::params![rank, crate::state::as_counting_checkpoint(&extra, "tip-a")],
-        )
-        .expect("rewritten");
-    drop(database);
-    let world = World {
-        engine: Engine::start(
-            options(),
-            cairn_store_sqlite::open(_dir.path()).expect("store"),
-            clock.clone(),
-        )
-        .expect("engine"),
-        _dir,
-        clock,
-    };
+    let world = world.restart_after(options(), |dir| {
+        let database =
+            rusqlite::Connection::open(dir.join(cairn_store_sqlite::STATE_FILE)).expect("state.db");
+        let (rank, extra): (i64, Vec<u8>) = database
+            .query_row(
+                "SELECT rank, extra FROM profiles WHERE length(extra) > 0",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("ann's journey state");
+        database
+            .execute(
+                "UPDATE profiles SET extra = ?2 WHERE rank = ?1",
+                rusqlite::params![rank, crate::state::as_counting_checkpoint(&extra, "tip-a")],
+            )
+            .expect("rewritten");
+    });
     assert_eq!(history(&world), waiting, "the entry is counted once");
     world.pass(Duration::hours(2));
     let ended = history(&world);
