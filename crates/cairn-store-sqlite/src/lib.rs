@@ -6,7 +6,8 @@
 //!   timelines, with the log position they reflect.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a commit has been fsynced before it returns.
-//! WAL checkpoints (copying the WAL back into the database file) run on their own thread ([`wal`]).
+//! WAL checkpoints (copying the WAL back into the database file) run on their own thread ([`wal`]),
+//! and each database's files are written back to the disk a little at a time ([`writeback`]).
 //! Two databases rather than one so that a large state checkpoint never holds the write lock that log
 //! appends (and so acknowledgements) wait for. The data directory is locked by the process that opens
 //! it ([`open`]), so two servers (or a server and an import) never write it at once.
@@ -18,6 +19,7 @@ mod pool;
 mod schema;
 mod state;
 mod wal;
+mod writeback;
 
 pub use delivery::SqliteDelivery;
 pub use log::{SqliteLog, SqliteLogReader};

@@ -263,7 +263,10 @@ fn write_outbox(transaction: &rusqlite::Transaction<'_>, rows: &[OutboxRow]) -> 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(backend)?;
-    for row in rows {
+    // In key order, so inserts land next to each other (message ids are not made in key order).
+    let mut order: Vec<&OutboxRow> = rows.iter().collect();
+    order.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+    for row in order {
         insert
             .execute(params![
                 row.message_id,

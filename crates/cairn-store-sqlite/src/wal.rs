@@ -8,6 +8,7 @@
 //! grown past [`WAL_LIMIT_BYTES`] ([`wal_oversized`]): the WAL stays bounded under sustained load.
 
 use crate::backend;
+use crate::writeback::Writeback;
 use cairn_storage::StorageResult;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -28,13 +29,12 @@ pub(crate) struct WalCheckpointer {
 }
 
 impl WalCheckpointer {
-    pub(crate) fn start(connection: Connection, database: &Path) -> StorageResult<WalCheckpointer> {
+    pub(crate) fn start(connection: Connection) -> StorageResult<WalCheckpointer> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let database = database.to_path_buf();
         let thread = std::thread::Builder::new()
             .name("cairn-wal".into())
-            .spawn(move || run(&connection, &database, &stopping))?;
+            .spawn(move || run(&connection, &stopping))?;
         Ok(WalCheckpointer {
             stop,
             thread: Some(thread),
@@ -54,11 +54,9 @@ pub(crate) fn wal_oversized(wal: &Path) -> bool {
     std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_LIMIT_BYTES)
 }
 
-fn run(connection: &Connection, database: &Path, stop: &AtomicBool) {
-    let mut writeback = Writeback::new(database);
+fn run(connection: &Connection, stop: &AtomicBool) {
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(INTERVAL);
-        writeback.start();
         if let Err(error) = checkpoint(connection, "PASSIVE") {
             tracing::warn!(%error, "WAL checkpoint failed; will retry");
         }
@@ -67,47 +65,6 @@ fn run(connection: &Connection, database: &Path, stop: &AtomicBool) {
         tracing::warn!(%error, "final WAL checkpoint failed");
     }
 }
-
-/// Starts the kernel writing back what the database's files hold unwritten, without waiting for
-/// it: a large commit's pages (SQLite spills them to the WAL while the transaction runs) then reach
-/// the disk over the transaction's time instead of all at its fsync, where every other file's
-/// fsync on the same disk (the log's, which every accepted event waits for) would queue behind
-/// them.
-struct Writeback {
-    files: Vec<(PathBuf, Option<std::fs::File>)>,
-}
-
-impl Writeback {
-    fn new(database: &Path) -> Writeback {
-        Writeback {
-            files: vec![(wal_path(database), None), (database.to_path_buf(), None)],
-        }
-    }
-
-    fn start(&mut self) {
-        for (path, file) in &mut self.files {
-            if file.is_none() {
-                *file = std::fs::File::open(path.as_path()).ok();
-            }
-            if let Some(file) = file {
-                start_writeback(file);
-            }
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn start_writeback(file: &std::fs::File) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `sync_file_range` only reads the descriptor, which `file` keeps open; with
-    // `SYNC_FILE_RANGE_WRITE` it starts writeback of the file's dirty pages and returns.
-    unsafe {
-        libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn start_writeback(_file: &std::fs::File) {}
 
 pub(crate) fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<()> {
     connection
@@ -136,6 +93,7 @@ pub(crate) struct ManagedWal {
     wal: PathBuf,
     commits: u64,
     _checkpointer: WalCheckpointer,
+    _writeback: Writeback,
 }
 
 impl ManagedWal {
@@ -145,11 +103,13 @@ impl ManagedWal {
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(backend)?;
         let checkpointer =
-            WalCheckpointer::start(crate::connect(database, CHECKPOINTER_CACHE_MIB)?, database)?;
+            WalCheckpointer::start(crate::connect(database, CHECKPOINTER_CACHE_MIB)?)?;
+        let writeback = Writeback::start(vec![wal_path(database), database.to_path_buf()])?;
         Ok(ManagedWal {
             wal: wal_path(database),
             commits: 0,
             _checkpointer: checkpointer,
+            _writeback: writeback,
         })
     }
 

@@ -1,0 +1,114 @@
+//! Paced writeback: a database's files reach the disk a little at a time, never in one flood.
+//!
+//! SQLite writes through the page cache and only waits for the disk at a sync. A large state
+//! checkpoint (one page per changed profile spilled to the WAL) and then the WAL thread's copy of it
+//! into the database file each dirty a gigabyte or more in a few seconds; left to the kernel, that
+//! reaches the disk all at once, at the sync or when the dirty limit is crossed, and fills the disk's
+//! queue. Every other write on the same disk then waits behind it: the input log's commits, which
+//! every accepted event waits for, took 100–600 ms while such a flood drained.
+//!
+//! A [`Writeback`] thread therefore writes the files' dirty pages out every [`INTERVAL`] and waits
+//! for them (`sync_file_range`: data only, no metadata and no cache flush, so it is not a sync and
+//! durability still comes from SQLite's own). What is queued at a time is what was written since the
+//! last round, a few megabytes, so a log commit waits behind little. The writes it makes are the ones
+//! the sync would have made; only their timing changes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Time between two rounds of writeback.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(10);
+
+/// The writeback thread of one database's files; stops when dropped.
+pub(crate) struct Writeback {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writeback {
+    /// Starts writing back `files` (opened when they first exist) every [`INTERVAL`].
+    pub(crate) fn start(files: Vec<PathBuf>) -> std::io::Result<Writeback> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-writeback".into())
+            .spawn(move || run(files, &stopping))?;
+        Ok(Writeback {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(paths: Vec<PathBuf>, stop: &AtomicBool) {
+    let mut files: Vec<(PathBuf, Option<File>)> = paths.into_iter().map(|p| (p, None)).collect();
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(INTERVAL);
+        for (path, file) in &mut files {
+            if file.is_none() {
+                *file = open(path);
+            }
+            if let Some(file) = file {
+                write_out(file);
+            }
+        }
+    }
+}
+
+fn open(path: &Path) -> Option<File> {
+    File::open(path).ok()
+}
+
+/// Writes `file`'s dirty pages and waits until the disk has them (not a sync: see the module docs).
+#[cfg(target_os = "linux")]
+pub(crate) fn write_out(file: &File) {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: `sync_file_range` only reads the descriptor, which `file` keeps open, and touches no
+    // memory of ours; offset 0 with length 0 means the whole file.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), 0, 0, flags);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn write_out(_file: &File) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_missing_at_the_start_is_picked_up_later_and_dropping_stops_the_thread() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("later.db");
+        let writeback = Writeback::start(vec![path.clone()]).expect("the thread starts");
+        std::thread::sleep(INTERVAL * 3);
+        let mut file = File::create(&path).expect("the file is created");
+        file.write_all(&[7u8; 64 * 1024]).expect("written");
+        std::thread::sleep(INTERVAL * 3);
+        let started = std::time::Instant::now();
+        drop(writeback);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "drop stops the thread promptly"
+        );
+    }
+}
