@@ -12,6 +12,7 @@
 //! appends (and so acknowledgements) wait for. The data directory is locked by the process that opens
 //! it ([`open`]), so two servers (or a server and an import) never write it at once.
 
+mod background;
 mod codec;
 mod delivery;
 mod log;

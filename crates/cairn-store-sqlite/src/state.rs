@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 /// Page cache of the state writer's connection, in MiB: enough for the interior pages of the
 /// tables a checkpoint writes in key order, small enough that a large checkpoint spills its pages
-/// to the WAL while it runs (where [`crate::writeback`] has them written out) instead of writing them
-/// all at its commit, whose fsync the log's commits would queue behind.
+/// to the WAL while it runs (where [`crate::writeback`] has them written out) instead of writing
+/// them all at its commit, whose sync the log's commits would queue behind.
 const WRITER_CACHE_MIB: u32 = 64;
 
 /// The state's single writer.

@@ -8,13 +8,12 @@
 //! grown past [`WAL_LIMIT_BYTES`] ([`wal_oversized`]): the WAL stays bounded under sustained load.
 
 use crate::backend;
-use crate::writeback::Writeback;
+use crate::background::BackgroundThread;
+use crate::writeback;
 use cairn_storage::StorageResult;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Time between two passive checkpoints.
@@ -22,24 +21,12 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// WAL size above which the checkpointer waits for the writer to let it restart the WAL.
 pub const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The WAL checkpoint thread of one database; stops (after a last checkpoint) when dropped.
-pub(crate) struct WalCheckpointer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl WalCheckpointer {
-    pub(crate) fn start(connection: Connection) -> StorageResult<WalCheckpointer> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("cairn-wal".into())
-            .spawn(move || run(&connection, &stopping))?;
-        Ok(WalCheckpointer {
-            stop,
-            thread: Some(thread),
-        })
-    }
+/// Starts the WAL checkpoint thread of one database; it stops (after a last checkpoint) when the
+/// handle is dropped.
+fn start_checkpointer(connection: Connection) -> StorageResult<BackgroundThread> {
+    Ok(BackgroundThread::spawn("cairn-wal", move |stop| {
+        run(&connection, stop)
+    })?)
 }
 
 /// The WAL file beside a database file.
@@ -72,16 +59,6 @@ pub(crate) fn checkpoint(connection: &Connection, mode: &str) -> StorageResult<(
         .map_err(backend)
 }
 
-impl Drop for WalCheckpointer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Commits between two checks of the WAL's size.
 const WAL_CHECK_EVERY_COMMITS: u64 = 32;
 /// Page cache of the checkpointer's connection, in MiB.
@@ -92,8 +69,8 @@ const CHECKPOINTER_CACHE_MIB: u32 = 8;
 pub(crate) struct ManagedWal {
     wal: PathBuf,
     commits: u64,
-    _checkpointer: WalCheckpointer,
-    _writeback: Writeback,
+    _checkpointer: BackgroundThread,
+    _writeback: BackgroundThread,
 }
 
 impl ManagedWal {
@@ -102,9 +79,8 @@ impl ManagedWal {
         writer
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(backend)?;
-        let checkpointer =
-            WalCheckpointer::start(crate::connect(database, CHECKPOINTER_CACHE_MIB)?)?;
-        let writeback = Writeback::start(vec![wal_path(database), database.to_path_buf()])?;
+        let checkpointer = start_checkpointer(crate::connect(database, CHECKPOINTER_CACHE_MIB)?)?;
+        let writeback = writeback::start(vec![wal_path(database), database.to_path_buf()])?;
         Ok(ManagedWal {
             wal: wal_path(database),
             commits: 0,

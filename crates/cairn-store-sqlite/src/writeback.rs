@@ -5,53 +5,27 @@
 //! into the database file each dirty a gigabyte or more in a few seconds; left to the kernel, that
 //! reaches the disk all at once, at the sync or when the dirty limit is crossed, and fills the disk's
 //! queue. Every other write on the same disk then waits behind it: the input log's commits, which
-//! every accepted event waits for, took 100–600 ms while such a flood drained.
+//! every accepted event waits for, took up to 175 ms (one run: 600 ms) while such a flood drained.
 //!
-//! A [`Writeback`] thread therefore writes the files' dirty pages out every [`INTERVAL`] and waits
+//! A writeback thread ([`start`]) therefore writes the files' dirty pages out every [`INTERVAL`] and waits
 //! for them (`sync_file_range`: data only, no metadata and no cache flush, so it is not a sync and
 //! durability still comes from SQLite's own). What is queued at a time is what was written since the
 //! last round, a few megabytes, so a log commit waits behind little. The writes it makes are the ones
 //! the sync would have made; only their timing changes.
 
+use crate::background::BackgroundThread;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Time between two rounds of writeback.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(10);
 
-/// The writeback thread of one database's files; stops when dropped.
-pub(crate) struct Writeback {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Writeback {
-    /// Starts writing back `files` (opened when they first exist) every [`INTERVAL`].
-    pub(crate) fn start(files: Vec<PathBuf>) -> std::io::Result<Writeback> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("cairn-writeback".into())
-            .spawn(move || run(files, &stopping))?;
-        Ok(Writeback {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Writeback {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
+/// Starts writing back `files` (each opened once it exists) every [`INTERVAL`], until the handle is
+/// dropped.
+pub(crate) fn start(files: Vec<PathBuf>) -> std::io::Result<BackgroundThread> {
+    BackgroundThread::spawn("cairn-writeback", move |stop| run(files, stop))
 }
 
 fn run(paths: Vec<PathBuf>, stop: &AtomicBool) {
@@ -61,7 +35,7 @@ fn run(paths: Vec<PathBuf>, stop: &AtomicBool) {
         std::thread::park_timeout(INTERVAL);
         for (path, file) in &mut files {
             if file.is_none() {
-                *file = open(path);
+                *file = File::open(path.as_path()).ok();
             }
             if let Some(file) = file {
                 write_out(file);
@@ -70,13 +44,9 @@ fn run(paths: Vec<PathBuf>, stop: &AtomicBool) {
     }
 }
 
-fn open(path: &Path) -> Option<File> {
-    File::open(path).ok()
-}
-
 /// Writes `file`'s dirty pages and waits until the disk has them (not a sync: see the module docs).
 #[cfg(target_os = "linux")]
-pub(crate) fn write_out(file: &File) {
+fn write_out(file: &File) {
     use std::os::fd::AsRawFd;
     let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
         | libc::SYNC_FILE_RANGE_WRITE
@@ -89,7 +59,7 @@ pub(crate) fn write_out(file: &File) {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn write_out(_file: &File) {}
+fn write_out(_file: &File) {}
 
 /// Puts the calling thread's I/O in the idle class: a scheduler that knows classes (mq-deadline,
 /// BFQ) sends the log's commits ahead of the writes this thread starts.
@@ -122,7 +92,7 @@ mod tests {
     fn a_file_missing_at_the_start_is_picked_up_later_and_dropping_stops_the_thread() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("later.db");
-        let writeback = Writeback::start(vec![path.clone()]).expect("the thread starts");
+        let writeback = start(vec![path.clone()]).expect("the thread starts");
         std::thread::sleep(INTERVAL * 3);
         let mut file = File::create(&path).expect("the file is created");
         file.write_all(&[7u8; 64 * 1024]).expect("written");
