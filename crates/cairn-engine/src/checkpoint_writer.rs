@@ -61,7 +61,10 @@ impl CheckpointWriter {
         };
         let thread = std::thread::Builder::new()
             .name("cairn-checkpoint".into())
-            .spawn(move || writer.run(receiver))?;
+            .spawn(move || {
+                cairn_storage::background::lower_cpu_priority();
+                writer.run(receiver)
+            })?;
         Ok(CheckpointWriter {
             jobs: Some(jobs),
             thread: Some(thread),

@@ -14,6 +14,8 @@
 //! A second backend (for example a cluster log on NATS JetStream) implements these traits without
 //! touching the engine.
 
+pub mod background;
+
 use cairn_model::{Identifier, ProfileId, TraitSet, WorkspaceId};
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! A named background thread that runs until its handle is dropped.
+//! A named background thread that runs until its handle is dropped, at background CPU priority
+//! ([`cairn_storage::background`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +22,10 @@ impl BackgroundThread {
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || body(&stopping))?;
+            .spawn(move || {
+                cairn_storage::background::lower_cpu_priority();
+                body(&stopping)
+            })?;
         Ok(BackgroundThread {
             stop,
             thread: Some(thread),
