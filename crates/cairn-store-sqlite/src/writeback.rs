@@ -7,11 +7,11 @@
 //! queue. Every other write on the same disk then waits behind it: the input log's commits, which
 //! every accepted event waits for, took up to 175 ms (one run: 600 ms) while such a flood drained.
 //!
-//! A writeback thread ([`start`]) therefore writes the files' dirty pages out every [`INTERVAL`] and waits
-//! for them (`sync_file_range`: data only, no metadata and no cache flush, so it is not a sync and
-//! durability still comes from SQLite's own). What is queued at a time is what was written since the
-//! last round, a few megabytes, so a log commit waits behind little. The writes it makes are the ones
-//! the sync would have made; only their timing changes.
+//! A writeback thread ([`start`]) therefore writes the files' dirty pages out every [`INTERVAL`]
+//! and waits for them (`sync_file_range`: data only, no metadata and no cache flush, so it is not a
+//! sync and durability still comes from SQLite's own). What is queued at a time is what was written
+//! since the last round, a few megabytes, so a log commit waits behind little. The writes it makes
+//! are the ones the sync would have made; only their timing changes.
 
 use crate::background::BackgroundThread;
 use std::fs::File;
